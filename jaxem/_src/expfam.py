@@ -1,0 +1,104 @@
+"""Exponential-family components: the fast path.
+
+When every component density has the form
+
+    log p(x | z=k) = T(x) · η_k − A(η_k) + h(x),
+
+the data's sufficient-statistic features ``T(x)`` are computed once per fit
+(``prepare``). With a leading column of ones in ``T(x)`` that carries
+``log π_k − A(η_k)``, a mixture's ``[N, K]`` log-potentials are *one* matrix product
+``T(x) @ coefficients.T``, and the expected sufficient statistics the M-step needs
+are *one* more, ``posterior.T @ T(x)`` (whose first column is the expected counts).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxem._src.base import Array, Model, mixture_latent
+
+
+class ExpFamily(NamedTuple):
+    """A family of component densities in exponential-family form.
+
+    Attributes:
+      prepare: ``x -> features``, a NamedTuple with at least ``stats: [N, F]``,
+        whose column 0 is all ones. Must return prepared features unchanged.
+      coefficients: ``(params, features) -> [K, F]``, the natural parameters of each
+        component against ``stats``, with column 0 holding ``h - A(η_k)``
+        (everything that does not multiply a statistic).
+      maximize: ``(expected_stats [K, F], features, params) -> params``, the
+        closed-form M-step for the component fields of ``params`` given expected
+        sufficient statistics (column 0: expected counts).
+    """
+
+    prepare: Callable[[Any], Any]
+    coefficients: Callable[[Any, Any], Array]
+    maximize: Callable[[Array, Any, Any], Any]
+
+
+def expected_stats(posterior: Array, stats: Array) -> Array:
+    """``[K, F]`` expected sufficient statistics ``posteriorᵀ @ T(x)``.
+
+    Args:
+      posterior: ``[N, K]`` (weighted) responsibilities.
+      stats: ``[N, F]`` sufficient-statistic features.
+    """
+    return posterior.T @ stats
+
+
+def tiny_count(dtype) -> float:
+    """The pseudo-count added to every component's expected count (10 eps)."""
+    return 10.0 * float(jnp.finfo(dtype).eps)
+
+
+def mixture_weights(counts: Array) -> Array:
+    """``[K]`` mixing weights from expected counts, with a tiny pseudo-count."""
+    counts = counts + tiny_count(counts.dtype)
+    return counts / jnp.sum(counts)
+
+
+def exponential_family_mixture(
+    family: ExpFamily,
+    *,
+    init: Callable,
+    check: Callable,
+    sample: Callable | None = None,
+    n_parameters: Callable | None = None,
+) -> Model:
+    """A finite mixture whose components are in ``family``.
+
+    ``params`` must be a NamedTuple with a ``weights [K]`` field plus the
+    component fields ``family`` reads and writes.
+    """
+
+    def log_joint(params, features) -> Array:
+        coefficients = family.coefficients(params, features)
+        log_weights = jnp.log(params.weights).astype(coefficients.dtype)
+        coefficients = coefficients.at[:, 0].add(log_weights)
+        return features.stats @ coefficients.T.astype(features.stats.dtype)
+
+    def m_step(features, posterior, params):
+        stats = expected_stats(posterior, features.stats)
+        params = family.maximize(stats, features, params)
+        return params._replace(weights=mixture_weights(stats[:, 0]))
+
+    return Model(
+        init=init,
+        log_joint=log_joint,
+        latent=mixture_latent(),
+        m_step=m_step,
+        prepare=family.prepare,
+        check=check,
+        sample=sample,
+        n_parameters=n_parameters,
+    )
+
+
+def hard_assignment_stats(stats: Array, labels: Array, n_components: int) -> Array:
+    """Expected statistics for a hard assignment of each row to ``labels [N]``."""
+    one_hot = jax.nn.one_hot(labels, n_components, dtype=stats.dtype)
+    return expected_stats(one_hot, stats)

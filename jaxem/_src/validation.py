@@ -1,0 +1,80 @@
+"""Input checks for the public boundary. Never called inside jitted hot loops.
+
+Shape and dtype checks work on tracers too (shapes are static), so they also run
+when a user calls ``em_step`` under their own ``jax.jit``; value checks (NaN/inf,
+ranges) run only on concrete arrays.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def is_concrete(x) -> bool:
+    """True when ``x`` holds values (not a tracer inside ``jit``/``vmap``)."""
+    return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(x))
+
+
+def as_float_array(x, name: str, *, ndim=None, allow_nan: bool = False) -> jax.Array:
+    """Converts ``x`` to a floating JAX array, checking rank and finiteness.
+
+    Integers and booleans become the default float dtype (float32, or float64 with
+    ``jax_enable_x64``); floating inputs keep their precision where JAX allows.
+    """
+    if isinstance(x, (str, bytes)) or x is None:
+        raise TypeError(f"{name} must be an array of numbers, got {type(x).__name__}")
+    if not isinstance(x, jax.Array):
+        try:
+            x = np.asarray(x)
+        except Exception as e:  # ragged lists and the like
+            raise TypeError(f"{name} must be an array of numbers: {e}") from None
+        if x.dtype == object or not (
+            np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.bool_)
+        ):
+            raise TypeError(f"{name} must be an array of numbers, got dtype {x.dtype}")
+        if np.issubdtype(x.dtype, np.complexfloating):
+            raise TypeError(f"{name} must be real, got dtype {x.dtype}")
+    elif jnp.issubdtype(x.dtype, jnp.complexfloating):
+        raise TypeError(f"{name} must be real, got dtype {x.dtype}")
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = jnp.asarray(x, dtype=jnp.asarray(0.0).dtype)
+    x = jnp.asarray(x)
+    if ndim is not None and x.ndim not in np.atleast_1d(ndim):
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {x.shape}")
+    if not allow_nan and is_concrete(x) and x.size and not bool(jnp.all(jnp.isfinite(x))):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return x
+
+
+def check_positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_nonnegative_float(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
+    return value
+
+
+def check_sample_weight(sample_weight, n: int, dtype) -> jax.Array | None:
+    """Validates per-item weights ``[N]``: finite, non-negative, not all zero."""
+    if sample_weight is None:
+        return None
+    w = as_float_array(sample_weight, "sample_weight", ndim=1)
+    if w.shape[0] != n:
+        raise ValueError(f"sample_weight must have shape ({n},), got {w.shape}")
+    if is_concrete(w):
+        if bool(jnp.any(w < 0)):
+            raise ValueError("sample_weight must be non-negative")
+        if not bool(jnp.any(w > 0)):
+            raise ValueError("sample_weight must have at least one positive entry")
+    return w.astype(dtype)

@@ -1,0 +1,13 @@
+"""Test configuration: float64 available, strict dtype and rank promotion.
+
+x64 is enabled so reference comparisons run in float64; float32 paths are tested
+by passing float32 arrays explicitly (jaxem computes in the data's dtype). Strict
+promotion (as in equinox's tests) turns silent dtype and broadcasting mistakes
+into errors.
+"""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+jax.config.update("jax_numpy_rank_promotion", "raise")
