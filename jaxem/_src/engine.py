@@ -285,6 +285,11 @@ def fit(
     sample_weight = _checked(model, data, single_init, sample_weight)
     data = model.prepare(data)
     dtype = jax.tree_util.tree_leaves(data)[0].dtype
+    if init_params is not None:  # the loop carries params in the data's dtype
+        init_params = jax.tree_util.tree_map(
+            lambda leaf: leaf.astype(dtype) if jnp.issubdtype(leaf.dtype, jnp.floating) else leaf,
+            jax.tree_util.tree_map(jnp.asarray, init_params),
+        )
     tol = jnp.asarray(tol, dtype if jnp.issubdtype(dtype, jnp.floating) else None)
     return _fit(model, data, keys, init_params, sample_weight, tol, max_iter=max_iter)
 

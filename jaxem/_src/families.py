@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 from jaxem._src.base import Array
 from jaxem._src.expfam import ExpFamily, tiny_count
+from jaxem._src.validation import to_float
 
 
 class CountFeatures(NamedTuple):
@@ -48,6 +49,7 @@ def poisson_family(field: str = "rates") -> ExpFamily:
     def prepare(x):
         if isinstance(x, CountFeatures):
             return x
+        x = to_float(x)
         log_base = -jnp.sum(jax.scipy.special.gammaln(x + 1.0), axis=-1, keepdims=True)
         return CountFeatures(jnp.concatenate([_ones(x), log_base, x], axis=-1), x)
 
@@ -76,6 +78,7 @@ def categorical_family(field: str = "probs") -> ExpFamily:
     def prepare(x):
         if isinstance(x, CountFeatures):
             return x
+        x = to_float(x)
         gammaln = jax.scipy.special.gammaln
         log_base = gammaln(jnp.sum(x, axis=-1, keepdims=True) + 1.0) - jnp.sum(
             gammaln(x + 1.0), axis=-1, keepdims=True
@@ -106,6 +109,7 @@ def bernoulli_family(field: str = "probs") -> ExpFamily:
     def prepare(x):
         if isinstance(x, CountFeatures):
             return x
+        x = to_float(x)
         return CountFeatures(jnp.concatenate([_ones(x), x], axis=-1), x)
 
     def coefficients(params, features):

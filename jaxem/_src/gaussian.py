@@ -39,6 +39,7 @@ import numpy as np
 
 from jaxem._src.base import Array
 from jaxem._src.expfam import ExpFamily, tiny_count
+from jaxem._src.validation import to_float
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
@@ -77,6 +78,7 @@ def gaussian_features(x: Array, covariance_type: str) -> GaussianFeatures:
     """Standardizes ``x [..., D]`` (all leading axes pooled) and builds ``T(x')``."""
     if isinstance(x, GaussianFeatures):
         return x
+    x = to_float(x)
     d = x.shape[-1]
     flat = x.reshape(-1, d)
     shift = jnp.mean(flat, axis=0)

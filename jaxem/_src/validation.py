@@ -40,14 +40,21 @@ def as_float_array(x, name: str, *, ndim=None, allow_nan: bool = False) -> jax.A
             raise TypeError(f"{name} must be real, got dtype {x.dtype}")
     elif jnp.issubdtype(x.dtype, jnp.complexfloating):
         raise TypeError(f"{name} must be real, got dtype {x.dtype}")
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        x = jnp.asarray(x, dtype=jnp.asarray(0.0).dtype)
-    x = jnp.asarray(x)
+    x = to_float(x)
     if ndim is not None and x.ndim not in np.atleast_1d(ndim):
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {x.shape}")
     if not allow_nan and is_concrete(x) and x.size and not bool(jnp.all(jnp.isfinite(x))):
         raise ValueError(f"{name} contains NaN or infinite values")
     return x
+
+
+def to_float(x) -> jax.Array:
+    """``x`` as a floating array (jit-safe): integers and booleans become the default
+    float dtype, floating arrays are unchanged."""
+    x = jnp.asarray(x)
+    if jnp.issubdtype(x.dtype, jnp.floating):
+        return x
+    return x.astype(jnp.asarray(0.0).dtype)
 
 
 def check_positive_int(value, name: str) -> int:
