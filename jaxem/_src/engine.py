@@ -193,8 +193,7 @@ def _checked(model: Model, data, params=None, sample_weight=None):
         params if params is not None else jax.eval_shape(model.init, jax.random.key(0), prepared),
         prepared,
     ).shape[0]
-    dtype = jax.tree_util.tree_leaves(prepared)[0].dtype
-    return validation.check_sample_weight(sample_weight, n, dtype)
+    return validation.check_sample_weight(sample_weight, n, _float_dtype(prepared))
 
 
 def em_step(model: Model, params: Params, data, *, sample_weight=None):
@@ -284,14 +283,22 @@ def fit(
             init_params = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], init_params)
     sample_weight = _checked(model, data, single_init, sample_weight)
     data = model.prepare(data)
-    dtype = jax.tree_util.tree_leaves(data)[0].dtype
+    dtype = _float_dtype(data)
     if init_params is not None:  # the loop carries params in the data's dtype
         init_params = jax.tree_util.tree_map(
             lambda leaf: leaf.astype(dtype) if jnp.issubdtype(leaf.dtype, jnp.floating) else leaf,
             jax.tree_util.tree_map(jnp.asarray, init_params),
         )
-    tol = jnp.asarray(tol, dtype if jnp.issubdtype(dtype, jnp.floating) else None)
+    tol = jnp.asarray(tol, dtype)
     return _fit(model, data, keys, init_params, sample_weight, tol, max_iter=max_iter)
+
+
+def _float_dtype(data):
+    """The dtype of the first floating leaf of (prepared) data: the compute dtype."""
+    for leaf in jax.tree_util.tree_leaves(data):
+        if jnp.issubdtype(leaf.dtype, jnp.floating):
+            return leaf.dtype
+    return jnp.asarray(0.0).dtype
 
 
 def _is_batched(init_params, expected, n_restarts: int) -> bool:
