@@ -93,18 +93,22 @@ def e_step(model: Model, params, data, sample_weight=None):
     return jax.value_and_grad(total_log_likelihood)(log_potentials)
 
 
-def _em_step(model: Model, params, data, sample_weight=None):
+def _em_step(model: Model, params, data, sample_weight=None, chunk_size=None):
     if model.m_step is None:
         raise ValueError(
             "this model has no m_step; give it a closed-form m_step or a generic "
             "(gradient-based) one"
         )
     data = model.prepare(data)
+    if chunk_size is not None:  # statistics accumulated over row chunks
+        from jaxem._src import chunking
+
+        return chunking.em_step(model, params, data, sample_weight, chunk_size=chunk_size)
     log_likelihood, posterior = e_step(model, params, data, sample_weight)
     return model.m_step(data, posterior, params), log_likelihood
 
 
-_em_step_jit = jax.jit(_em_step, static_argnums=0)
+_em_step_jit = jax.jit(_em_step, static_argnums=(0, 4))
 
 
 def _n_observations(model: Model, params, data, sample_weight) -> Array:
@@ -115,7 +119,7 @@ def _n_observations(model: Model, params, data, sample_weight) -> Array:
     return jnp.sum(sizes)
 
 
-def run_em(model: Model, params, data, *, max_iter: int, tol, sample_weight=None) -> EMState:
+def run_em(model: Model, params, data, *, max_iter: int, tol, sample_weight=None, chunk_size=None) -> EMState:
     """Runs EM from ``params`` in a ``lax.while_loop`` (one restart; pure, unchecked).
 
     Stops when the change in log-likelihood per observation falls below ``tol``,
@@ -129,7 +133,7 @@ def run_em(model: Model, params, data, *, max_iter: int, tol, sample_weight=None
         return (state.n_iter < max_iter) & ~state.converged & ~jnp.isnan(state.mean_log_likelihood)
 
     def body(state: EMState):
-        new_params, log_likelihood = _em_step(model, state.params, data, sample_weight)
+        new_params, log_likelihood = _em_step(model, state.params, data, sample_weight, chunk_size)
         mean = log_likelihood / n_obs.astype(dtype)
         converged = jnp.abs(mean - state.mean_log_likelihood) < tol
         history = state.history.at[state.n_iter].set(log_likelihood)
@@ -145,14 +149,21 @@ def run_em(model: Model, params, data, *, max_iter: int, tol, sample_weight=None
     return jax.lax.while_loop(cond, body, state)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "max_iter"))
-def _fit(model: Model, data, keys, init_params, sample_weight, tol, *, max_iter: int) -> FitResult:
+@functools.partial(jax.jit, static_argnames=("model", "max_iter", "chunk_size", "accelerate"))
+def _fit(model: Model, data, keys, init_params, sample_weight, tol, *, max_iter: int, chunk_size=None, accelerate=None) -> FitResult:
     if init_params is None:
         init_params = jax.vmap(model.init, in_axes=(0, None))(keys, data)
-    run = functools.partial(run_em, model, data=data, max_iter=max_iter, tol=tol, sample_weight=sample_weight)
+    runner = run_em
+    if accelerate == "squarem":
+        from jaxem._src.squarem import run_squarem as runner
+    run = functools.partial(runner, model, data=data, max_iter=max_iter, tol=tol, sample_weight=sample_weight, chunk_size=chunk_size)
     states = jax.vmap(run)(init_params)
 
     def final_log_likelihood(params):
+        if chunk_size is not None:
+            from jaxem._src import chunking
+
+            return chunking.log_likelihood(model, params, data, sample_weight, chunk_size=chunk_size)
         return e_step(model, params, data, sample_weight)[0]
 
     final = jax.vmap(final_log_likelihood)(states.params)
@@ -196,7 +207,7 @@ def _checked(model: Model, data, params=None, sample_weight=None):
     return validation.check_sample_weight(sample_weight, n, _float_dtype(prepared))
 
 
-def em_step(model: Model, params: Params, data, *, sample_weight=None):
+def em_step(model: Model, params: Params, data, *, sample_weight=None, chunk_size=None):
     """One EM iteration: ``(params, data) -> (new_params, log_likelihood)``.
 
     Pure and jit-compiled (``model`` is static), so it composes with a user's own
@@ -209,6 +220,9 @@ def em_step(model: Model, params: Params, data, *, sample_weight=None):
       data: raw data (e.g. ``[N, D]``) or the output of ``model.prepare(data)``,
         which saves recomputing the features in a user's own loop.
       sample_weight: optional ``[N]`` non-negative weights of the items.
+      chunk_size: optional number of rows per chunk: the E-step and expected
+        statistics are accumulated over row chunks, so extra memory is
+        O(chunk_size · (K + F)) (exponential-family mixtures only).
 
     Example:
       >>> model = jaxem.models.gaussian_mixture(2)
@@ -216,7 +230,8 @@ def em_step(model: Model, params: Params, data, *, sample_weight=None):
       >>> params, log_lik = jaxem.em_step(model, params, x)
     """
     sample_weight = _checked(model, data, params, sample_weight)
-    return _em_step_jit(model, params, data, sample_weight)
+    chunk_size = _check_chunk_size(model, chunk_size)
+    return _em_step_jit(model, params, data, sample_weight, chunk_size)
 
 
 def init(model: Model, key, data) -> Params:
@@ -235,6 +250,8 @@ def fit(
     tol: float = 1e-3,
     init_params: Optional[Params] = None,
     sample_weight=None,
+    chunk_size: Optional[int] = None,
+    accelerate: Optional[str] = None,
 ) -> FitResult:
     """Fits ``model`` by EM, vmapped over random restarts, in one compiled program.
 
@@ -255,6 +272,13 @@ def fit(
       init_params: optional starting parameters, either one set (then
         ``n_restarts`` must be 1) or a batch with leading axis ``n_restarts``.
       sample_weight: optional ``[N]`` non-negative weights of the items.
+      chunk_size: optional rows per chunk: stream the E-step and expected
+        statistics over row chunks (extra memory O(chunk_size · (K + F)) instead of
+        O(N · K); exponential-family mixtures only). Same result as unchunked.
+      accelerate: ``None`` (plain EM) or ``"squarem"``: SQUAREM extrapolation
+        (Varadhan & Roland 2008) with fall-back to the plain EM step whenever it
+        would lower the log-likelihood; ``max_iter`` then counts EM-step
+        evaluations (three per SQUAREM cycle). See ``jaxem/_src/squarem.py``.
 
     Returns:
       A ``FitResult``.
@@ -267,6 +291,9 @@ def fit(
     n_restarts = validation.check_positive_int(n_restarts, "n_restarts")
     max_iter = validation.check_positive_int(max_iter, "max_iter")
     tol = validation.check_nonnegative_float(tol, "tol")
+    chunk_size = _check_chunk_size(model, chunk_size)
+    if accelerate not in (None, "squarem"):
+        raise ValueError(f"accelerate must be None or 'squarem', got {accelerate!r}")
     key = _as_key(key)
     keys = jax.random.split(key, n_restarts)
     single_init = None
@@ -290,7 +317,16 @@ def fit(
             jax.tree_util.tree_map(jnp.asarray, init_params),
         )
     tol = jnp.asarray(tol, dtype)
-    return _fit(model, data, keys, init_params, sample_weight, tol, max_iter=max_iter)
+    return _fit(model, data, keys, init_params, sample_weight, tol, max_iter=max_iter, chunk_size=chunk_size, accelerate=accelerate)
+
+
+def _check_chunk_size(model: Model, chunk_size):
+    if chunk_size is None:
+        return None
+    from jaxem._src import chunking
+
+    chunking.check_chunkable(model)
+    return validation.check_positive_int(chunk_size, "chunk_size")
 
 
 def _float_dtype(data):

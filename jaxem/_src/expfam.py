@@ -38,6 +38,19 @@ class ExpFamily(NamedTuple):
     prepare: Callable[[Any], Any]
     coefficients: Callable[[Any, Any], Array]
     maximize: Callable[[Array, Any, Any], Any]
+    prepare_like: Callable[[Any, Any], Any] | None = None
+
+
+def prepare_like(family: ExpFamily, x, reference):
+    """Features of ``x`` in the same coordinates as ``reference`` (prepared features).
+
+    Families whose ``prepare`` standardizes the data (the Gaussian) give
+    ``prepare_like``, so that statistics of several chunks of data can be added;
+    for the others ``prepare`` does not depend on the rest of the data.
+    """
+    if family.prepare_like is None:
+        return family.prepare(x)
+    return family.prepare_like(x, reference)
 
 
 def expected_stats(posterior: Array, stats: Array) -> Array:
@@ -61,6 +74,25 @@ def mixture_weights(counts: Array) -> Array:
     return counts / jnp.sum(counts)
 
 
+class MixtureMStep(NamedTuple):
+    """The M-step of an exponential-family mixture, ``(features, posterior, params)
+    -> params``, that also exposes its statistics form.
+
+    Its ``from_stats`` maps *additive* expected statistics ``[K, F]`` (which may be
+    summed over chunks of rows, streamed batches or devices) to parameters; see
+    ``jaxem/_src/chunking.py`` and ``streaming.py``.
+    """
+
+    family: ExpFamily
+
+    def __call__(self, features, posterior, params):
+        return self.from_stats(expected_stats(posterior, features.stats), features, params)
+
+    def from_stats(self, stats: Array, features, params):
+        params = self.family.maximize(stats, features, params)
+        return params._replace(weights=mixture_weights(stats[:, 0]))
+
+
 def exponential_family_mixture(
     family: ExpFamily,
     *,
@@ -81,16 +113,11 @@ def exponential_family_mixture(
         coefficients = coefficients.at[:, 0].add(log_weights)
         return features.stats @ coefficients.T.astype(features.stats.dtype)
 
-    def m_step(features, posterior, params):
-        stats = expected_stats(posterior, features.stats)
-        params = family.maximize(stats, features, params)
-        return params._replace(weights=mixture_weights(stats[:, 0]))
-
     return Model(
         init=init,
         log_joint=log_joint,
         latent=mixture_latent(),
-        m_step=m_step,
+        m_step=MixtureMStep(family),
         prepare=family.prepare,
         check=check,
         sample=sample,

@@ -74,10 +74,9 @@ def n_quadratic(covariance_type: str, d: int) -> int:
     return {"full": d * (d + 1) // 2, "tied": d * (d + 1) // 2, "diag": d, "spherical": 1}[covariance_type]
 
 
-def gaussian_features(x: Array, covariance_type: str) -> GaussianFeatures:
-    """Standardizes ``x [..., D]`` (all leading axes pooled) and builds ``T(x')``."""
-    if isinstance(x, GaussianFeatures):
-        return x
+def standardization(x: Array, covariance_type: str):
+    """``(shift [D], scale [D])``: the mean and spread of ``x [..., D]`` (leading axes
+    pooled; one common spread for ``spherical``; 1 where the spread is 0)."""
     x = to_float(x)
     d = x.shape[-1]
     flat = x.reshape(-1, d)
@@ -88,6 +87,24 @@ def gaussian_features(x: Array, covariance_type: str) -> GaussianFeatures:
     else:
         spread = jnp.sqrt(jnp.mean(centred * centred, axis=0))
     scale = jnp.where((spread > 0) & jnp.isfinite(spread), spread, jnp.ones_like(spread))
+    return shift, scale
+
+
+def gaussian_features(x: Array, covariance_type: str, reference: GaussianFeatures | None = None) -> GaussianFeatures:
+    """Standardizes ``x [..., D]`` (all leading axes pooled) and builds ``T(x')``.
+
+    With ``reference`` (prepared features of other data), its ``shift`` and
+    ``scale`` are used instead of ``x``'s own, so that the statistics of several
+    chunks are in the same coordinates and can be added.
+    """
+    if isinstance(x, GaussianFeatures):
+        return x
+    x = to_float(x)
+    d = x.shape[-1]
+    if reference is None:
+        shift, scale = standardization(x, covariance_type)
+    else:
+        shift, scale = reference.shift.astype(x.dtype), reference.scale.astype(x.dtype)
     lead = (1,) * (x.ndim - 1)
     xs = (x - shift.reshape(lead + (d,))) / scale.reshape(lead + (d,))
     if covariance_type in ("full", "tied"):
@@ -216,7 +233,10 @@ def gaussian_family(covariance_type: str, reg_covar: float) -> ExpFamily:
         means, factor = maximize(stats, features, params.means, covariance_type, reg_covar)
         return params._replace(means=means, precisions_cholesky=factor)
 
-    return ExpFamily(prepare=prepare, coefficients=coefficients, maximize=maximize_params)
+    def prepare_like(x, reference):
+        return gaussian_features(x, covariance_type, reference)
+
+    return ExpFamily(prepare=prepare, coefficients=coefficients, maximize=maximize_params, prepare_like=prepare_like)
 
 
 def covariances_from_factor(precisions_cholesky: Array, n_components: int, n_features: int, covariance_type: str) -> Array:

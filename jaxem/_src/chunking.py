@@ -1,0 +1,100 @@
+"""Row chunking: the E-step and the expected statistics streamed over row chunks.
+
+For an exponential-family mixture an EM step needs only the *additive* expected
+sufficient statistics ``Σ_n r_nk T(x_n)`` (``[K, F]``) and the log-likelihood, so the
+rows can be processed ``chunk_size`` at a time in a ``lax.fori_loop``: each chunk is a
+``lax.dynamic_slice`` of the prepared features (no padded copy of the data), its
+E-step is the usual autodiff ``e_step`` and its statistics one matrix product. A
+tail of ``N mod chunk_size`` rows is one more (static-sized) chunk. Peak extra memory
+is ``O(chunk_size · (K + F))`` instead of ``O(N · K)``, and the result equals the
+unchunked step up to the order of floating-point additions.
+
+Chunking applies to models whose ``m_step`` is an exponential-family
+``MixtureMStep`` (every built-in mixture) and whose prepared data have per-row
+fields ``stats [N, F]`` and ``x [N, D]`` (the other fields, such as a Gaussian's
+``shift`` and ``scale``, are shared by all rows).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxem._src.base import Array, Model
+from jaxem._src.expfam import MixtureMStep, expected_stats
+
+
+def supports_statistics(model: Model) -> bool:
+    """Whether ``model``'s M-step works from additive expected statistics."""
+    return isinstance(model.m_step, MixtureMStep)
+
+
+def check_chunkable(model: Model, what: str = "chunk_size") -> None:
+    if not supports_statistics(model):
+        raise ValueError(
+            f"{what} needs a model whose M-step works from additive expected statistics "
+            "(an exponential-family mixture, e.g. jaxem.models.gaussian_mixture); "
+            "this model's m_step is a plain function"
+        )
+
+
+def rows(features, start, size: int):
+    """Rows ``start:start+size`` of the per-row fields (``stats``, ``x``) of features."""
+    return features._replace(
+        stats=jax.lax.dynamic_slice_in_dim(features.stats, start, size, axis=0),
+        x=jax.lax.dynamic_slice_in_dim(features.x, start, size, axis=0),
+    )
+
+
+def chunk_statistics(model: Model, params, features, sample_weight=None):
+    """``(log_likelihood, stats [K, F])`` of one chunk of prepared rows.
+
+    The posterior is the gradient of the log-partition (``jaxem.e_step``); the
+    statistics are ``posteriorᵀ @ T(x)`` (column 0: expected counts).
+    """
+    from jaxem._src.engine import e_step  # engine imports this module lazily
+
+    log_lik, posterior = e_step(model, params, features, sample_weight)
+    return log_lik, expected_stats(posterior, features.stats)
+
+
+def statistics(model: Model, params, features, sample_weight=None, *, chunk_size: int):
+    """``(total log-likelihood, [K, F] expected statistics)`` over row chunks.
+
+    Args:
+      model: an exponential-family mixture.
+      params: its parameters.
+      features: prepared data (``model.prepare(x)``) with ``stats [N, F]``.
+      sample_weight: optional ``[N]`` weights.
+      chunk_size: rows per chunk (static).
+    """
+    n = features.stats.shape[0]
+    chunk_size = min(chunk_size, n)
+    n_full, tail = divmod(n, chunk_size)
+
+    def over(start, size):
+        weight = None if sample_weight is None else jax.lax.dynamic_slice_in_dim(sample_weight, start, size)
+        return chunk_statistics(model, params, rows(features, start, size), weight)
+
+    def body(i, carry):
+        log_lik, stats = over(i * chunk_size, chunk_size)
+        return carry[0] + log_lik, carry[1] + stats
+
+    shapes = jax.eval_shape(lambda: over(0, chunk_size))
+    zeros = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    total = jax.lax.fori_loop(0, n_full, body, zeros)
+    if tail:
+        log_lik, stats = over(n_full * chunk_size, tail)
+        total = (total[0] + log_lik, total[1] + stats)
+    return total
+
+
+def em_step(model: Model, params, features, sample_weight=None, *, chunk_size: int):
+    """One EM step over row chunks: ``(new_params, log_likelihood of params)``."""
+    log_lik, stats = statistics(model, params, features, sample_weight, chunk_size=chunk_size)
+    return model.m_step.from_stats(stats, features, params), log_lik
+
+
+def log_likelihood(model: Model, params, features, sample_weight=None, *, chunk_size: int) -> Array:
+    """Total log-likelihood, summed over row chunks."""
+    return statistics(model, params, features, sample_weight, chunk_size=chunk_size)[0]
