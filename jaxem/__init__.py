@@ -26,6 +26,7 @@ from jaxem._src.engine import (
     score_samples,
 )
 from jaxem._src.expfam import ExpFamily, expected_stats, exponential_family_mixture
+from jaxem._src.streaming import OnlineResult, fit_online, fit_streaming
 
 __version__ = "0.1.0"
 
@@ -35,6 +36,7 @@ __all__ = [
     "FitResult",
     "Latent",
     "Model",
+    "OnlineResult",
     "aic",
     "bic",
     "e_step",
@@ -42,6 +44,8 @@ __all__ = [
     "expected_stats",
     "exponential_family_mixture",
     "fit",
+    "fit_online",
+    "fit_streaming",
     "init",
     "load_dataset",
     "log_likelihood",
