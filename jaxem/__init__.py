@@ -26,6 +26,7 @@ from jaxem._src.engine import (
     score_samples,
 )
 from jaxem._src.expfam import ExpFamily, expected_stats, exponential_family_mixture
+from jaxem._src.sharding import data_mesh, shard_rows
 from jaxem._src.streaming import OnlineResult, fit_online, fit_streaming
 
 __version__ = "0.1.0"
@@ -39,6 +40,7 @@ __all__ = [
     "OnlineResult",
     "aic",
     "bic",
+    "data_mesh",
     "e_step",
     "em_step",
     "expected_stats",
@@ -57,4 +59,5 @@ __all__ = [
     "run_em",
     "sample",
     "score_samples",
+    "shard_rows",
 ]
