@@ -69,3 +69,18 @@ def xla_memory(compiled) -> dict:
 
 def mib(n_bytes) -> str:
     return f"{n_bytes / 2**20:,.0f} MiB"
+
+
+def blobs_lowmem(n: int, d: int, k: int, dtype="float32", seed: int = 0, block: int = 250_000) -> np.ndarray:
+    """Like ``blobs`` (same kind of data) but generated block by block in ``dtype``,
+    so that 10⁷ rows need no more memory than the result."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(k, d)) * 3.0
+    mixing = rng.normal(size=(k, d, d)) * 0.4 + np.eye(d)[None]
+    out = np.empty((n, d), dtype)
+    for start in range(0, n, block):
+        m = min(block, n - start)
+        labels = rng.integers(0, k, size=m)
+        noise = rng.normal(size=(m, d))
+        out[start : start + m] = centres[labels] + np.einsum("nij,nj->ni", mixing[labels], noise)
+    return out
