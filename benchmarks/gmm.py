@@ -82,7 +82,7 @@ def run_sklearn(x, params, covariance_type, iters, repeats):
     return seconds / iters, np.asarray(trace), peak
 
 
-def run_jaxem(x, params, covariance_type, iters, repeats, chunk_size=None):
+def run_jaxem(x, params, covariance_type, iters, repeats, chunk_size="auto"):
     k = params.means.shape[0]
     model = jaxem.models.gaussian_mixture(k, covariance_type=covariance_type)
     x = jax.device_put(jnp.asarray(x))
@@ -95,9 +95,10 @@ def run_jaxem(x, params, covariance_type, iters, repeats, chunk_size=None):
     seconds = best_time(lambda: jax.block_until_ready(call()), repeats)
     features = model.prepare(x)
     batch = jax.tree_util.tree_map(lambda leaf: leaf[None], start)
+    resolved = engine._check_chunk_size(model, chunk_size, x)
     compiled = engine._fit.lower(
         model, features, jax.random.split(jax.random.key(0), 1), batch, None, jnp.asarray(0.0, x.dtype),
-        max_iter=iters, chunk_size=chunk_size,
+        max_iter=iters, chunk_size=resolved,
     ).compile()
     memory = xla_memory(compiled)
     n_features = features.stats.shape[1]
@@ -112,7 +113,6 @@ def main():
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sklearn-repeats", type=int, default=2)
-    parser.add_argument("--chunk-size", type=int, default=16384)
     parser.add_argument("--types", default="full,diag")
     parser.add_argument("--dtypes", default="float32,float64")
     args = parser.parse_args()
@@ -132,7 +132,7 @@ def main():
             x = x64.astype(dtype)
             case = f"{covariance_type} {dtype}"
             sk_time, sk_trace, sk_peak = run_sklearn(x, start, covariance_type, args.iters, args.sklearn_repeats)
-            rows = [("jaxem", None), (f"jaxem chunk={args.chunk_size}", args.chunk_size)]
+            rows = [("jaxem (default)", "auto"), ("jaxem chunk_size=None", None)]
             results = []
             for name, chunk_size in rows:
                 results.append((name,) + run_jaxem(x, start, covariance_type, args.iters, args.repeats, chunk_size))

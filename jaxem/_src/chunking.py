@@ -24,6 +24,29 @@ from jaxem._src.base import Array, Model
 from jaxem._src.expfam import MixtureMStep, expected_stats
 
 
+AUTO_CHUNK_SIZE = 2048
+
+
+def auto_chunk_size(model: Model, data):
+    """The ``chunk_size="auto"`` choice: ``AUTO_CHUNK_SIZE`` rows for an
+    exponential-family mixture on more than 4 chunks of rows on one device, else
+    ``None`` (unchunked). Measured on a 2-core CPU, 1k-2k-row chunks make an EM
+    iteration 1.3-2.5x faster than one pass over all rows: a chunk's features and
+    log-potentials stay in cache between the two matrix products. Data sharded
+    over several devices are not chunked (a chunk would gather rows across them).
+    """
+    if not supports_statistics(model):
+        return None
+    for leaf in jax.tree_util.tree_leaves(data):
+        sharding = getattr(leaf, "sharding", None)
+        if sharding is not None and len(sharding.device_set) > 1:
+            return None
+    prepared = jax.eval_shape(model.prepare, data)
+    if not hasattr(prepared, "stats") or prepared.stats.ndim != 2:
+        return None
+    return AUTO_CHUNK_SIZE if prepared.stats.shape[0] > 4 * AUTO_CHUNK_SIZE else None
+
+
 def supports_statistics(model: Model) -> bool:
     """Whether ``model``'s M-step works from additive expected statistics."""
     return isinstance(model.m_step, MixtureMStep)

@@ -207,7 +207,7 @@ def _checked(model: Model, data, params=None, sample_weight=None):
     return validation.check_sample_weight(sample_weight, n, _float_dtype(prepared))
 
 
-def em_step(model: Model, params: Params, data, *, sample_weight=None, chunk_size=None):
+def em_step(model: Model, params: Params, data, *, sample_weight=None, chunk_size="auto"):
     """One EM iteration: ``(params, data) -> (new_params, log_likelihood)``.
 
     Pure and jit-compiled (``model`` is static), so it composes with a user's own
@@ -220,9 +220,11 @@ def em_step(model: Model, params: Params, data, *, sample_weight=None, chunk_siz
       data: raw data (e.g. ``[N, D]``) or the output of ``model.prepare(data)``,
         which saves recomputing the features in a user's own loop.
       sample_weight: optional ``[N]`` non-negative weights of the items.
-      chunk_size: optional number of rows per chunk: the E-step and expected
-        statistics are accumulated over row chunks, so extra memory is
-        O(chunk_size · (K + F)) (exponential-family mixtures only).
+      chunk_size: rows per chunk: the E-step and expected statistics are
+        accumulated over row chunks, so extra memory is O(chunk_size · (K + F))
+        (exponential-family mixtures only). ``"auto"`` (default): 2048-row
+        chunks for exponential-family mixtures with more than 8192 rows on one
+        device (faster on a CPU), else unchunked; ``None``: unchunked.
 
     Example:
       >>> model = jaxem.models.gaussian_mixture(2)
@@ -230,7 +232,7 @@ def em_step(model: Model, params: Params, data, *, sample_weight=None, chunk_siz
       >>> params, log_lik = jaxem.em_step(model, params, x)
     """
     sample_weight = _checked(model, data, params, sample_weight)
-    chunk_size = _check_chunk_size(model, chunk_size)
+    chunk_size = _check_chunk_size(model, chunk_size, data)
     return _em_step_jit(model, params, data, sample_weight, chunk_size)
 
 
@@ -250,7 +252,7 @@ def fit(
     tol: float = 1e-3,
     init_params: Optional[Params] = None,
     sample_weight=None,
-    chunk_size: Optional[int] = None,
+    chunk_size="auto",
     accelerate: Optional[str] = None,
 ) -> FitResult:
     """Fits ``model`` by EM, vmapped over random restarts, in one compiled program.
@@ -272,9 +274,12 @@ def fit(
       init_params: optional starting parameters, either one set (then
         ``n_restarts`` must be 1) or a batch with leading axis ``n_restarts``.
       sample_weight: optional ``[N]`` non-negative weights of the items.
-      chunk_size: optional rows per chunk: stream the E-step and expected
-        statistics over row chunks (extra memory O(chunk_size · (K + F)) instead of
-        O(N · K); exponential-family mixtures only). Same result as unchunked.
+      chunk_size: rows per chunk: stream the E-step and expected statistics over
+        row chunks (extra memory O(chunk_size · (K + F)) instead of O(N · K);
+        exponential-family mixtures only); the same result as unchunked up to
+        rounding. ``"auto"`` (default): 2048-row chunks for exponential-family
+        mixtures with more than 8192 rows on one device (faster on a CPU: a
+        chunk stays in cache), else unchunked; ``None``: never chunk.
       accelerate: ``None`` (plain EM) or ``"squarem"``: SQUAREM extrapolation
         (Varadhan & Roland 2008) with fall-back to the plain EM step whenever it
         would lower the log-likelihood; ``max_iter`` then counts EM-step
@@ -291,7 +296,6 @@ def fit(
     n_restarts = validation.check_positive_int(n_restarts, "n_restarts")
     max_iter = validation.check_positive_int(max_iter, "max_iter")
     tol = validation.check_nonnegative_float(tol, "tol")
-    chunk_size = _check_chunk_size(model, chunk_size)
     if accelerate not in (None, "squarem"):
         raise ValueError(f"accelerate must be None or 'squarem', got {accelerate!r}")
     key = _as_key(key)
@@ -309,6 +313,7 @@ def fit(
                 )
             init_params = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], init_params)
     sample_weight = _checked(model, data, single_init, sample_weight)
+    chunk_size = _check_chunk_size(model, chunk_size, data)
     data = model.prepare(data)
     dtype = _float_dtype(data)
     if init_params is not None:  # the loop carries params in the data's dtype
@@ -320,10 +325,13 @@ def fit(
     return _fit(model, data, keys, init_params, sample_weight, tol, max_iter=max_iter, chunk_size=chunk_size, accelerate=accelerate)
 
 
-def _check_chunk_size(model: Model, chunk_size):
+def _check_chunk_size(model: Model, chunk_size, data):
     if chunk_size is None:
         return None
     from jaxem._src import chunking
+
+    if isinstance(chunk_size, str) and chunk_size == "auto":
+        return chunking.auto_chunk_size(model, data)
 
     chunking.check_chunkable(model)
     return validation.check_positive_int(chunk_size, "chunk_size")
