@@ -7,6 +7,7 @@ gradient of the log-partition of those log-potentials.
 
 from jaxem import models
 from jaxem._src.base import Latent, Model, mixture_latent
+from jaxem._src.chain import ChainPotentials, chain_latent, viterbi
 from jaxem._src.data import load_dataset
 from jaxem._src.engine import (
     EMState,
@@ -26,20 +27,27 @@ from jaxem._src.engine import (
     score_samples,
 )
 from jaxem._src.expfam import ExpFamily, expected_stats, exponential_family_mixture
+from jaxem._src.hmm import ChainData, exponential_family_hmm
+from jaxem._src.sequences import Sequences
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ChainData",
+    "ChainPotentials",
     "EMState",
     "ExpFamily",
     "FitResult",
     "Latent",
     "Model",
+    "Sequences",
     "aic",
     "bic",
+    "chain_latent",
     "e_step",
     "em_step",
     "expected_stats",
+    "exponential_family_hmm",
     "exponential_family_mixture",
     "fit",
     "init",
@@ -53,4 +61,5 @@ __all__ = [
     "run_em",
     "sample",
     "score_samples",
+    "viterbi",
 ]

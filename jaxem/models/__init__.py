@@ -6,10 +6,14 @@ from jaxem.models.gaussian_mixture import (
     gaussian_mixture,
     gaussian_mixture_params,
 )
+from jaxem.models.gaussian_hmm import GaussianHMMParams, gaussian_hmm, gaussian_hmm_params
 
 __all__ = [
+    "GaussianHMMParams",
     "GaussianMixtureParams",
     "covariances",
+    "gaussian_hmm",
+    "gaussian_hmm_params",
     "gaussian_mixture",
     "gaussian_mixture_params",
 ]
