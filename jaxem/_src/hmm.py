@@ -216,7 +216,7 @@ def exponential_family_hmm(
         m_step=m_step,
         prepare=prepare,
         check=check,
-        sample=sample,
+        sample=jax.jit(sample, static_argnums=2),
         n_parameters=n_parameters,
     )
 
