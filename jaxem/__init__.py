@@ -27,6 +27,7 @@ from jaxem._src.engine import (
 )
 from jaxem._src.expfam import ExpFamily, expected_stats, exponential_family_mixture
 from jaxem._src.bounds import MStepInfo, elbo, em_step_with_info, q_function
+from jaxem._src.freezing import freeze
 from jaxem._src.generic_m_step import gradient_m_step
 
 __version__ = "0.1.0"
@@ -48,6 +49,7 @@ __all__ = [
     "expected_stats",
     "exponential_family_mixture",
     "fit",
+    "freeze",
     "gradient_m_step",
     "init",
     "load_dataset",

@@ -17,8 +17,22 @@ from jaxem.models.gaussian_mixture import (
     gaussian_mixture,
     gaussian_mixture_params,
 )
+from jaxem.models.mixture import MixtureParams, latent_model, mixture
+from jaxem.models.regression_mixture import (
+    RegressionMixtureParams,
+    regression_mixture,
+    regression_mixture_params,
+    sample_regression_response,
+)
 
 __all__ = [
+    "MixtureParams",
+    "RegressionMixtureParams",
+    "latent_model",
+    "mixture",
+    "regression_mixture",
+    "regression_mixture_params",
+    "sample_regression_response",
     "BernoulliMixtureParams",
     "CategoricalMixtureParams",
     "PoissonMixtureParams",
