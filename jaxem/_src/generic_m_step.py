@@ -7,8 +7,9 @@ an optax optimizer on
 
 warm-started at θ_t, in unconstrained coordinates ``u`` with θ = constrain(u)
 (see ``jaxem.constraints``), inside one ``lax.scan`` so it jits, vmaps over restarts
-and nests in ``lax.while_loop``. It never lowers Q: it returns the best iterate it
-evaluated, and θ_t itself (bit for bit) unless that iterate has a strictly higher Q.
+and nests in ``lax.while_loop``. It never lowers Q: it takes the best iterate the
+optimizer reached (after at least one step) and returns it only if its Q is strictly
+higher than Q(θ_t); otherwise it returns θ_t itself, bit for bit.
 That makes every step a generalized-EM step, so the log-likelihood never decreases.
 """
 
@@ -134,10 +135,11 @@ def maximize(
     def loss(u):
         return -objective(read(u)) / scale
 
-    def step(carry, _):
+    def step(carry, index):
         u, state, best_u, best_loss = carry
         value, grad = jax.value_and_grad(loss)(u)
-        better = jnp.isfinite(value) & (value < best_loss)
+        # Iterate 0 is θ_t itself (up to the round trip through u): never a candidate.
+        better = (index > 0) & jnp.isfinite(value) & (value < best_loss)
         best_u = jax.tree_util.tree_map(lambda b, c: jnp.where(better, c, b), best_u, u)
         best_loss = jnp.where(better, value, best_loss)
         with _lenient_promotion():
@@ -149,7 +151,8 @@ def maximize(
     inf = jnp.asarray(jnp.inf, q_before.dtype)
     with _lenient_promotion():
         state0 = tx.init(u0)
-    (u, _, best_u, best_loss), _ = jax.lax.scan(step, (u0, state0, u0, inf), None, length=inner_steps)
+    steps = jnp.arange(inner_steps)
+    (u, _, best_u, best_loss), _ = jax.lax.scan(step, (u0, state0, u0, inf), steps)
     last = loss(u)  # the final iterate has not been scored inside the scan
     best_u = jax.tree_util.tree_map(lambda b, c: jnp.where(last < best_loss, c, b), best_u, u)
     candidate = read(best_u)
