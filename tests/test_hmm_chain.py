@@ -134,3 +134,34 @@ def test_model_e_step_equals_enumeration_of_the_joint():
     np.testing.assert_allclose(np.asarray(jaxem.posterior(model, params, data)), marginals, atol=1e-12)
     np.testing.assert_allclose(np.asarray(jaxem.score_samples(model, params, data)), log_z, rtol=1e-12)
     np.testing.assert_array_equal(np.asarray(jaxem.viterbi(model, params, data)), paths)
+
+
+def test_parallel_log_partition_matches_sequential():
+    lengths = jnp.asarray([6, 3, 1, 5], jnp.int32)
+    potentials = _random_potentials(11, 3, [6, 3, 1, 5], 7, False)
+    # A structural zero in the transitions, as in a left-to-right chain.
+    potentials = potentials._replace(log_transition=potentials.log_transition.at[2, 0].set(-jnp.inf))
+
+    def total(p, parallel):
+        return jnp.sum(chain.chain_log_marginal(p, lengths, parallel))
+
+    grad = jax.jit(jax.value_and_grad(total), static_argnums=1)
+    sequential, parallel = grad(potentials, False), grad(potentials, True)
+    for a, b in zip(jax.tree_util.tree_leaves(sequential), jax.tree_util.tree_leaves(parallel)):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_parallel_model_matches_sequential_on_a_long_float32_sequence():
+    params = _gaussian_params()
+    x, _ = jaxem.sample(jaxem.models.gaussian_hmm(3), params, jax.random.key(0), 20_000)
+    x = jnp.asarray(x, jnp.float32)
+    params32 = jax.tree_util.tree_map(lambda leaf: leaf.astype(jnp.float32), params)
+    sequential = jaxem.models.gaussian_hmm(3)
+    parallel = jaxem.models.gaussian_hmm(3, parallel=True)
+    np.testing.assert_allclose(
+        float(jaxem.log_likelihood(parallel, params32, x)), float(jaxem.log_likelihood(sequential, params32, x)), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        np.asarray(jaxem.posterior(parallel, params32, x)), np.asarray(jaxem.posterior(sequential, params32, x)), atol=1e-4
+    )

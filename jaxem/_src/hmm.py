@@ -118,6 +118,7 @@ def exponential_family_hmm(
     emit: Callable[[Array, Any, Array], Array],
     n_emission_parameters: Callable[[Any], int],
     transition_mask: Optional[Array] = None,
+    parallel: bool = False,
 ) -> Model:
     """An HMM whose emissions are in ``family`` (the builder behind the HMM models).
 
@@ -139,6 +140,7 @@ def exponential_family_hmm(
       n_emission_parameters: ``params -> int``.
       transition_mask: optional ``[K, K]`` bool; False entries are structural zeros
         of the transition matrix (e.g. left-to-right), kept zero by the M-step.
+      parallel: use the parallel-in-time log-partition (``chain_latent(parallel=True)``).
     """
     mask = None if transition_mask is None else jnp.asarray(np.asarray(transition_mask, bool))
 
@@ -212,7 +214,7 @@ def exponential_family_hmm(
     return Model(
         init=init,
         log_joint=log_joint,
-        latent=chain_latent(),
+        latent=chain_latent(parallel=parallel),
         m_step=m_step,
         prepare=prepare,
         check=check,

@@ -47,7 +47,7 @@ def categorical_hmm_params(initial_probs, transition_matrix, emission_probs) -> 
     return CategoricalHMMParams(initial_probs.astype(dtype), transition_matrix.astype(dtype), emission_probs.astype(dtype))
 
 
-def categorical_hmm(n_states: int, n_symbols: int, *, transition_mask: Optional[Array] = None) -> Model:
+def categorical_hmm(n_states: int, n_symbols: int, *, transition_mask: Optional[Array] = None, parallel: bool = False) -> Model:
     """A hidden Markov model whose emissions are symbols in ``[0, n_symbols)``.
 
     Data: one sequence of integer symbols ``[T]`` or
@@ -59,6 +59,8 @@ def categorical_hmm(n_states: int, n_symbols: int, *, transition_mask: Optional[
       n_states: number of hidden states K.
       n_symbols: number of symbols S.
       transition_mask: optional ``[K, K]`` bool of allowed transitions.
+      parallel: compute the log-partition in parallel over time
+        (``lax.associative_scan``; see ``jaxem.chain_latent``) instead of sequentially.
 
     Returns:
       A ``Model`` whose params are ``CategoricalHMMParams``. ``init`` mixes the
@@ -121,4 +123,5 @@ def categorical_hmm(n_states: int, n_symbols: int, *, transition_mask: Optional[
         emit=emit,
         n_emission_parameters=lambda params: n_states * (n_symbols - 1),
         transition_mask=transition_mask,
+        parallel=bool(parallel),
     )

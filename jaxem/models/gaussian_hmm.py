@@ -76,6 +76,7 @@ def gaussian_hmm(
     covariance_type: str = "diag",
     reg_covar: float = 1e-6,
     transition_mask: Optional[Array] = None,
+    parallel: bool = False,
 ) -> Model:
     """A hidden Markov model with Gaussian emissions.
 
@@ -94,6 +95,8 @@ def gaussian_hmm(
       transition_mask: optional ``[K, K]`` bool of allowed transitions (e.g.
         ``numpy.triu(numpy.ones((K, K), bool))`` for left-to-right); disallowed
         ones stay exactly zero.
+      parallel: compute the log-partition in parallel over time
+        (``lax.associative_scan``; see ``jaxem.chain_latent``) instead of sequentially.
 
     Returns:
       A ``Model`` whose params are ``GaussianHMMParams``. ``init`` seeds the means
@@ -166,4 +169,5 @@ def gaussian_hmm(
         emit=emit,
         n_emission_parameters=n_emission_parameters,
         transition_mask=transition_mask,
+        parallel=bool(parallel),
     )

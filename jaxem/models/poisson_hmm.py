@@ -49,7 +49,7 @@ def poisson_hmm_params(initial_probs, transition_matrix, rates) -> PoissonHMMPar
     return PoissonHMMParams(initial_probs.astype(dtype), transition_matrix.astype(dtype), rates.astype(dtype))
 
 
-def poisson_hmm(n_states: int, *, transition_mask: Optional[Array] = None) -> Model:
+def poisson_hmm(n_states: int, *, transition_mask: Optional[Array] = None, parallel: bool = False) -> Model:
     """A hidden Markov model whose emissions are independent Poisson counts.
 
     Data: one sequence of non-negative integer counts ``[T, D]`` (``[T]`` means
@@ -59,6 +59,8 @@ def poisson_hmm(n_states: int, *, transition_mask: Optional[Array] = None) -> Mo
     Args:
       n_states: number of hidden states K.
       transition_mask: optional ``[K, K]`` bool of allowed transitions.
+      parallel: compute the log-partition in parallel over time
+        (``lax.associative_scan``; see ``jaxem.chain_latent``) instead of sequentially.
 
     Returns:
       A ``Model`` whose params are ``PoissonHMMParams``. ``init`` seeds the rates by
@@ -111,4 +113,5 @@ def poisson_hmm(n_states: int, *, transition_mask: Optional[Array] = None) -> Mo
         emit=emit,
         n_emission_parameters=lambda params: int(np.prod(jnp.shape(params.rates))),
         transition_mask=transition_mask,
+        parallel=bool(parallel),
     )
