@@ -5,8 +5,9 @@ gives log p(x, z; θ) for every value of a discrete latent z; the E-step is the
 gradient of the log-partition of those log-potentials.
 """
 
-from jaxem import models
+from jaxem import constraints, models
 from jaxem._src.base import Latent, Model, mixture_latent
+from jaxem._src.chain import ChainPotentials, chain_latent, viterbi
 from jaxem._src.data import load_dataset
 from jaxem._src.engine import (
     EMState,
@@ -28,26 +29,42 @@ from jaxem._src.engine import (
 from jaxem._src.expfam import ExpFamily, expected_stats, exponential_family_mixture
 from jaxem._src.sharding import data_mesh, shard_rows
 from jaxem._src.streaming import OnlineResult, fit_online, fit_streaming
+from jaxem._src.hmm import ChainData, exponential_family_hmm
+from jaxem._src.sequences import Sequences
+from jaxem._src.bounds import MStepInfo, elbo, em_step_with_info, q_function
+from jaxem._src.freezing import freeze
+from jaxem._src.generic_m_step import gradient_m_step
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ChainData",
+    "ChainPotentials",
     "EMState",
     "ExpFamily",
+    "MStepInfo",
     "FitResult",
     "Latent",
     "Model",
     "OnlineResult",
+    "Sequences",
     "aic",
     "bic",
     "data_mesh",
+    "chain_latent",
+    "constraints",
     "e_step",
+    "elbo",
     "em_step",
+    "em_step_with_info",
     "expected_stats",
+    "exponential_family_hmm",
     "exponential_family_mixture",
     "fit",
     "fit_online",
     "fit_streaming",
+    "freeze",
+    "gradient_m_step",
     "init",
     "load_dataset",
     "log_likelihood",
@@ -56,8 +73,10 @@ __all__ = [
     "n_parameters",
     "posterior",
     "predict",
+    "q_function",
     "run_em",
     "sample",
     "score_samples",
     "shard_rows",
+    "viterbi",
 ]
