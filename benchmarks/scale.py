@@ -6,7 +6,7 @@ K=32, D=16, full covariance, float32. Each size runs in its own subprocess so th
 its peak resident memory (``ru_maxrss``) is its own. Reported per size:
 
 - prepare s: building the features T(x) once (``jax.jit(model.prepare)``);
-- ms/iter: ``(t(fit, 4 iterations) - t(fit, 2 iterations)) / 2`` on the prepared
+- ms/iter: ``(t(fit, 6 iterations) - t(fit, 2 iterations)) / 4`` on the prepared
   features, minimum of 2 runs each (so feature building, the final log-likelihood
   and dispatch cancel out), and ns per row;
 - features: the size of T(x), N x F (F = 153); XLA temp: the temporaries XLA plans
@@ -47,10 +47,10 @@ def one_size(n: int, chunk_size: int | None) -> dict:
         return jaxem.fit(model, features, key=0, init_params=start, max_iter=iters, tol=0.0, chunk_size=chunk_size)
 
     times = {}
-    for iters in (2, 4):
+    for iters in (2, 6):
         jax.block_until_ready(fit(iters))
         times[iters] = best_time(lambda: jax.block_until_ready(fit(iters)), 2)
-    per_iter = (times[4] - times[2]) / 2
+    per_iter = (times[6] - times[2]) / 4
     batch = jax.tree_util.tree_map(lambda leaf: leaf[None], start)
     compiled = engine._fit.lower(
         model, features, jax.random.split(jax.random.key(0), 1), batch, None, jnp.asarray(0.0, jnp.float32),

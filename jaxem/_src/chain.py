@@ -89,7 +89,8 @@ def forward_log_normalizers(log_initial: Array, log_transition: Array, log_emiss
         return alpha, jnp.where(valid, jnp.log(norm), jnp.zeros_like(norm))
 
     steps = jnp.arange(1, log_emission.shape[0], dtype=length.dtype)
-    _, log_norms = jax.lax.scan(step, alpha, (steps, emission[1:]))
+    # unroll=4: ~2x faster on a CPU for long sequences (loop overhead), ~1 s more compile
+    _, log_norms = jax.lax.scan(step, alpha, (steps, emission[1:]), unroll=4)
     shifts = (transition_shift[0, 0] + emission_shift[1:, 0]) * (steps < length).astype(log_norms.dtype)
     return jnp.concatenate([log_first[None], log_norms + shifts])
 

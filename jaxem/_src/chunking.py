@@ -30,9 +30,11 @@ AUTO_CHUNK_SIZE = 2048
 def auto_chunk_size(model: Model, data):
     """The ``chunk_size="auto"`` choice: ``AUTO_CHUNK_SIZE`` rows for an
     exponential-family mixture on more than 4 chunks of rows on one device, else
-    ``None`` (unchunked). Measured on a 2-core CPU, 1k-2k-row chunks make an EM
-    iteration 1.3-2.5x faster than one pass over all rows: a chunk's features and
-    log-potentials stay in cache between the two matrix products. Data sharded
+    ``None`` (unchunked). The temporaries are then O(chunk) instead of O(N · K);
+    on a 2-core CPU an iteration took 0.9-1.2x the time of one pass over all rows
+    when the machine was quiet and was 1.4-4.7x faster under memory contention (a
+    chunk's features and log-potentials stay in cache between the two matrix
+    products; benchmarks/RESULTS.md). Data sharded
     over several devices are not chunked (a chunk would gather rows across them).
     """
     if not supports_statistics(model):

@@ -157,7 +157,7 @@ def _fit(model: Model, data, keys, init_params, sample_weight, tol, *, max_iter:
     if accelerate == "squarem":
         from jaxem._src.squarem import run_squarem as runner
     run = functools.partial(runner, model, data=data, max_iter=max_iter, tol=tol, sample_weight=sample_weight, chunk_size=chunk_size)
-    states = jax.vmap(run)(init_params)
+    states = _over_restarts(run, init_params)
 
     def final_log_likelihood(params):
         if chunk_size is not None:
@@ -166,7 +166,7 @@ def _fit(model: Model, data, keys, init_params, sample_weight, tol, *, max_iter:
             return chunking.log_likelihood(model, params, data, sample_weight, chunk_size=chunk_size)
         return e_step(model, params, data, sample_weight)[0]
 
-    final = jax.vmap(final_log_likelihood)(states.params)
+    final = _over_restarts(final_log_likelihood, states.params)
     best = jnp.argmax(jnp.where(jnp.isnan(final), -jnp.inf, final))
     return FitResult(
         params=jax.tree_util.tree_map(lambda leaf: leaf[best], states.params),
@@ -178,6 +178,15 @@ def _fit(model: Model, data, keys, init_params, sample_weight, tol, *, max_iter:
         all_log_likelihoods=final,
         best_restart=best,
     )
+
+
+def _over_restarts(fn, batch):
+    """``jax.vmap(fn)(batch)``, without the vmap for a single restart (a vmapped
+    while-loop of batch size 1 was measured ~1.5x slower on a CPU)."""
+    if jax.tree_util.tree_leaves(batch)[0].shape[0] == 1:
+        one = fn(jax.tree_util.tree_map(lambda leaf: leaf[0], batch))
+        return jax.tree_util.tree_map(lambda leaf: leaf[None], one)
+    return jax.vmap(fn)(batch)
 
 
 # ----------------------------------------------------------------------------------
@@ -224,7 +233,7 @@ def em_step(model: Model, params: Params, data, *, sample_weight=None, chunk_siz
         accumulated over row chunks, so extra memory is O(chunk_size · (K + F))
         (exponential-family mixtures only). ``"auto"`` (default): 2048-row
         chunks for exponential-family mixtures with more than 8192 rows on one
-        device (faster on a CPU), else unchunked; ``None``: unchunked.
+        device, else unchunked; ``None``: unchunked.
 
     Example:
       >>> model = jaxem.models.gaussian_mixture(2)
@@ -278,8 +287,8 @@ def fit(
         row chunks (extra memory O(chunk_size · (K + F)) instead of O(N · K);
         exponential-family mixtures only); the same result as unchunked up to
         rounding. ``"auto"`` (default): 2048-row chunks for exponential-family
-        mixtures with more than 8192 rows on one device (faster on a CPU: a
-        chunk stays in cache), else unchunked; ``None``: never chunk.
+        mixtures with more than 8192 rows on one device (O(chunk) temporaries;
+        a chunk stays in cache), else unchunked; ``None``: never chunk.
       accelerate: ``None`` (plain EM) or ``"squarem"``: SQUAREM extrapolation
         (Varadhan & Roland 2008) with fall-back to the plain EM step whenever it
         would lower the log-likelihood; ``max_iter`` then counts EM-step
