@@ -235,6 +235,7 @@ def fit(
     tol: float = 1e-3,
     init_params: Optional[Params] = None,
     sample_weight=None,
+    progress=False,
 ) -> FitResult:
     """Fits ``model`` by EM, vmapped over random restarts, in one compiled program.
 
@@ -255,6 +256,12 @@ def fit(
       init_params: optional starting parameters, either one set (then
         ``n_restarts`` must be 1) or a batch with leading axis ``n_restarts``.
       sample_weight: optional ``[N]`` non-negative weights of the items.
+      progress: ``False`` (default), ``True`` (print iteration, best
+        log-likelihood and restarts converged to stderr every 10 iterations), an
+        int ``n`` (print every ``n``), or a callable receiving a
+        ``jaxem.Progress`` (every ``progress.every`` iterations if it has that
+        attribute, else 10). The same EM then runs in compiled chunks between
+        reports.
 
     Returns:
       A ``FitResult``.
@@ -290,6 +297,10 @@ def fit(
             jax.tree_util.tree_map(jnp.asarray, init_params),
         )
     tol = jnp.asarray(tol, dtype)
+    if progress is not False and progress is not None:
+        from jaxem._src import progress as progress_lib
+
+        return progress_lib.fit_in_chunks(model, data, keys, init_params, sample_weight, tol, max_iter=max_iter, progress=progress)
     return _fit(model, data, keys, init_params, sample_weight, tol, max_iter=max_iter)
 
 
