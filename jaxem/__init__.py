@@ -26,6 +26,9 @@ from jaxem._src.engine import (
     score_samples,
 )
 from jaxem._src.expfam import ExpFamily, expected_stats, exponential_family_mixture
+from jaxem._src.io import load, save
+from jaxem._src.progress import Progress
+from jaxem._src.registry import ModelSpec, register_model
 
 __version__ = "0.1.0"
 
@@ -35,6 +38,8 @@ __all__ = [
     "FitResult",
     "Latent",
     "Model",
+    "ModelSpec",
+    "Progress",
     "aic",
     "bic",
     "e_step",
@@ -43,6 +48,7 @@ __all__ = [
     "exponential_family_mixture",
     "fit",
     "init",
+    "load",
     "load_dataset",
     "log_likelihood",
     "mixture_latent",
@@ -50,7 +56,9 @@ __all__ = [
     "n_parameters",
     "posterior",
     "predict",
+    "register_model",
     "run_em",
     "sample",
+    "save",
     "score_samples",
 ]

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from jaxem._src import gaussian, seeding, validation
 from jaxem._src.base import Array, Model
 from jaxem._src.expfam import exponential_family_mixture, hard_assignment_stats, mixture_weights
+from jaxem._src.registry import register_model
 
 
 class GaussianMixtureParams(NamedTuple):
@@ -96,6 +97,7 @@ def gaussian_mixture_params(weights, means, covariances, covariance_type: str = 
     return GaussianMixtureParams(weights.astype(dtype), means.astype(dtype), factor)
 
 
+@register_model("gaussian_mixture")
 def gaussian_mixture(
     n_components: int,
     *,
