@@ -89,7 +89,7 @@ def _start(model: Model, data, keys, init_params, sample_weight, *, max_iter: in
     if init_params is None:
         init_params = jax.vmap(model.init, in_axes=(0, None))(keys, data)
     dtype = engine._float_dtype(data)
-    n = init_params_count(init_params)
+    n = _count(init_params)
     return engine.EMState(
         params=init_params,
         mean_log_likelihood=jnp.full((n,), -jnp.inf, dtype),
@@ -99,14 +99,15 @@ def _start(model: Model, data, keys, init_params, sample_weight, *, max_iter: in
     )
 
 
-def init_params_count(params) -> int:
+def _count(params) -> int:
     return jax.tree_util.tree_leaves(params)[0].shape[0]
 
 
-@functools.partial(jax.jit, static_argnames=("model",))
-def _advance(model: Model, data, states, sample_weight, tol, stop):
+@functools.partial(jax.jit, static_argnames=("model", "max_iter"))
+def _advance(model: Model, data, states, sample_weight, tol, stop, *, max_iter: int):
     """Runs every restart on until iteration ``stop`` (or it stops): the loop of
-    ``engine.run_em``, resumed from ``states``."""
+    ``engine.run_em``, resumed from ``states``. Also returns a small summary for
+    the report, so that one transfer per chunk suffices."""
     one = jax.tree_util.tree_map(lambda leaf: leaf[0], states.params)
     n_obs = engine._n_observations(model, one, data, sample_weight)
     dtype = states.mean_log_likelihood.dtype
@@ -124,7 +125,18 @@ def _advance(model: Model, data, states, sample_weight, tol, stop):
 
         return jax.lax.while_loop(cond, body, state)
 
-    return jax.vmap(run)(states)
+    states = jax.vmap(run)(states)
+    mean = states.mean_log_likelihood
+    stopped = states.converged | jnp.isnan(mean) | (states.n_iter >= max_iter)
+    best = jnp.argmax(jnp.where(jnp.isnan(mean), -jnp.inf, mean))
+    summary = (
+        jnp.max(states.n_iter),
+        jnp.max(jnp.where(jnp.isnan(states.history), -jnp.inf, states.history)),
+        jnp.sum(states.converged.astype(jnp.int32)),
+        jnp.sum(stopped.astype(jnp.int32)),
+    )
+    best_params = jax.tree_util.tree_map(lambda leaf: leaf[best], states.params)
+    return states, summary, best_params
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
@@ -143,27 +155,6 @@ def _finish(model: Model, data, states, sample_weight):
     )
 
 
-def _report(states, max_iter: int, start: float) -> Progress:
-    n_iter = np.asarray(states.n_iter)
-    converged = np.asarray(states.converged)
-    mean = np.asarray(states.mean_log_likelihood)
-    history = np.asarray(states.history)
-    stopped = converged | np.isnan(mean) | (n_iter >= max_iter)
-    finite = history[np.isfinite(history)]
-    ranked = np.where(np.isnan(mean), -np.inf, mean)
-    best = int(np.argmax(ranked))
-    return Progress(
-        iteration=int(n_iter.max()),
-        max_iter=max_iter,
-        best_log_likelihood=float(finite.max()) if finite.size else float("nan"),
-        n_converged=int(converged.sum()),
-        n_stopped=int(stopped.sum()),
-        n_restarts=int(n_iter.shape[0]),
-        seconds=time.perf_counter() - start,
-        best_params=jax.tree_util.tree_map(lambda leaf: leaf[best], states.params),
-    )
-
-
 def fit_in_chunks(model: Model, data, keys, init_params, sample_weight, tol, *, max_iter: int, progress):
     """``engine._fit`` with a host loop over chunks of iterations (arguments as
     ``engine._fit``'s, already checked; ``progress`` as ``fit``'s)."""
@@ -173,8 +164,20 @@ def fit_in_chunks(model: Model, data, keys, init_params, sample_weight, tol, *, 
     done = 0
     while done < max_iter:
         done = min(done + every, max_iter)
-        states = _advance(model, data, states, sample_weight, tol, jnp.asarray(done, jnp.int32))
-        info = _report(states, max_iter, start)
+        states, summary, best_params = _advance(
+            model, data, states, sample_weight, tol, jnp.asarray(done, jnp.int32), max_iter=max_iter
+        )
+        iteration, best_log_likelihood, n_converged, n_stopped = jax.device_get(summary)
+        info = Progress(
+            iteration=int(iteration),
+            max_iter=max_iter,
+            best_log_likelihood=float(best_log_likelihood) if np.isfinite(best_log_likelihood) else float("nan"),
+            n_converged=int(n_converged),
+            n_stopped=int(n_stopped),
+            n_restarts=int(states.n_iter.shape[0]),
+            seconds=time.perf_counter() - start,
+            best_params=best_params,
+        )
         callback(info)
         if info.n_stopped == info.n_restarts:
             break
