@@ -81,15 +81,22 @@ def gaussian_features(x: Array, covariance_type: str) -> GaussianFeatures:
     x = to_float(x)
     d = x.shape[-1]
     flat = x.reshape(-1, d)
-    shift = jnp.mean(flat, axis=0)
-    centred = flat - shift[None, :]
+    # Work in units of a power of two near each feature's largest |x| (an exact
+    # division), so that no sum or square overflows, whatever the magnitude.
+    unit = _power_of_two_below(jnp.max(jnp.abs(flat), axis=0))
     if covariance_type == "spherical":
-        spread = jnp.full((d,), jnp.sqrt(jnp.mean(centred * centred)), x.dtype)
+        unit = jnp.full((d,), jnp.max(unit), x.dtype)
+    y = flat / unit[None, :]
+    shift_y = jnp.mean(y, axis=0)
+    centred = y - shift_y[None, :]
+    if covariance_type == "spherical":
+        spread_y = jnp.full((d,), jnp.sqrt(jnp.mean(centred * centred)), x.dtype)
     else:
-        spread = jnp.sqrt(jnp.mean(centred * centred, axis=0))
-    scale = jnp.where((spread > 0) & jnp.isfinite(spread), spread, jnp.ones_like(spread))
+        spread_y = jnp.sqrt(jnp.mean(centred * centred, axis=0))
+    spread_y = jnp.where((spread_y > 0) & jnp.isfinite(spread_y * unit), spread_y, 1.0 / unit)
+    shift, scale = shift_y * unit, spread_y * unit
     lead = (1,) * (x.ndim - 1)
-    xs = (x - shift.reshape(lead + (d,))) / scale.reshape(lead + (d,))
+    xs = (x / unit.reshape(lead + (d,)) - shift_y.reshape(lead + (d,))) / spread_y.reshape(lead + (d,))
     if covariance_type in ("full", "tied"):
         i, j = _upper(d)
         quad = xs[..., i] * xs[..., j]
@@ -99,6 +106,13 @@ def gaussian_features(x: Array, covariance_type: str) -> GaussianFeatures:
         quad = jnp.sum(xs * xs, axis=-1, keepdims=True)
     ones = jnp.ones(xs.shape[:-1] + (1,), xs.dtype)
     return GaussianFeatures(jnp.concatenate([ones, xs, quad], axis=-1), xs, shift, scale)
+
+
+def _power_of_two_below(magnitude: Array) -> Array:
+    """``2**(e-1) <= magnitude < 2**e`` elementwise; 1 where that is 0, subnormal or inf."""
+    _, exponent = jnp.frexp(magnitude)
+    unit = jnp.ldexp(jnp.ones_like(magnitude), exponent - 1)
+    return jnp.where((unit > 0) & jnp.isfinite(unit) & (magnitude >= jnp.finfo(magnitude.dtype).tiny), unit, jnp.ones_like(unit))
 
 
 def _scale_rows(precisions_cholesky: Array, scale: Array, covariance_type: str) -> Array:
