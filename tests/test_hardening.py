@@ -126,3 +126,26 @@ def test_values_whose_squares_overflow():
         x = (rng.normal(size=(60, 2)) * big).astype(dtype)
         model = _model(2, "full")
         _assert_finite(model, jaxem.fit(model, x, key=0, max_iter=10), x)
+
+
+def test_bad_params_are_rejected_up_front():
+    x = np.random.default_rng(7).normal(size=(20, 2))
+    model = _model(2, "full")
+    params = jaxem.init(model, 0, x)
+    cases = [
+        (None, TypeError, "params must be the model's parameters"),
+        (params._replace(means=params.means.tolist()), TypeError, "params.means must be a real numeric array"),
+        (params._replace(means=params.means.at[0, 0].set(np.nan)), ValueError, "params.means contains NaN"),
+        (params._replace(weights=jnp.array([1.5, -0.5])), ValueError, "params.weights must be non-negative"),
+        (params._replace(precisions_cholesky=params.precisions_cholesky.at[0, 1, 1].set(0.0)), ValueError, "invertible"),
+    ]
+    for bad, error, match in cases:
+        for call in (jaxem.em_step, jaxem.posterior, jaxem.score_samples, jaxem.predict, jaxem.log_likelihood, jaxem.bic):
+            with pytest.raises(error, match=match):
+                call(model, bad, x)
+    with pytest.raises(ValueError, match="params.means contains NaN"):
+        jaxem.sample(model, cases[2][0], 0, 5)
+    # float32 data 1e29 sd away from unit-variance components: the natural parameters overflow
+    far = jaxem.models.gaussian_mixture_params([1.0], [[0.0]], [[[1.0]]])
+    with pytest.raises(ValueError, match="overflow; use float64"):
+        jaxem.score_samples(_model(1, "full"), far, np.array([[1.3e29], [-1.2e29]], np.float32))

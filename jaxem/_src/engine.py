@@ -196,6 +196,12 @@ def _checked(model: Model, data, params=None, sample_weight=None):
     return validation.check_sample_weight(sample_weight, n, _float_dtype(prepared))
 
 
+def _checked_params(model: Model, data, params, sample_weight=None):
+    if params is None:
+        raise TypeError("params must be the model's parameters, got None")
+    return _checked(model, data, params, sample_weight)
+
+
 def em_step(model: Model, params: Params, data, *, sample_weight=None):
     """One EM iteration: ``(params, data) -> (new_params, log_likelihood)``.
 
@@ -215,7 +221,7 @@ def em_step(model: Model, params: Params, data, *, sample_weight=None):
       >>> params = jaxem.init(model, jax.random.key(0), x)
       >>> params, log_lik = jaxem.em_step(model, params, x)
     """
-    sample_weight = _checked(model, data, params, sample_weight)
+    sample_weight = _checked_params(model, data, params, sample_weight)
     return _em_step_jit(model, params, data, sample_weight)
 
 
@@ -356,25 +362,25 @@ def posterior(model: Model, params: Params, data) -> Array:
     Computed as the gradient of the log-likelihood with respect to the
     log-potentials.
     """
-    _checked(model, data, params)
+    _checked_params(model, data, params)
     return _posterior(model, params, data)
 
 
 def log_likelihood(model: Model, params: Params, data, *, sample_weight=None) -> Array:
     """Total log-likelihood ``Σ_n w_n log p(x_n; θ)`` (a scalar)."""
-    sample_weight = _checked(model, data, params, sample_weight)
+    sample_weight = _checked_params(model, data, params, sample_weight)
     return _log_likelihood(model, params, data, sample_weight)
 
 
 def score_samples(model: Model, params: Params, data) -> Array:
     """Log-likelihood of each item, ``[N]`` (each sample, or each sequence)."""
-    _checked(model, data, params)
+    _checked_params(model, data, params)
     return _score_samples(model, params, data)
 
 
 def predict(model: Model, params: Params, data) -> Array:
     """The most probable latent values (``[N]`` component labels for a mixture)."""
-    _checked(model, data, params)
+    _checked_params(model, data, params)
     return _predict(model, params, data)
 
 

@@ -80,20 +80,7 @@ def gaussian_features(x: Array, covariance_type: str) -> GaussianFeatures:
         return x
     x = to_float(x)
     d = x.shape[-1]
-    flat = x.reshape(-1, d)
-    # Work in units of a power of two near each feature's largest |x| (an exact
-    # division), so that no sum or square overflows, whatever the magnitude.
-    unit = _power_of_two_below(jnp.max(jnp.abs(flat), axis=0))
-    if covariance_type == "spherical":
-        unit = jnp.full((d,), jnp.max(unit), x.dtype)
-    y = flat / unit[None, :]
-    shift_y = jnp.mean(y, axis=0)
-    centred = y - shift_y[None, :]
-    if covariance_type == "spherical":
-        spread_y = jnp.full((d,), jnp.sqrt(jnp.mean(centred * centred)), x.dtype)
-    else:
-        spread_y = jnp.sqrt(jnp.mean(centred * centred, axis=0))
-    spread_y = jnp.where((spread_y > 0) & jnp.isfinite(spread_y * unit), spread_y, 1.0 / unit)
+    unit, shift_y, spread_y = _standardization(x.reshape(-1, d), covariance_type)
     shift, scale = shift_y * unit, spread_y * unit
     lead = (1,) * (x.ndim - 1)
     xs = (x / unit.reshape(lead + (d,)) - shift_y.reshape(lead + (d,))) / spread_y.reshape(lead + (d,))
@@ -106,6 +93,38 @@ def gaussian_features(x: Array, covariance_type: str) -> GaussianFeatures:
         quad = jnp.sum(xs * xs, axis=-1, keepdims=True)
     ones = jnp.ones(xs.shape[:-1] + (1,), xs.dtype)
     return GaussianFeatures(jnp.concatenate([ones, xs, quad], axis=-1), xs, shift, scale)
+
+
+def _standardization(flat: Array, covariance_type: str):
+    """``(unit, shift_y, spread_y)`` for ``flat [N, D]``: ``x' = (x / unit - shift_y) / spread_y``.
+
+    The work is done in units of a power of two near each feature's largest |x|
+    (an exact division), so that no sum or square overflows, whatever the
+    magnitude. ``shift = shift_y * unit`` and ``scale = spread_y * unit``.
+    """
+    d = flat.shape[-1]
+    unit = _power_of_two_below(jnp.max(jnp.abs(flat), axis=0))
+    if covariance_type == "spherical":
+        unit = jnp.full((d,), jnp.max(unit), flat.dtype)
+    y = flat / unit[None, :]
+    shift_y = jnp.mean(y, axis=0)
+    centred = y - shift_y[None, :]
+    if covariance_type == "spherical":
+        spread_y = jnp.full((d,), jnp.sqrt(jnp.mean(centred * centred)), flat.dtype)
+    else:
+        spread_y = jnp.sqrt(jnp.mean(centred * centred, axis=0))
+    spread_y = jnp.where((spread_y > 0) & jnp.isfinite(spread_y * unit), spread_y, 1.0 / unit)
+    return unit, shift_y, spread_y
+
+
+def coefficients_are_finite(means: Array, precisions_cholesky: Array, x: Array, covariance_type: str) -> bool:
+    """Whether ``params`` can be evaluated on ``x [N, D]`` in ``x``'s dtype: False
+    when the natural parameters overflow (components far narrower than the data's
+    spread, relative to the dtype's range). Not for use under ``jit``."""
+    x = to_float(x)
+    unit, shift_y, spread_y = _standardization(x.reshape(-1, x.shape[-1]), covariance_type)
+    stand_in = GaussianFeatures(jnp.zeros((1, 1), x.dtype), x, shift_y * unit, spread_y * unit)
+    return bool(jnp.all(jnp.isfinite(natural_coefficients(means, precisions_cholesky, stand_in, covariance_type))))
 
 
 def _power_of_two_below(magnitude: Array) -> Array:

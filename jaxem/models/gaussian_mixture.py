@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxem._src import gaussian, seeding, validation
 from jaxem._src.base import Array, Model
@@ -149,6 +150,7 @@ def gaussian_mixture(
         _check(data, params, n_components, covariance_type)
 
     def sample(key: Array, params: GaussianMixtureParams, n: int):
+        _check_params(params, n_components, covariance_type)
         z_key, x_key = jax.random.split(key)
         z = jax.random.categorical(z_key, jnp.log(params.weights), shape=(n,))
         k, d = params.means.shape
@@ -174,6 +176,7 @@ def _template(k: int, d: int, covariance_type: str, dtype) -> GaussianMixturePar
 
 def _check(data, params, n_components: int, covariance_type: str) -> None:
     if isinstance(data, gaussian.GaussianFeatures):
+        x = None
         n, d = data.x.shape
     else:
         x = validation.as_float_array(data, "x", ndim=2)
@@ -184,16 +187,49 @@ def _check(data, params, n_components: int, covariance_type: str) -> None:
         if n_components > n:
             raise ValueError(f"n_components={n_components} must be <= the number of samples in x ({n})")
         return
+    _check_params(params, n_components, covariance_type, d)
+    if x is not None and validation.is_concrete((x, params)):
+        if not gaussian.coefficients_are_finite(params.means, params.precisions_cholesky, x, covariance_type):
+            raise ValueError(
+                f"params cannot be evaluated on x in {x.dtype}: some components are so much narrower than "
+                "the spread of x that their natural parameters overflow; use float64 (jax_enable_x64) "
+                "or params on the scale of the data"
+            )
+
+
+def _check_params(params, n_components: int, covariance_type: str, d=None) -> None:
+    """Types, shapes and (for concrete arrays) values of ``GaussianMixtureParams``."""
     if not isinstance(params, GaussianMixtureParams):
         raise TypeError(f"params must be GaussianMixtureParams, got {type(params).__name__}")
+    for name, leaf in zip(params._fields, params):
+        if not isinstance(leaf, (jax.Array, np.ndarray)) or not (
+            jnp.issubdtype(leaf.dtype, jnp.floating) or jnp.issubdtype(leaf.dtype, jnp.integer)
+        ):
+            raise TypeError(f"params.{name} must be a real numeric array, got {type(leaf).__name__}")
+    if jnp.ndim(params.means) != 2:
+        raise ValueError(f"params.means must have shape (K, D), got {jnp.shape(params.means)}")
     k, d_params = jnp.shape(params.means)
-    if d_params != d:
+    if d is not None and d_params != d:
         raise ValueError(f"x has {d} features but params.means has {d_params}")
     if k != n_components:
         raise ValueError(f"params have {k} components but the model has n_components={n_components}")
-    expected = _factor_shapes(k, d)[covariance_type]
+    if jnp.shape(params.weights) != (k,):
+        raise ValueError(f"params.weights must have shape ({k},), got {jnp.shape(params.weights)}")
+    expected = _factor_shapes(k, d_params)[covariance_type]
     if tuple(jnp.shape(params.precisions_cholesky)) != expected:
         raise ValueError(
             f"params.precisions_cholesky has shape {jnp.shape(params.precisions_cholesky)}, "
             f"expected {expected} for covariance_type={covariance_type!r}"
         )
+    if not validation.is_concrete(params):
+        return
+    for name, leaf in zip(params._fields, params):
+        if not bool(jnp.all(jnp.isfinite(leaf))):
+            raise ValueError(f"params.{name} contains NaN or infinite values")
+    weights = jnp.asarray(params.weights)
+    if bool(jnp.any(weights < 0)) or abs(float(jnp.sum(weights)) - 1.0) > 1e-3:
+        raise ValueError("params.weights must be non-negative and sum to one")
+    factor = jnp.asarray(params.precisions_cholesky)
+    diagonal = jnp.diagonal(factor, axis1=-2, axis2=-1) if covariance_type in ("full", "tied") else factor
+    if not bool(jnp.all(diagonal != 0)):
+        raise ValueError("params.precisions_cholesky must be invertible (non-zero diagonal)")
