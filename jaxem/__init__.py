@@ -5,8 +5,9 @@ gives log p(x, z; θ) for every value of a discrete latent z; the E-step is the
 gradient of the log-partition of those log-potentials.
 """
 
-from jaxem import models
+from jaxem import constraints, models
 from jaxem._src.base import Latent, Model, mixture_latent
+from jaxem._src.chain import ChainPotentials, chain_latent, viterbi
 from jaxem._src.data import load_dataset
 from jaxem._src.engine import (
     EMState,
@@ -29,24 +30,40 @@ from jaxem._src.expfam import ExpFamily, expected_stats, exponential_family_mixt
 from jaxem._src.io import load, save
 from jaxem._src.progress import Progress
 from jaxem._src.registry import ModelSpec, register_model
+from jaxem._src.hmm import ChainData, exponential_family_hmm
+from jaxem._src.sequences import Sequences
+from jaxem._src.bounds import MStepInfo, elbo, em_step_with_info, q_function
+from jaxem._src.freezing import freeze
+from jaxem._src.generic_m_step import gradient_m_step
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ChainData",
+    "ChainPotentials",
     "EMState",
     "ExpFamily",
+    "MStepInfo",
     "FitResult",
     "Latent",
     "Model",
     "ModelSpec",
     "Progress",
+    "Sequences",
     "aic",
     "bic",
+    "chain_latent",
+    "constraints",
     "e_step",
+    "elbo",
     "em_step",
+    "em_step_with_info",
     "expected_stats",
+    "exponential_family_hmm",
     "exponential_family_mixture",
     "fit",
+    "freeze",
+    "gradient_m_step",
     "init",
     "load",
     "load_dataset",
@@ -57,8 +74,10 @@ __all__ = [
     "posterior",
     "predict",
     "register_model",
+    "q_function",
     "run_em",
     "sample",
     "save",
     "score_samples",
+    "viterbi",
 ]

@@ -32,7 +32,10 @@ class ModelSpec(NamedTuple):
 
 
 def freeze(value):
-    """Lists and tuples (recursively) as tuples, so that a value is hashable."""
+    """Arrays, lists and tuples (recursively) as tuples, so that a value is hashable
+    (and can be written as JSON); NumPy/JAX scalars as Python numbers."""
+    if hasattr(value, "shape") and hasattr(value, "tolist"):
+        value = value.tolist()
     if isinstance(value, (list, tuple)):
         return tuple(freeze(v) for v in value)
     return value

@@ -1,15 +1,61 @@
 """Built-in models: each a factory returning a ``jaxem.Model``."""
 
+from jaxem.models.categorical_hmm import CategoricalHMMParams, categorical_hmm, categorical_hmm_params
+from jaxem.models.count_mixtures import (
+    BernoulliMixtureParams,
+    CategoricalMixtureParams,
+    PoissonMixtureParams,
+    bernoulli_mixture,
+    bernoulli_mixture_params,
+    categorical_mixture,
+    categorical_mixture_params,
+    poisson_mixture,
+    poisson_mixture_params,
+)
+from jaxem.models.gaussian_hmm import GaussianHMMParams, gaussian_hmm, gaussian_hmm_params
 from jaxem.models.gaussian_mixture import (
     GaussianMixtureParams,
     covariances,
     gaussian_mixture,
     gaussian_mixture_params,
 )
+from jaxem.models.mixture import MixtureParams, latent_model, mixture
+from jaxem.models.poisson_hmm import PoissonHMMParams, poisson_hmm, poisson_hmm_params
+from jaxem.models.regression_mixture import (
+    RegressionMixtureParams,
+    regression_mixture,
+    regression_mixture_params,
+    sample_regression_response,
+)
 
 __all__ = [
+    "BernoulliMixtureParams",
+    "CategoricalHMMParams",
+    "CategoricalMixtureParams",
+    "GaussianHMMParams",
     "GaussianMixtureParams",
+    "MixtureParams",
+    "PoissonHMMParams",
+    "PoissonMixtureParams",
+    "RegressionMixtureParams",
+    "bernoulli_mixture",
+    "bernoulli_mixture_params",
+    "categorical_hmm",
+    "categorical_hmm_params",
+    "categorical_mixture",
+    "categorical_mixture_params",
     "covariances",
+    "gaussian_hmm",
+    "gaussian_hmm_params",
     "gaussian_mixture",
     "gaussian_mixture_params",
+    "latent_model",
+    "mixture",
+    "poisson_hmm",
+    "poisson_hmm_params",
+    "poisson_mixture",
+    "poisson_mixture_params",
+    "regression_mixture",
+    "regression_mixture_params",
+    "sample_regression_response",
 ]

@@ -1,0 +1,248 @@
+"""The chain latent structure of a hidden Markov model.
+
+The log-potentials of a chain are a pytree ``ChainPotentials``: the initial
+log-probabilities, the log transition matrix and the per-step log emission table.
+The log-partition of one sequence is the forward recursion, run in its *normalized*
+form: the forward message is carried normalized to sum to one, each step's
+emissions are shifted by their maximum before exponentiating, and the per-step log
+normalizers are returned and summed at the end (a pairwise sum, not a running one),
+so nothing under- or overflows and float32 stays accurate on 100 000-step sequences.
+
+Its gradient (``jaxem.e_step``) with respect to the three fields is, in one backward
+pass through ``lax.scan``:
+
+* ``log_initial``: the expected initial-state counts ``Σ_b p(z_b0 = k | x_b)``;
+* ``log_transition``: the expected transition counts ``Σ_b Σ_t p(z_t-1 = i, z_t = j | x_b)``;
+* ``log_emission``: the smoothed marginals ``p(z_bt = k | x_b)`` (zero on padding).
+
+Memory: the forward pass keeps the normalized messages and per-step emissions as
+residuals for the backward pass, about ``B · T · K`` values each (a few ``[B, T, K]``
+arrays in all; T = 100 000, K = 8 in float32 is ~3 MB per array).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxem._src.base import Array, Latent
+
+
+class ChainPotentials(NamedTuple):
+    """Log-potentials of a batch of chains (and, as a gradient, its expected counts).
+
+    Attributes:
+      log_initial: ``[K]`` shared by all sequences, or ``[B, K]``.
+      log_transition: ``[K, K]`` (``[i, j]``: from ``i`` to ``j``) shared, or ``[B, K, K]``.
+      log_emission: ``[B, T, K]`` log p(x_bt | z_bt = k).
+    """
+
+    log_initial: Array
+    log_transition: Array
+    log_emission: Array
+
+
+def _finite_or_zero(x: Array) -> Array:
+    return jnp.where(jnp.isfinite(x), x, jnp.zeros_like(x))
+
+
+def _shifted_exp(log_values: Array, axis=None):
+    """``(exp(v - c), c)`` with ``c`` the (gradient-free) max, 0 if not finite."""
+    shift = jax.lax.stop_gradient(_finite_or_zero(jnp.max(log_values, axis=axis, keepdims=True)))
+    return jnp.exp(log_values - shift), shift
+
+
+def _masked_emission(log_emission: Array, length: Array) -> Array:
+    # Padded steps get a harmless table of zeros (their results are discarded), so
+    # nothing non-finite is ever computed on them, not even in the backward pass.
+    valid = (jnp.arange(log_emission.shape[0], dtype=length.dtype) < length)[:, None]
+    return jnp.where(valid, log_emission, jnp.zeros_like(log_emission))
+
+
+def forward_log_normalizers(log_initial: Array, log_transition: Array, log_emission: Array, length: Array) -> Array:
+    """``[T]`` per-step log normalizers of one sequence; their sum is log p(x).
+
+    Args:
+      log_initial: ``[K]``.
+      log_transition: ``[K, K]``.
+      log_emission: ``[T, K]``.
+      length: scalar int, steps ``t >= length`` contribute 0.
+    """
+    log_emission = _masked_emission(log_emission, length)
+    emission, emission_shift = _shifted_exp(log_emission, axis=1)  # [T, K], [T, 1]
+    initial, initial_shift = _shifted_exp(log_initial)
+    transition, transition_shift = _shifted_exp(log_transition)
+
+    first = initial * emission[0]
+    first_norm = jnp.sum(first)
+    alpha = first / first_norm
+    log_first = jnp.log(first_norm) + initial_shift[0] + emission_shift[0, 0]
+
+    def step(alpha, inputs):
+        t, emission_t = inputs
+        unnormalized = (alpha @ transition) * emission_t
+        norm = jnp.sum(unnormalized)
+        valid = t < length
+        alpha = jnp.where(valid, unnormalized / norm, alpha)
+        return alpha, jnp.where(valid, jnp.log(norm), jnp.zeros_like(norm))
+
+    steps = jnp.arange(1, log_emission.shape[0], dtype=length.dtype)
+    _, log_norms = jax.lax.scan(step, alpha, (steps, emission[1:]))
+    shifts = (transition_shift[0, 0] + emission_shift[1:, 0]) * (steps < length).astype(log_norms.dtype)
+    return jnp.concatenate([log_first[None], log_norms + shifts])
+
+
+def parallel_log_marginal(log_initial: Array, log_transition: Array, log_emission: Array, length: Array) -> Array:
+    """log p(x) of one sequence by a parallel-in-time scan (``lax.associative_scan``).
+
+    The chain's log-partition is the log of a product of ``T`` non-negative matrices
+    ``M_t[i, j] = A[i, j] e_t[j]`` (``M_0`` has every row ``π e_0``; padded steps are
+    the identity). Each partial product is kept row-normalized with its per-row log
+    scale, ``S[i, j] = exp(r_i) N[i, j]``, so it neither under- nor overflows; the
+    product is associative, so its ``T`` factors combine in ``O(log T)`` depth at
+    ``O(T K³)`` work (the sequential recursion is ``O(T K²)``). Every row of the full
+    product is the unnormalized final forward message, so ``log p(x) = r_0``.
+    """
+    t_max, k = log_emission.shape
+    dtype = log_emission.dtype
+    log_emission = _masked_emission(log_emission, length)
+    emission, emission_shift = _shifted_exp(log_emission, axis=1)  # [T, K], [T, 1]
+    initial, initial_shift = _shifted_exp(log_initial)
+    transition, transition_shift = _shifted_exp(log_transition)
+    tiny = jnp.finfo(dtype).tiny
+
+    first = jnp.broadcast_to((initial * emission[0])[None, :], (k, k))
+    rest = transition[None, :, :] * emission[1:, None, :]  # [T-1, K, K]
+    matrices = jnp.concatenate([first[None], rest])
+    shifts = jnp.concatenate([initial_shift + emission_shift[0], transition_shift[0] + emission_shift[1:, 0]])
+    row_sums = jnp.maximum(jnp.sum(matrices, axis=2), tiny)  # [T, K]
+    normalized = matrices / row_sums[:, :, None]
+    log_scales = jnp.log(row_sums) + shifts[:, None]
+    valid = jnp.arange(t_max, dtype=length.dtype) < length
+    eye = jnp.broadcast_to(jnp.eye(k, dtype=dtype), normalized.shape)
+    normalized = jnp.where(valid[:, None, None], normalized, eye)
+    log_scales = jnp.where(valid[:, None], log_scales, jnp.zeros_like(log_scales))
+
+    def combine(left, right):
+        left_scales, left_matrix = left
+        right_scales, right_matrix = right
+        top = jax.lax.stop_gradient(jnp.max(right_scales, axis=-1, keepdims=True))
+        weighted = left_matrix * jnp.exp(right_scales - top)[..., None, :]
+        product = jnp.einsum("...ik,...kj->...ij", weighted, right_matrix)
+        sums = jnp.maximum(jnp.sum(product, axis=-1), tiny)
+        return left_scales + top + jnp.log(sums), product / sums[..., None]
+
+    scales, _ = jax.lax.associative_scan(combine, (log_scales, normalized))
+    return scales[-1, 0]
+
+
+def chain_log_marginal(potentials: ChainPotentials, lengths: Array, parallel: bool = False) -> Array:
+    """``[B]`` log p(x_b) of every sequence: the normalized forward recursion, or
+    ``parallel_log_marginal`` when ``parallel``."""
+    if parallel:
+        return _vmap_sequences(parallel_log_marginal, potentials, lengths)
+    return jnp.sum(_vmap_sequences(forward_log_normalizers, potentials, lengths), axis=1)
+
+
+def _vmap_sequences(fn, potentials: ChainPotentials, lengths: Array):
+    """Maps ``fn(log_initial, log_transition, log_emission, length)`` over sequences."""
+    in_axes = (
+        0 if potentials.log_initial.ndim == 2 else None,
+        0 if potentials.log_transition.ndim == 3 else None,
+        0,
+        0,
+    )
+    return jax.vmap(fn, in_axes=in_axes)(potentials.log_initial, potentials.log_transition, potentials.log_emission, lengths)
+
+
+def viterbi_path(log_initial: Array, log_transition: Array, log_emission: Array, length: Array) -> Array:
+    """``[T]`` most probable state path of one sequence; ``-1`` past ``length``.
+
+    The same recursion in the max-plus semiring, with the score vector shifted by its
+    max at every step (so it stays bounded on long sequences) and back-pointers.
+    """
+    log_emission = _masked_emission(log_emission, length)
+    k = log_initial.shape[0]
+    identity = jnp.arange(k)
+
+    def normalized(scores):
+        return scores - jax.lax.stop_gradient(_finite_or_zero(jnp.max(scores)))
+
+    def forward(scores, inputs):
+        t, emission_t = inputs
+        candidates = scores[:, None] + log_transition  # [from, to]
+        pointers = jnp.argmax(candidates, axis=0)
+        new = normalized(jnp.max(candidates, axis=0) + emission_t)
+        valid = t < length
+        return jnp.where(valid, new, scores), jnp.where(valid, pointers, identity)
+
+    scores = normalized(log_initial + log_emission[0])
+    steps = jnp.arange(1, log_emission.shape[0], dtype=length.dtype)
+    scores, pointers = jax.lax.scan(forward, scores, (steps, log_emission[1:]))
+
+    def backward(state, pointers_t):
+        previous = pointers_t[state]
+        return previous, previous
+
+    last = jnp.argmax(scores)
+    _, earlier = jax.lax.scan(backward, last, pointers, reverse=True)
+    path = jnp.concatenate([earlier, last[None]]).astype(jnp.int32)
+    return jnp.where(jnp.arange(log_emission.shape[0], dtype=length.dtype) < length, path, -1)
+
+
+def chain_viterbi(potentials: ChainPotentials, lengths: Array) -> Array:
+    """``[B, T]`` Viterbi paths, ``-1`` on padded steps."""
+    return _vmap_sequences(viterbi_path, potentials, lengths)
+
+
+def chain_latent(*, parallel: bool = False) -> Latent:
+    """The latent structure of a hidden Markov chain.
+
+    Args:
+      parallel: compute the log-partition with ``parallel_log_marginal``
+        (``lax.associative_scan``, O(log T) depth, O(T K³) work and O(T K²) memory)
+        instead of the sequential normalized forward recursion (O(T K²) work, O(T K)
+        memory). Both give the same values and gradients to rounding; the parallel
+        form pays off on accelerators with long sequences and small K.
+
+    ``data`` (the prepared data) must have a ``lengths [B]`` field. The posterior
+    (the gradient) is a ``ChainPotentials`` of expected counts; ``marginals`` returns
+    its ``log_emission`` field, the smoothed marginals ``[B, T, K]`` (zero on padded
+    steps), and ``decode`` the Viterbi paths ``[B, T]`` (``-1`` on padded steps).
+    """
+
+    def log_marginal(potentials, data):
+        return chain_log_marginal(potentials, data.lengths, parallel)
+
+    def decode(potentials, data):
+        return chain_viterbi(potentials, data.lengths)
+
+    def marginals(posterior):
+        return posterior.log_emission
+
+    def sizes(potentials, data):
+        return data.lengths.astype(potentials.log_emission.dtype)
+
+    return Latent(log_marginal=log_marginal, decode=decode, marginals=marginals, sizes=sizes)
+
+
+def viterbi(model, params, data) -> Array:
+    """The most probable state path of every sequence (max-product / Viterbi).
+
+    Args:
+      model: a chain model (e.g. ``jaxem.models.gaussian_hmm``).
+      params: its parameters.
+      data: one sequence ``[T, ...]`` or ``jaxem.Sequences(obs, lengths)``.
+
+    Returns:
+      ``[B, T_max]`` int32 state indices (``B = 1`` for a plain array); steps past a
+      sequence's length are ``-1``. Same as ``jaxem.predict`` for a chain model.
+
+    Example:
+      >>> paths = jaxem.viterbi(model, params, jaxem.Sequences(obs, lengths))
+    """
+    from jaxem._src import engine  # the public entry point checks the inputs
+
+    return engine.predict(model, params, data)

@@ -1,0 +1,64 @@
+"""Holding some parameters fixed during fitting: ``jaxem.freeze``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxem._src.base import Model
+from jaxem._src.generic_m_step import expected_log_joint, resolve_mask, select
+
+
+def freeze(model: Model, mask: Any) -> Model:
+    """The same model, with the masked parameters held at their current values.
+
+    Every M-step returns the masked entries bit-identical to its input, so
+    ``fit``, ``em_step`` and everything else keep them at the values in
+    ``init_params`` (pass ``init_params``; ``init`` still draws them at random).
+
+    * Gradient M-steps (``jaxem.gradient_m_step``, ``jaxem.models.mixture``,
+      ``jaxem.models.latent_model``) give the masked entries zero gradient, so the
+      free ones are optimized with the frozen ones in place.
+    * Closed-form M-steps compute the usual update and then restore the masked
+      entries. That is the exact conditional maximizer when the other updates do
+      not depend on the frozen ones (the mixing weights, or whole components, of an
+      exponential-family mixture). Otherwise (e.g. Gaussian means frozen while
+      covariances are fitted) the step is kept only if it does not lower Q, so EM
+      stays monotone but may stop early; use a gradient M-step for such cases.
+      Freeze the mixing weights as a whole (freezing some of them would break
+      their sum to one).
+
+    Args:
+      model: a jaxem ``Model`` with an ``m_step``.
+      mask: a pytree of booleans with the structure of the params (Python bools
+        for whole leaves, or boolean arrays of a leaf's shape for single entries),
+        or a field name / sequence of field names of a NamedTuple params.
+
+    Returns:
+      A ``Model`` whose ``m_step`` keeps the masked entries fixed.
+
+    Example:
+      >>> frozen = jaxem.freeze(jaxem.models.poisson_mixture(2), "weights")
+      >>> result = jaxem.fit(frozen, counts, key=0, init_params=start)
+    """
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a jaxem Model, got {type(model).__name__}")
+    if model.m_step is None:
+        raise ValueError("this model has no m_step to freeze")
+    with_frozen = getattr(model.m_step, "with_frozen", None)
+    inner = model.m_step if with_frozen is None else with_frozen(mask)
+    guard = with_frozen is None
+
+    def m_step(data, posterior, params):
+        resolved = resolve_mask(mask, params)
+        new = select(resolved, params, inner(data, posterior, params))
+        if not guard:
+            return new
+        q_old = expected_log_joint(posterior, model.log_joint(params, data))
+        q_new = expected_log_joint(posterior, model.log_joint(new, data))
+        keep = ~(q_new >= q_old)  # also when q_new is NaN
+        return jax.tree_util.tree_map(lambda old, updated: jnp.where(keep, old, updated), params, new)
+
+    return model._replace(m_step=m_step)

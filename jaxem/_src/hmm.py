@@ -1,0 +1,256 @@
+"""Hidden Markov models with exponential-family emissions: the shared builder.
+
+An HMM is a ``jaxem.Model`` whose latent structure is ``chain_latent()``. With
+emissions in exponential-family form (``ExpFamily``), the per-step log emission
+table ``[B, T, K]`` is one contraction of the prepared features ``[B, T, F]`` with
+the ``[K, F]`` natural coefficients, and the emission M-step's expected statistics
+are one more, of the smoothed marginals with the same features (padded steps have
+zero marginals, so they drop out). Initial and transition probabilities come from
+the gradient's expected counts, with the mixtures' tiny pseudo-count, so a state
+that is never visited keeps finite parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxem._src import sequences as seqs_lib
+from jaxem._src.base import Array, Model
+from jaxem._src.chain import ChainPotentials, chain_latent
+from jaxem._src.expfam import ExpFamily, tiny_count
+
+
+class ChainData(NamedTuple):
+    """Prepared HMM data (the output of ``prepare``).
+
+    Attributes:
+      features: the emission family's prepared features, with ``stats [B, T, F]``
+        (padded steps hold finite filler values).
+      lengths: ``[B]`` int32 sequence lengths.
+    """
+
+    features: Any
+    lengths: Array
+
+
+def normalized_counts(counts: Array, axis: int = -1, mask: Optional[Array] = None) -> Array:
+    """Probabilities from expected counts plus the tiny pseudo-count (per ``axis``).
+
+    Entries where ``mask`` is False stay exactly zero.
+    """
+    counts = counts + tiny_count(counts.dtype)
+    if mask is not None:
+        counts = jnp.where(mask, counts, jnp.zeros_like(counts))
+    return counts / jnp.sum(counts, axis=axis, keepdims=True)
+
+
+def sticky_transitions(key: Array, n_states: int, dtype, mask: Optional[Array] = None) -> Array:
+    """``[K, K]`` random starting transitions: half self-transition, half Dirichlet(1)."""
+    noise = jax.random.dirichlet(key, jnp.ones((n_states,), dtype), (n_states,)).astype(dtype)
+    matrix = 0.5 * jnp.eye(n_states, dtype=dtype) + 0.5 * noise
+    if mask is not None:
+        matrix = jnp.where(mask, matrix, jnp.zeros_like(matrix))
+        matrix = matrix / jnp.sum(matrix, axis=1, keepdims=True)
+    return matrix
+
+
+def masked_kmeans_plus_plus(key: Array, x: Array, mask: Array, n_centres: int) -> Array:
+    """k-means++ seeding among the rows of ``x [N, D]`` where ``mask [N]`` is True.
+
+    Returns ``[K, D]`` centres: the first drawn uniformly among valid rows, each next
+    one with probability proportional to its squared distance to the nearest centre.
+    """
+    log_valid = jnp.where(mask, jnp.zeros(mask.shape, x.dtype), jnp.full(mask.shape, -jnp.inf, x.dtype))
+
+    def squared_distance(centre):
+        diff = x - centre[None, :]
+        return jnp.sum(diff * diff, axis=1)
+
+    key, sub = jax.random.split(key)
+    first = x[jax.random.categorical(sub, log_valid)]
+    centres = jnp.zeros((n_centres, x.shape[1]), x.dtype).at[0].set(first)
+
+    def add_centre(i, carry):
+        centres, nearest, key = carry
+        key, sub = jax.random.split(key)
+        spread = jnp.any(mask & (nearest > 0))
+        logits = jnp.where(spread, jnp.log(nearest) + log_valid, log_valid)
+        centre = x[jax.random.categorical(sub, logits)]
+        return centres.at[i].set(centre), jnp.minimum(nearest, squared_distance(centre)), key
+
+    carry = (centres, squared_distance(first), key)
+    return jax.lax.fori_loop(1, n_centres, add_centre, carry)[0]
+
+
+def kmeans_emission_init(family: ExpFamily, n_states: int) -> Callable:
+    """Emission init: masked k-means++ centres on the pooled steps, nearest-centre
+    hard assignment, then the family's M-step of that assignment."""
+
+    def init(key: Array, data: ChainData, template):
+        x = data.features.x
+        b, t, d = x.shape
+        flat = x.reshape(b * t, d)
+        mask = seqs_lib.step_mask(data.lengths, t).reshape(b * t)
+        centres = masked_kmeans_plus_plus(key, flat, mask, n_states)
+        distances = jnp.sum((flat[:, None, :] - centres[None, :, :]) ** 2, axis=2)
+        labels = jnp.argmin(distances, axis=1)
+        stats_flat = data.features.stats.reshape(b * t, -1)
+        one_hot = jax.nn.one_hot(labels, n_states, dtype=flat.dtype) * mask[:, None].astype(flat.dtype)
+        return family.maximize(one_hot.T @ stats_flat, data.features, template)
+
+    return init
+
+
+def exponential_family_hmm(
+    family: ExpFamily,
+    *,
+    n_states: int,
+    event_ndim: int,
+    encode: Callable[[Array, Array], Array],
+    init_emissions: Callable[[Array, ChainData, Any], Any],
+    template: Callable[[ChainData], Any],
+    check_obs: Callable[[Array], None],
+    check_emissions: Callable[[Any, Array], None],
+    emit: Callable[[Array, Any, Array], Array],
+    n_emission_parameters: Callable[[Any], int],
+    transition_mask: Optional[Array] = None,
+    parallel: bool = False,
+) -> Model:
+    """An HMM whose emissions are in ``family`` (the builder behind the HMM models).
+
+    ``params`` must be a NamedTuple with ``initial_probs [K]`` and
+    ``transition_matrix [K, K]`` plus the emission fields ``family`` reads/writes.
+
+    Args:
+      family: the emission ``ExpFamily``.
+      n_states: K.
+      event_ndim: 1 for vector observations (``[T, D]``; ``[T]`` means D = 1),
+        0 for scalar symbols (``[T]``).
+      encode: ``(obs [B, T, ...], mask [B, T]) -> x`` turns normalized raw obs into
+        the family's input, with finite values on padded steps.
+      init_emissions: ``(key, data, template_params) -> params`` sets the emissions.
+      template: ``data -> params`` of the right shapes and dtype (values unused).
+      check_obs: raises on bad observation values (gets the valid steps, host).
+      check_emissions: ``(params, data_shape) -> None`` raises on bad emission shapes.
+      emit: ``(key, params, z [n]) -> x [n, ...]`` draws observations given states.
+      n_emission_parameters: ``params -> int``.
+      transition_mask: optional ``[K, K]`` bool; False entries are structural zeros
+        of the transition matrix (e.g. left-to-right), kept zero by the M-step.
+      parallel: use the parallel-in-time log-partition (``chain_latent(parallel=True)``).
+    """
+    mask = None if transition_mask is None else jnp.asarray(np.asarray(transition_mask, bool))
+
+    def prepare(data) -> ChainData:
+        if isinstance(data, ChainData):
+            return data
+        seqs = seqs_lib.as_sequences(data, event_ndim)
+        step_mask = seqs_lib.step_mask(seqs.lengths, seqs.obs.shape[1])
+        return ChainData(family.prepare(encode(seqs.obs, step_mask)), seqs.lengths)
+
+    def log_joint(params, data: ChainData) -> ChainPotentials:
+        stats = data.features.stats
+        coefficients = family.coefficients(params, data.features).astype(stats.dtype)
+        return ChainPotentials(
+            log_initial=jnp.log(params.initial_probs.astype(stats.dtype)),
+            log_transition=jnp.log(params.transition_matrix.astype(stats.dtype)),
+            log_emission=jnp.einsum("btf,kf->btk", stats, coefficients),
+        )
+
+    def m_step(data: ChainData, posterior: ChainPotentials, params):
+        stats = jnp.einsum("btk,btf->kf", posterior.log_emission, data.features.stats)
+        params = family.maximize(stats, data.features, params)
+        dtype = params.initial_probs.dtype
+        return params._replace(
+            initial_probs=normalized_counts(posterior.log_initial).astype(dtype),
+            transition_matrix=normalized_counts(posterior.log_transition, mask=mask).astype(dtype),
+        )
+
+    def init(key: Array, data: ChainData):
+        emission_key, transition_key = jax.random.split(key)
+        params = template(data)
+        dtype = params.initial_probs.dtype
+        params = init_emissions(emission_key, data, params)
+        initial = jnp.full((n_states,), 1.0 / n_states, dtype)
+        if mask is not None:  # start where a left-to-right chain can start
+            initial = normalized_counts(jnp.zeros((n_states,), dtype), mask=jnp.any(mask, axis=0) & _reachable_start(mask))
+        return params._replace(initial_probs=initial, transition_matrix=sticky_transitions(transition_key, n_states, dtype, mask))
+
+    def check(data, params=None):
+        if isinstance(data, ChainData):
+            shape = data.features.stats.shape[:2]
+        else:
+            seqs = seqs_lib.check_sequences(data, event_ndim)
+            if seqs_lib.validation.is_concrete(seqs):
+                check_obs(seqs_lib.valid_values(seqs))
+            shape = seqs.obs.shape
+        if params is not None:
+            check_chain_params(params, n_states)
+            check_emissions(params, shape)
+
+    def sample(key: Array, params, n: int):
+        state_key, emission_key = jax.random.split(key)
+        keys = jax.random.split(state_key, n)
+        log_initial = jnp.log(params.initial_probs)
+        log_transition = jnp.log(params.transition_matrix)
+        first = jax.random.categorical(keys[0], log_initial)
+
+        def step(state, step_key):
+            new = jax.random.categorical(step_key, log_transition[state])
+            return new, new
+
+        _, rest = jax.lax.scan(step, first, keys[1:])
+        z = jnp.concatenate([first[None], rest])
+        return emit(emission_key, params, z), z
+
+    def n_parameters(params) -> int:
+        k = n_states
+        free_transitions = k * (k - 1) if mask is None else int(np.sum(np.maximum(np.asarray(mask).sum(axis=1) - 1, 0)))
+        return (k - 1) + free_transitions + n_emission_parameters(params)
+
+    return Model(
+        init=init,
+        log_joint=log_joint,
+        latent=chain_latent(parallel=parallel),
+        m_step=m_step,
+        prepare=prepare,
+        check=check,
+        sample=jax.jit(sample, static_argnums=2),
+        n_parameters=n_parameters,
+    )
+
+
+def _reachable_start(mask: Array) -> Array:
+    # A left-to-right chain starts in state 0; a general mask may start anywhere.
+    upper = bool(np.all(np.triu(np.asarray(mask)) == np.asarray(mask)))
+    k = mask.shape[0]
+    return jnp.arange(k) == 0 if upper else jnp.ones((k,), bool)
+
+
+def check_chain_params(params, n_states: int) -> None:
+    """Shapes (and, when concrete, values) of ``initial_probs`` and ``transition_matrix``."""
+    for name in ("initial_probs", "transition_matrix"):
+        if not hasattr(params, name):
+            raise TypeError(f"params must have a {name} field, got {type(params).__name__}")
+    if tuple(jnp.shape(params.initial_probs)) != (n_states,):
+        raise ValueError(f"params.initial_probs must have shape ({n_states},) for n_states={n_states}, got {jnp.shape(params.initial_probs)}")
+    if tuple(jnp.shape(params.transition_matrix)) != (n_states, n_states):
+        raise ValueError(
+            f"params.transition_matrix must have shape ({n_states}, {n_states}) for n_states={n_states}, "
+            f"got {jnp.shape(params.transition_matrix)}"
+        )
+
+
+def check_probabilities(values, name: str, shape: tuple) -> Array:
+    """A user's probability vector/rows: right shape, finite, >= 0, rows sum to one."""
+    x = seqs_lib.validation.as_float_array(values, name, ndim=len(shape))
+    if tuple(x.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {x.shape}")
+    if bool(jnp.any(x < 0)):
+        raise ValueError(f"{name} must be non-negative")
+    if not bool(jnp.all(jnp.abs(jnp.sum(x, axis=-1) - 1.0) < 1e-4)):
+        raise ValueError(f"{name} must sum to one{' along each row' if x.ndim > 1 else ''}")
+    return x

@@ -1,0 +1,174 @@
+"""User-written models: a Student-t mixture written here, a full user log_joint,
+and freezing parameters (closed-form and gradient M-steps)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.stats
+
+import jaxem
+from jaxem import constraints, models
+
+# ---- A user's Student-t mixture, written in plain JAX ------------------------------
+
+
+def t_log_prob(c, x):
+    """log p(x | component) for ONE component and ONE sample x [D]."""
+    return jnp.sum(jax.scipy.stats.t.logpdf(x, c["df"], c["loc"], c["scale"]))
+
+
+def t_init(key, x):
+    row = x[jax.random.randint(key, (), 0, x.shape[0])]
+    return {"loc": row, "scale": jnp.std(x, axis=0) / 2.0, "df": jnp.asarray(5.0, x.dtype)}
+
+
+T_CONSTRAINTS = {"loc": None, "scale": constraints.positive(), "df": constraints.positive(0.5)}
+
+
+def t_sample(key, c):
+    return c["loc"] + c["scale"] * jax.random.t(key, c["df"], c["loc"].shape, c["loc"].dtype)
+
+
+def _t_data(n=2000, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.random(n) < 0.35
+    x = np.where(
+        labels[:, None],
+        scipy.stats.t.rvs(4.0, loc=[-4.0, 1.0], scale=[1.0, 0.5], size=(n, 2), random_state=rng),
+        scipy.stats.t.rvs(4.0, loc=[3.0, -2.0], scale=[0.7, 1.2], size=(n, 2), random_state=rng),
+    )
+    return x
+
+
+def test_user_student_t_mixture_recovers_parameters_with_vmapped_restarts():
+    x = _t_data()
+    model = models.mixture(t_log_prob, t_init, n_components=2, constraints=T_CONSTRAINTS, inner_steps=10)
+    result = jaxem.fit(model, x, key=jax.random.key(0), n_restarts=8, max_iter=100, tol=1e-6)
+    c = result.params.components
+    order = np.argsort(np.asarray(c["loc"])[:, 0])  # the component at x0 = -4 first
+    loc = np.asarray(c["loc"])[order]
+    scale = np.asarray(c["scale"])[order]
+    np.testing.assert_allclose(loc, [[-4.0, 1.0], [3.0, -2.0]], atol=0.1)
+    np.testing.assert_allclose(scale, [[1.0, 0.5], [0.7, 1.2]], atol=0.1)
+    np.testing.assert_allclose(np.asarray(result.params.weights)[order], [0.35, 0.65], atol=0.04)
+    np.testing.assert_allclose(np.asarray(c["df"])[order], [4.0, 4.0], atol=1.5)
+    assert jax.tree_util.tree_leaves(result.all_params)[0].shape[0] == 8
+    for trace in np.asarray(result.history):
+        trace = trace[np.isfinite(trace)]
+        assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:]))
+    # The model's log-potentials are the user's density: check one against SciPy.
+    log_joint = model.log_joint(result.params, x)
+    k = 1
+    expected = np.log(float(result.params.weights[k])) + scipy.stats.t.logpdf(
+        x, float(c["df"][k]), np.asarray(c["loc"][k]), np.asarray(c["scale"][k])
+    ).sum(axis=1)
+    np.testing.assert_allclose(np.asarray(log_joint[:, k]), expected, rtol=1e-10)
+    assert jaxem.n_parameters(model, result.params) == 1 + 2 * (2 + 2 + 1)
+
+
+def test_user_mixture_sample_and_posterior():
+    model = models.mixture(t_log_prob, t_init, n_components=2, constraints=T_CONSTRAINTS, sample_component=t_sample)
+    params = models.MixtureParams(
+        jnp.array([0.5, 0.5]),
+        {"loc": jnp.array([[-5.0], [5.0]]), "scale": jnp.ones((2, 1)), "df": jnp.array([3.0, 30.0])},
+    )
+    x, z = jaxem.sample(model, params, jax.random.key(0), 500)
+    assert x.shape == (500, 1) and z.shape == (500,)
+    agreement = np.mean(np.asarray(jaxem.predict(model, params, x)) == np.asarray(z))
+    assert agreement > 0.97
+    q = jaxem.posterior(model, params, x)
+    assert abs(float(jaxem.elbo(model, params, q, x)) - float(jaxem.log_likelihood(model, params, x))) < 1e-6
+
+
+def test_latent_model_with_shared_scale_matches_tied_gaussian_mixture():
+    x = np.asarray(jaxem.load_dataset("faithful")[0])[:, :1]
+
+    def log_joint(p, x):
+        return jnp.log(p["w"])[None, :] + jax.scipy.stats.norm.logpdf(x, p["mu"][None, :], p["s"])
+
+    def init(key, x):
+        mu = jax.random.choice(key, x[:, 0], (2,), replace=False)
+        return {"w": jnp.full((2,), 0.5, x.dtype), "mu": mu, "s": jnp.std(x)}
+
+    declared = {"w": constraints.simplex(), "mu": None, "s": constraints.positive()}
+    model = models.latent_model(log_joint, init, constraints=declared, inner_steps=10)
+    result = jaxem.fit(model, x, key=jax.random.key(0), n_restarts=4, max_iter=200, tol=1e-10)
+    tied = models.gaussian_mixture(2, covariance_type="tied", reg_covar=0.0)
+    reference = jaxem.fit(tied, x, key=jax.random.key(0), n_restarts=4, max_iter=500, tol=1e-12)
+    assert abs(float(result.log_likelihood) - float(reference.log_likelihood)) / len(x) < 1e-4
+    np.testing.assert_allclose(np.sort(np.asarray(result.params["mu"])), np.sort(np.asarray(reference.params.means[:, 0])), rtol=1e-3)
+
+
+# ---- Freezing ------------------------------------------------------------------------
+
+
+def _assert_identical(a, b):
+    for left, right in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        np.testing.assert_array_equal(np.asarray(left), np.asarray(right))
+
+
+def test_freeze_weights_of_a_closed_form_mixture_is_exact():
+    x = np.random.default_rng(0).poisson([[2.0, 9.0]], size=(200, 2)).astype(np.float64)
+    x[:80] = np.random.default_rng(1).poisson([[10.0, 1.0]], size=(80, 2))
+    model = models.poisson_mixture(2)
+    start = models.poisson_mixture_params([0.3, 0.7], [[5.0, 5.0], [3.0, 6.0]])
+    frozen = jaxem.freeze(model, "weights")
+    result = jaxem.fit(frozen, x, key=0, init_params=start, max_iter=50)
+    _assert_identical(result.params.weights, start.weights)
+    assert not np.allclose(np.asarray(result.params.rates), np.asarray(start.rates))
+    # With the weights fixed, the rates' update is the usual one (they do not couple).
+    one, _ = jaxem.em_step(frozen, start, x)
+    plain, _ = jaxem.em_step(model, start, x)
+    np.testing.assert_array_equal(np.asarray(one.rates), np.asarray(plain.rates))
+
+
+def test_freeze_single_entries_with_an_array_mask():
+    x = np.random.default_rng(0).poisson([[2.0, 9.0]], size=(100, 2)).astype(np.float64)
+    model = models.poisson_mixture(2)
+    start = models.poisson_mixture_params([0.5, 0.5], [[5.0, 5.0], [3.0, 6.0]])
+    mask = models.PoissonMixtureParams(weights=False, rates=np.array([[True, True], [False, False]]))
+    params = start
+    for _ in range(10):
+        params, _ = jaxem.em_step(jaxem.freeze(model, mask), params, x)
+    _assert_identical(params.rates[0], start.rates[0])
+    assert not np.allclose(np.asarray(params.rates[1]), np.asarray(start.rates[1]))
+
+
+def test_freeze_coupled_closed_form_leaves_stays_monotone():
+    x = np.asarray(jaxem.load_dataset("faithful")[0])
+    model = models.gaussian_mixture(2, covariance_type="full")
+    start = jaxem.init(model, jax.random.key(0), x)
+    start = start._replace(means=start.means + 0.5)  # frozen at slightly wrong means
+    result = jaxem.fit(jaxem.freeze(model, ["means"]), x, key=0, init_params=start, max_iter=30, tol=0.0)
+    _assert_identical(result.params.means, start.means)
+    trace = np.asarray(result.history[0])
+    assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:]))
+
+
+def test_freeze_in_the_gradient_m_step_gives_zero_updates():
+    x = _t_data(n=600, seed=3)
+    model = models.mixture(t_log_prob, t_init, n_components=2, constraints=T_CONSTRAINTS, inner_steps=8)
+    start = jaxem.init(model, jax.random.key(1), x)
+    mask = models.MixtureParams(weights=True, components={"loc": False, "scale": False, "df": True})
+    frozen = jaxem.freeze(model, mask)
+    result = jaxem.fit(frozen, x, key=0, init_params=start, max_iter=20)
+    _assert_identical(result.params.components["df"], start.components["df"])
+    _assert_identical(result.params.weights, start.weights)
+    assert not np.allclose(np.asarray(result.params.components["loc"]), np.asarray(start.components["loc"]))
+    free = jaxem.fit(model, x, key=0, init_params=start, max_iter=20)
+    assert float(free.log_likelihood) >= float(result.log_likelihood) - 1e-6
+    for trace in np.asarray(result.history):
+        trace = trace[np.isfinite(trace)]
+        assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:]))
+
+
+def test_freeze_validates():
+    with pytest.raises(ValueError, match="not fields"):
+        jaxem.em_step(jaxem.freeze(models.poisson_mixture(1), "banana"), models.poisson_mixture_params([1.0], [[1.0]]), np.ones((3, 1)))
+    with pytest.raises(TypeError, match="model"):
+        jaxem.freeze("model", "weights")
+    with pytest.raises(ValueError, match="inner_steps"):
+        models.mixture(t_log_prob, t_init, n_components=2, inner_steps=0)
+    with pytest.raises(ValueError, match="x contains NaN"):
+        jaxem.fit(models.mixture(t_log_prob, t_init, n_components=2), np.array([[1.0], [np.nan]]), key=0)
