@@ -23,39 +23,85 @@ def _assert_bit_exact(a, b):
         assert la.dtype == lb.dtype and la.shape == lb.shape and la.tobytes() == lb.tobytes()
 
 
-# Every built-in model factory, with non-default options so that a lost option shows.
-BUILT_IN_MODELS = [
-    pytest.param(
+_RNG = np.random.default_rng(1)
+
+
+def _gaussian_mixture_case(t):
+    return pytest.param(
         "gaussian_mixture",
-        lambda t=t: jaxem.models.gaussian_mixture(3, covariance_type=t, reg_covar=1e-4, init="random_from_data"),
+        lambda: jaxem.models.gaussian_mixture(3, covariance_type=t, reg_covar=1e-4, init="random_from_data"),
+        X,
         id=f"gaussian_mixture-{t}",
     )
-    for t in ("full", "tied", "diag", "spherical")
+
+
+# Every built-in model factory (with non-default options, so that a lost option
+# shows) and data for it.
+BUILT_IN_MODELS = [_gaussian_mixture_case(t) for t in ("full", "tied", "diag", "spherical")] + [
+    pytest.param("bernoulli_mixture", lambda: jaxem.models.bernoulli_mixture(2), _RNG.integers(0, 2, (50, 4)), id="bernoulli_mixture"),
+    pytest.param(
+        "categorical_mixture",
+        lambda: jaxem.models.categorical_mixture(2, n_trials=3),
+        _RNG.multinomial(3, [0.2, 0.3, 0.5], size=50),
+        id="categorical_mixture",
+    ),
+    pytest.param("poisson_mixture", lambda: jaxem.models.poisson_mixture(2), _RNG.poisson(3.0, (50, 2)), id="poisson_mixture"),
+    pytest.param(
+        "gaussian_hmm",
+        lambda: jaxem.models.gaussian_hmm(2, covariance_type="full", transition_mask=np.triu(np.ones((2, 2), bool))),
+        _RNG.normal(size=(60, 2)),
+        id="gaussian_hmm",
+    ),
+    pytest.param("categorical_hmm", lambda: jaxem.models.categorical_hmm(2, 3, parallel=True), _RNG.integers(0, 3, 60), id="categorical_hmm"),
+    pytest.param("poisson_hmm", lambda: jaxem.models.poisson_hmm(2), _RNG.poisson(3.0, 60), id="poisson_hmm"),
+    pytest.param(
+        "regression_mixture",
+        lambda: jaxem.models.regression_mixture(2, fit_intercept=False, reg_variance=1e-3),
+        (_RNG.normal(size=(50, 2)), _RNG.normal(size=50)),
+        id="regression_mixture",
+    ),
 ]
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("name, make", BUILT_IN_MODELS)
-def test_round_trip_is_bit_exact(tmp_path, name, make, dtype):
+def _as_dtype(data, dtype):
+    if isinstance(data, tuple):
+        return tuple(_as_dtype(d, dtype) for d in data)
+    return data.astype(dtype) if np.issubdtype(data.dtype, np.floating) else data
+
+
+@pytest.mark.parametrize("dtype", [np.float64, pytest.param(np.float32, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("name, make, data", BUILT_IN_MODELS)
+def test_round_trip_is_bit_exact(tmp_path, name, make, data, dtype):
     model = make()
-    x = X.astype(dtype)
-    params = jaxem.fit(model, x, key=0, n_restarts=2, max_iter=5).params
+    data = _as_dtype(data, dtype)
+    params = jaxem.init(model, 0, data)
     path = tmp_path / "model.npz"
     jaxem.save(path, model, params)
     loaded_model, loaded = jaxem.load(path)
     _assert_bit_exact(params, loaded)
     assert type(loaded) is type(params)
     assert loaded_model.spec == model.spec and loaded_model.spec.factory == name
-    assert float(jaxem.log_likelihood(loaded_model, loaded, x)) == float(jaxem.log_likelihood(model, params, x))
+    assert float(jaxem.log_likelihood(loaded_model, loaded, data)) == float(jaxem.log_likelihood(model, params, data))
     # the file is a plain .npz a user can read without jaxem
     with np.load(path) as raw:
-        np.testing.assert_array_equal(raw["means"], np.asarray(params.means))
+        first = params._fields[0]
+        np.testing.assert_array_equal(raw[first], np.asarray(getattr(params, first)))
 
 
 def test_every_registered_factory_is_covered():
     from jaxem._src.registry import _FACTORIES
 
     assert {p.values[0] for p in BUILT_IN_MODELS} >= set(_FACTORIES) - {"test_pair"}
+
+
+def test_float32_round_trip_after_fit(tmp_path):
+    model = jaxem.models.gaussian_mixture(2, covariance_type="diag")
+    x = X.astype(np.float32)
+    params = jaxem.fit(model, x, key=0, n_restarts=2, max_iter=5).params
+    jaxem.save(tmp_path / "f32.npz", model, params)
+    loaded_model, loaded = jaxem.load(tmp_path / "f32.npz")
+    _assert_bit_exact(params, loaded)
+    assert loaded.means.dtype == jnp.float32 and loaded_model.spec == model.spec
 
 
 def test_nested_params_and_custom_registered_factory(tmp_path):
