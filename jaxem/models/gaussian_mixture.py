@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxem._src import gaussian, seeding, validation
-from jaxem._src.base import Array, Model
+from jaxem._src import missing as missing_lib
+from jaxem._src.base import Array, Model, mixture_latent
 from jaxem._src.expfam import exponential_family_mixture, hard_assignment_stats, mixture_weights
 from jaxem._src.registry import register_model
 
@@ -105,6 +106,7 @@ def gaussian_mixture(
     covariance_type: str = "full",
     reg_covar: float = 1e-6,
     init: str = "kmeans++",
+    missing: str = "reject",
 ) -> Model:
     """A mixture of ``n_components`` multivariate Gaussians.
 
@@ -122,6 +124,11 @@ def gaussian_mixture(
       init: ``"kmeans++"`` (k-means++ seeding) or ``"random_from_data"`` (K random
         rows); either way the rows are assigned to the nearest centre and the
         starting params are the M-step of that hard assignment.
+      missing: ``"reject"`` (default: NaN in the data is an error) or
+        ``"marginalize"``: NaN entries are missing at random and integrated out
+        exactly (EM for incomplete data; see ``jaxem/_src/missing.py``). Costs
+        O(N K D³) per iteration instead of O(N K D²); starts from column-mean
+        imputation.
 
     Returns:
       A ``Model`` whose params are ``GaussianMixtureParams``.
@@ -135,6 +142,8 @@ def gaussian_mixture(
     reg_covar = validation.check_nonnegative_float(reg_covar, "reg_covar")
     if init not in seeding.SEEDERS:
         raise ValueError(f"init must be one of {tuple(seeding.SEEDERS)}, got {init!r}")
+    if missing not in ("reject", "marginalize"):
+        raise ValueError(f"missing must be 'reject' or 'marginalize', got {missing!r}")
     family = gaussian.gaussian_family(covariance_type, reg_covar)
     seed = seeding.SEEDERS[init]
 
@@ -164,8 +173,36 @@ def gaussian_mixture(
         k, d = params.means.shape
         return gaussian.n_covariance_parameters(covariance_type, k, d) + k * d + k - 1
 
+    if missing == "marginalize":
+        return _with_missing_values(n_components, covariance_type, reg_covar, init_params, family, sample, n_parameters)
     return exponential_family_mixture(
         family, init=init_params, check=check, sample=sample, n_parameters=n_parameters
+    )
+
+
+def _with_missing_values(n_components, covariance_type, reg_covar, init_params, family, sample, n_parameters) -> Model:
+    """The ``missing="marginalize"`` model: same params, NaN entries integrated out."""
+
+    def init(key, data):
+        return init_params(key, family.prepare(missing_lib.fill_with_column_means(data)))
+
+    def check(data, params=None):
+        n, d = missing_lib.check_data(data)
+        if params is None:
+            if n_components > n:
+                raise ValueError(f"n_components={n_components} must be <= the number of samples in x ({n})")
+            return
+        _check_params(params, n_components, covariance_type, d)
+
+    def log_joint(params, data):
+        return missing_lib.log_joint(params, data, covariance_type)
+
+    def m_step(data, posterior, params):
+        return missing_lib.m_step(data, posterior, params, covariance_type, reg_covar)
+
+    return Model(
+        init=init, log_joint=log_joint, latent=mixture_latent(), m_step=m_step,
+        prepare=missing_lib.prepare, check=check, sample=sample, n_parameters=n_parameters,
     )
 
 
