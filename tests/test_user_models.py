@@ -98,6 +98,7 @@ def test_latent_model_with_shared_scale_matches_tied_gaussian_mixture():
     reference = jaxem.fit(tied, x, key=jax.random.key(0), n_restarts=4, max_iter=500, tol=1e-12)
     assert abs(float(result.log_likelihood) - float(reference.log_likelihood)) / len(x) < 1e-4
     np.testing.assert_allclose(np.sort(np.asarray(result.params["mu"])), np.sort(np.asarray(reference.params.means[:, 0])), rtol=1e-3)
+    assert jaxem.n_parameters(model, result.params) == jaxem.n_parameters(tied, reference.params) == 4
 
 
 # ---- Freezing ------------------------------------------------------------------------
@@ -128,9 +129,10 @@ def test_freeze_single_entries_with_an_array_mask():
     model = models.poisson_mixture(2)
     start = models.poisson_mixture_params([0.5, 0.5], [[5.0, 5.0], [3.0, 6.0]])
     mask = models.PoissonMixtureParams(weights=False, rates=np.array([[True, True], [False, False]]))
+    frozen = jaxem.freeze(model, mask)
     params = start
     for _ in range(10):
-        params, _ = jaxem.em_step(jaxem.freeze(model, mask), params, x)
+        params, _ = jaxem.em_step(frozen, params, x)
     _assert_identical(params.rates[0], start.rates[0])
     assert not np.allclose(np.asarray(params.rates[1]), np.asarray(start.rates[1]))
 
@@ -152,12 +154,10 @@ def test_freeze_in_the_gradient_m_step_gives_zero_updates():
     start = jaxem.init(model, jax.random.key(1), x)
     mask = models.MixtureParams(weights=True, components={"loc": False, "scale": False, "df": True})
     frozen = jaxem.freeze(model, mask)
-    result = jaxem.fit(frozen, x, key=0, init_params=start, max_iter=20)
+    result = jaxem.fit(frozen, x, key=0, init_params=start, max_iter=15)
     _assert_identical(result.params.components["df"], start.components["df"])
     _assert_identical(result.params.weights, start.weights)
     assert not np.allclose(np.asarray(result.params.components["loc"]), np.asarray(start.components["loc"]))
-    free = jaxem.fit(model, x, key=0, init_params=start, max_iter=20)
-    assert float(free.log_likelihood) >= float(result.log_likelihood) - 1e-6
     for trace in np.asarray(result.history):
         trace = trace[np.isfinite(trace)]
         assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:]))
