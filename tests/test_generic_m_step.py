@@ -43,7 +43,7 @@ def test_generic_m_step_reaches_the_closed_form_fixed_point():
     assert float(jaxem.log_likelihood(generic, again, X)) >= float(closed.log_likelihood) - 1e-9 * n
 
 
-@pytest.mark.parametrize("optimizer", [None, optax.adam(0.05), optax.sgd(1e-3)])
+@pytest.mark.parametrize("optimizer", [None, optax.adam(0.05), pytest.param(optax.sgd(1e-3), marks=pytest.mark.slow)])
 def test_generic_m_step_never_lowers_q(optimizer):
     generic = _generic(optimizer=optimizer, inner_steps=15)
     params = jaxem.init(CLOSED, jax.random.key(1), X)
@@ -64,6 +64,7 @@ def test_divergent_optimizer_keeps_params_bit_identical():
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+@pytest.mark.slow  # vmapped restarts of a gradient M-step are also covered by test_user_models
 def test_generic_m_step_under_vmapped_restarts_and_float32():
     generic = _generic(inner_steps=8)
     x32 = X.astype(jnp.float32)
