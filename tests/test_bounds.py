@@ -56,6 +56,10 @@ def test_elbo_equals_q_plus_entropy_and_handles_hard_q():
     log_joint = MODEL.log_joint(PARAMS, MODEL.prepare(X))
     expected = float(jnp.sum(jnp.take_along_axis(log_joint, labels[:, None], axis=1)))
     np.testing.assert_allclose(float(jaxem.elbo(MODEL, PARAMS, hard, X)), expected, rtol=1e-12)
+    # Lists and float32 q are accepted (q is cast to the model's dtype).
+    as_list = np.asarray(hard).tolist()
+    np.testing.assert_allclose(float(jaxem.elbo(MODEL, PARAMS, as_list, X)), expected, rtol=1e-12)
+    np.testing.assert_allclose(float(jaxem.elbo(MODEL, PARAMS, hard.astype(jnp.float32), X)), expected, rtol=1e-12)
 
 
 MODELS = {t: models.gaussian_mixture(2, covariance_type=t) for t in ["full", "spherical"]}
