@@ -81,7 +81,7 @@ def _sampled(kind, n=4000):
 def test_recovers_parameters_from_sampled_data(kind):
     model, true, field, atol = _sampled(kind)
     x, z = jaxem.sample(model, true, jax.random.key(0), 4000)
-    result = jaxem.fit(model, x, key=jax.random.key(1), n_restarts=8, max_iter=300, tol=1e-7)
+    result = jaxem.fit(model, x, key=jax.random.key(1), n_restarts=4, max_iter=300, tol=1e-7)
     estimated = np.asarray(getattr(result.params, field))
     truth = np.asarray(getattr(true, field))
     order = np.argmin(np.abs(estimated[None, :, :] - truth[:, None, :]).sum(axis=2), axis=1)
@@ -96,7 +96,7 @@ def test_recovers_parameters_from_sampled_data(kind):
         assert np.all(np.diff(trace) >= -1e-8 * np.abs(trace[1:]))
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", ["bernoulli", pytest.param("poisson", marks=pytest.mark.slow), pytest.param("categorical", marks=pytest.mark.slow)])
 def test_float32_fit_is_finite_and_close_to_float64(kind):
     model, true, field, _ = _sampled(kind)
     x, _ = jaxem.sample(model, true, jax.random.key(2), 500)
