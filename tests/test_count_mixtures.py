@@ -156,3 +156,15 @@ def test_n_parameters_and_sample_shapes():
 def test_bad_input_raises(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+def test_bernoulli_probs_at_the_float64_clip_stay_finite_in_float32():
+    # 1 - 1e-15 is representable in float64 but rounds to 1 in float32: the
+    # log-potentials clip in the compute dtype, so the float32 fit stays finite.
+    x = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0], [1.0, 0.0]], np.float32)
+    model = models.bernoulli_mixture(2)
+    start = models.bernoulli_mixture_params([0.5, 0.5], [[1 - 1e-15, 1e-15], [0.5, 0.5]])
+    result = jaxem.fit(model, x, key=0, init_params=start, max_iter=5)
+    assert result.log_likelihood.dtype == jnp.float32
+    assert np.isfinite(float(result.log_likelihood))
+    assert np.all(np.isfinite(np.asarray(result.history[0, : int(result.n_iter[0])])))
