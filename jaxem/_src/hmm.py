@@ -48,9 +48,16 @@ def normalized_counts(counts: Array, axis: int = -1, mask: Optional[Array] = Non
     return counts / jnp.sum(counts, axis=axis, keepdims=True)
 
 
+def flat_dirichlet(key: Array, shape: tuple, dtype) -> Array:
+    """Rows drawn from Dirichlet(1, ..., 1) over the last axis, as normalized
+    exponentials (cheaper to compile than ``jax.random.dirichlet``'s gamma sampler)."""
+    draws = jax.random.exponential(key, shape, dtype)
+    return draws / jnp.sum(draws, axis=-1, keepdims=True)
+
+
 def sticky_transitions(key: Array, n_states: int, dtype, mask: Optional[Array] = None) -> Array:
     """``[K, K]`` random starting transitions: half self-transition, half Dirichlet(1)."""
-    noise = jax.random.dirichlet(key, jnp.ones((n_states,), dtype), (n_states,)).astype(dtype)
+    noise = flat_dirichlet(key, (n_states, n_states), dtype)
     matrix = 0.5 * jnp.eye(n_states, dtype=dtype) + 0.5 * noise
     if mask is not None:
         matrix = jnp.where(mask, matrix, jnp.zeros_like(matrix))
