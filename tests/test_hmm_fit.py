@@ -164,13 +164,20 @@ def test_never_visited_state_stays_finite():
     truth = _gaussian_truth()
     sequences, _ = _sequences(model, truth, [60, 40], 8)
     far = truth._replace(means=truth.means.at[2].set(jnp.array([1e4, -1e4])))
+    data = jaxem.Sequences.from_list(sequences)
+    features = model.prepare(data)  # prepared data is accepted too
     params = far
     for _ in range(3):
-        params, log_lik = jaxem.em_step(model, params, jaxem.Sequences.from_list(sequences))
+        params, log_lik = jaxem.em_step(model, params, features)
         assert np.isfinite(float(log_lik))
         for leaf in params:
             assert np.all(np.isfinite(np.asarray(leaf)))
     assert float(params.initial_probs[2]) < 1e-10
+    raw_step = jaxem.em_step(model, far, data)[0]
+    for a, b in zip(jaxem.em_step(model, far, features)[0], raw_step):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12)
+    with pytest.raises(ValueError, match="obs has 2 features but params.means has 1"):
+        jaxem.em_step(model, far._replace(means=far.means[:, :1]), features)
     np.testing.assert_allclose(np.asarray(params.transition_matrix).sum(axis=1), 1.0, rtol=1e-12)
 
 

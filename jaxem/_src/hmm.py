@@ -182,13 +182,13 @@ def exponential_family_hmm(
         dtype = params.initial_probs.dtype
         params = init_emissions(emission_key, data, params)
         initial = jnp.full((n_states,), 1.0 / n_states, dtype)
-        if mask is not None:  # start where a left-to-right chain can start
-            initial = normalized_counts(jnp.zeros((n_states,), dtype), mask=jnp.any(mask, axis=0) & _reachable_start(mask))
+        if mask is not None:  # a left-to-right chain starts in state 0
+            initial = normalized_counts(jnp.zeros((n_states,), dtype), mask=_start_states(mask))
         return params._replace(initial_probs=initial, transition_matrix=sticky_transitions(transition_key, n_states, dtype, mask))
 
     def check(data, params=None):
         if isinstance(data, ChainData):
-            shape = data.features.stats.shape[:2]
+            shape = data.features.x.shape
         else:
             seqs = seqs_lib.check_sequences(data, event_ndim)
             if seqs_lib.validation.is_concrete(seqs):
@@ -230,8 +230,8 @@ def exponential_family_hmm(
     )
 
 
-def _reachable_start(mask: Array) -> Array:
-    # A left-to-right chain starts in state 0; a general mask may start anywhere.
+def _start_states(mask: Array) -> Array:
+    # A left-to-right (upper-triangular) chain starts in state 0; others anywhere.
     upper = bool(np.all(np.triu(np.asarray(mask)) == np.asarray(mask)))
     k = mask.shape[0]
     return jnp.arange(k) == 0 if upper else jnp.ones((k,), bool)
