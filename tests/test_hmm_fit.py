@@ -2,7 +2,6 @@
 restarts, weights, never-visited states, long float32 sequences, information criteria."""
 
 import itertools
-import warnings
 
 import jax
 import jax.numpy as jnp

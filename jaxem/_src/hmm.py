@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxem._src import sequences as seqs_lib
+from jaxem._src import validation
 from jaxem._src.base import Array, Model
 from jaxem._src.chain import ChainPotentials, chain_latent
 from jaxem._src.expfam import ExpFamily, tiny_count
@@ -149,7 +150,7 @@ def exponential_family_hmm(
         of the transition matrix (e.g. left-to-right), kept zero by the M-step.
       parallel: use the parallel-in-time log-partition (``chain_latent(parallel=True)``).
     """
-    mask = None if transition_mask is None else jnp.asarray(np.asarray(transition_mask, bool))
+    mask = None if transition_mask is None else jnp.asarray(check_transition_mask(transition_mask, n_states))
 
     def prepare(data) -> ChainData:
         if isinstance(data, ChainData):
@@ -191,7 +192,7 @@ def exponential_family_hmm(
             shape = data.features.x.shape
         else:
             seqs = seqs_lib.check_sequences(data, event_ndim)
-            if seqs_lib.validation.is_concrete(seqs):
+            if validation.is_concrete(seqs):
                 check_obs(seqs_lib.valid_values(seqs))
             shape = seqs.obs.shape
         if params is not None:
@@ -237,6 +238,16 @@ def _start_states(mask: Array) -> Array:
     return jnp.arange(k) == 0 if upper else jnp.ones((k,), bool)
 
 
+def check_transition_mask(transition_mask, n_states: int) -> np.ndarray:
+    """A ``[K, K]`` bool mask with at least one allowed transition out of every state."""
+    mask = np.asarray(transition_mask)
+    if mask.shape != (n_states, n_states) or mask.dtype != bool:
+        raise ValueError(f"transition_mask must be a bool array of shape ({n_states}, {n_states}), got {mask.dtype} {mask.shape}")
+    if not np.all(mask.any(axis=1)):
+        raise ValueError("transition_mask must allow at least one transition out of every state")
+    return mask
+
+
 def check_chain_params(params, n_states: int) -> None:
     """Shapes (and, when concrete, values) of ``initial_probs`` and ``transition_matrix``."""
     for name in ("initial_probs", "transition_matrix"):
@@ -253,7 +264,7 @@ def check_chain_params(params, n_states: int) -> None:
 
 def check_probabilities(values, name: str, shape: tuple) -> Array:
     """A user's probability vector/rows: right shape, finite, >= 0, rows sum to one."""
-    x = seqs_lib.validation.as_float_array(values, name, ndim=len(shape))
+    x = validation.as_float_array(values, name, ndim=len(shape))
     if tuple(x.shape) != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {x.shape}")
     if bool(jnp.any(x < 0)):
