@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxem._src import families, hmm, validation
+from jaxem._src import families, hmm, sequences, validation
 from jaxem._src.base import Array, Model
 from jaxem._src.registry import register_model
 
@@ -89,10 +89,10 @@ def categorical_hmm(n_states: int, n_symbols: int, *, transition_mask: Optional[
 
     def init_emissions(key, data, params):
         x = data.features.x
-        mask = hmm.seqs_lib.step_mask(data.lengths, x.shape[1])[..., None]
+        mask = sequences.step_mask(data.lengths, x.shape[1])[..., None]
         counts = jnp.sum(jnp.where(mask, x, jnp.zeros_like(x)), axis=(0, 1))
         frequencies = hmm.normalized_counts(counts)
-        noise = jax.random.dirichlet(key, jnp.ones((n_symbols,), x.dtype), (n_states,)).astype(x.dtype)
+        noise = hmm.flat_dirichlet(key, (n_states, n_symbols), x.dtype)
         return params._replace(emission_probs=0.5 * frequencies[None, :] + 0.5 * noise)
 
     def check_obs(values):

@@ -6,7 +6,6 @@ from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxem._src import gaussian, hmm, validation
 from jaxem._src.base import Array, Model
