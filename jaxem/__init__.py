@@ -27,6 +27,9 @@ from jaxem._src.engine import (
     score_samples,
 )
 from jaxem._src.expfam import ExpFamily, expected_stats, exponential_family_mixture
+from jaxem._src.io import load, save
+from jaxem._src.progress import Progress
+from jaxem._src.registry import ModelSpec, register_model
 from jaxem._src.sharding import data_mesh, shard_rows
 from jaxem._src.streaming import OnlineResult, fit_online, fit_streaming
 from jaxem._src.hmm import ChainData, exponential_family_hmm
@@ -46,6 +49,8 @@ __all__ = [
     "FitResult",
     "Latent",
     "Model",
+    "ModelSpec",
+    "Progress",
     "OnlineResult",
     "Sequences",
     "aic",
@@ -66,6 +71,7 @@ __all__ = [
     "freeze",
     "gradient_m_step",
     "init",
+    "load",
     "load_dataset",
     "log_likelihood",
     "mixture_latent",
@@ -73,9 +79,11 @@ __all__ = [
     "n_parameters",
     "posterior",
     "predict",
+    "register_model",
     "q_function",
     "run_em",
     "sample",
+    "save",
     "score_samples",
     "shard_rows",
     "viterbi",

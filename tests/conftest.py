@@ -11,3 +11,15 @@ import jax
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drops compiled programs after each test module. Every XLA executable keeps
+    memory mappings alive; thousands of them in one process reach the kernel's
+    vm.max_map_count (65530) and XLA then segfaults while compiling."""
+    yield
+    jax.clear_caches()

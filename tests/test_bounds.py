@@ -56,16 +56,23 @@ def test_elbo_equals_q_plus_entropy_and_handles_hard_q():
     log_joint = MODEL.log_joint(PARAMS, MODEL.prepare(X))
     expected = float(jnp.sum(jnp.take_along_axis(log_joint, labels[:, None], axis=1)))
     np.testing.assert_allclose(float(jaxem.elbo(MODEL, PARAMS, hard, X)), expected, rtol=1e-12)
+    # Lists and float32 q are accepted (q is cast to the model's dtype).
+    as_list = np.asarray(hard).tolist()
+    np.testing.assert_allclose(float(jaxem.elbo(MODEL, PARAMS, as_list, X)), expected, rtol=1e-12)
+    np.testing.assert_allclose(float(jaxem.elbo(MODEL, PARAMS, hard.astype(jnp.float32), X)), expected, rtol=1e-12)
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**16), covariance_type=st.sampled_from(["full", "diag", "spherical"]))
+MODELS = {t: models.gaussian_mixture(2, covariance_type=t) for t in ["full", "spherical"]}
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**16), covariance_type=st.sampled_from(["full", "spherical"]))
 def test_each_m_step_raises_q(seed, covariance_type):
     rng = np.random.default_rng(seed)
     x = np.concatenate([rng.normal(size=(30, 2)), rng.normal(size=(30, 2)) * 0.5 + 3.0])
-    model = models.gaussian_mixture(2, covariance_type=covariance_type)
+    model = MODELS[covariance_type]  # built once: a new Model would recompile
     params = jaxem.init(model, jax.random.key(seed), x)
-    for _ in range(5):
+    for _ in range(3):
         new, _ = jaxem.em_step(model, params, x)
         q_old = float(jaxem.q_function(model, params, params, x))
         q_new = float(jaxem.q_function(model, params, new, x))

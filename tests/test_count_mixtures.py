@@ -81,7 +81,7 @@ def _sampled(kind, n=4000):
 def test_recovers_parameters_from_sampled_data(kind):
     model, true, field, atol = _sampled(kind)
     x, z = jaxem.sample(model, true, jax.random.key(0), 4000)
-    result = jaxem.fit(model, x, key=jax.random.key(1), n_restarts=8, max_iter=300, tol=1e-7)
+    result = jaxem.fit(model, x, key=jax.random.key(1), n_restarts=4, max_iter=300, tol=1e-7)
     estimated = np.asarray(getattr(result.params, field))
     truth = np.asarray(getattr(true, field))
     order = np.argmin(np.abs(estimated[None, :, :] - truth[:, None, :]).sum(axis=2), axis=1)
@@ -96,7 +96,7 @@ def test_recovers_parameters_from_sampled_data(kind):
         assert np.all(np.diff(trace) >= -1e-8 * np.abs(trace[1:]))
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", ["bernoulli", pytest.param("poisson", marks=pytest.mark.slow), pytest.param("categorical", marks=pytest.mark.slow)])
 def test_float32_fit_is_finite_and_close_to_float64(kind):
     model, true, field, _ = _sampled(kind)
     x, _ = jaxem.sample(model, true, jax.random.key(2), 500)
@@ -156,3 +156,15 @@ def test_n_parameters_and_sample_shapes():
 def test_bad_input_raises(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+def test_bernoulli_probs_at_the_float64_clip_stay_finite_in_float32():
+    # 1 - 1e-15 is representable in float64 but rounds to 1 in float32: the
+    # log-potentials clip in the compute dtype, so the float32 fit stays finite.
+    x = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0], [1.0, 0.0]], np.float32)
+    model = models.bernoulli_mixture(2)
+    start = models.bernoulli_mixture_params([0.5, 0.5], [[1 - 1e-15, 1e-15], [0.5, 0.5]])
+    result = jaxem.fit(model, x, key=0, init_params=start, max_iter=5)
+    assert result.log_likelihood.dtype == jnp.float32
+    assert np.isfinite(float(result.log_likelihood))
+    assert np.all(np.isfinite(np.asarray(result.history[0, : int(result.n_iter[0])])))

@@ -20,21 +20,26 @@ LENGTHS = [60, 35, 48, 12]
 RTOL = 1e-6
 
 
-def _sample_sequences(model, params, seed):
-    """Sequences of LENGTHS: one sampled chain cut into pieces (one compilation)."""
-    x, _ = jaxem.sample(model, params, jax.random.key(seed), sum(LENGTHS))
+def _split(x):
     return np.split(np.asarray(x), np.cumsum(LENGTHS)[:-1])
 
 
-def _gaussian_data(seed, d=2):
-    truth = jaxem.models.gaussian_hmm_params(
-        initial_probs=[0.6, 0.3, 0.1],
-        transition_matrix=[[0.8, 0.15, 0.05], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6]],
-        means=np.array([[0.0, 0.0], [3.0, 1.0], [-2.0, 4.0]])[:, :d],
-        covariances=np.array([[1.0, 0.5], [0.5, 1.5], [2.0, 0.7]])[:, :d],
-        covariance_type="diag",
-    )
-    return _sample_sequences(jaxem.models.gaussian_hmm(3), truth, seed)
+def _reference_sample(reference, seed):
+    """Sequences of LENGTHS drawn with hmmlearn (NumPy: nothing to compile)."""
+    x, _ = reference.sample(sum(LENGTHS), random_state=seed)
+    return _split(x)
+
+
+START = np.array([0.6, 0.3, 0.1])
+TRANSITIONS = np.array([[0.8, 0.15, 0.05], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6]])
+
+
+def _gaussian_data(seed):
+    truth = hmmlearn_hmm.GaussianHMM(3, covariance_type="diag", init_params="")
+    truth.startprob_, truth.transmat_ = START, TRANSITIONS
+    truth.means_ = np.array([[0.0, 0.0], [3.0, 1.0], [-2.0, 4.0]])
+    truth.covars_ = np.array([[1.0, 0.5], [0.5, 1.5], [2.0, 0.7]])
+    return _reference_sample(truth, seed)
 
 
 def _hmmlearn_covars(params, covariance_type):
@@ -46,7 +51,10 @@ def _hmmlearn_covars(params, covariance_type):
     return 1.0 / (u * u)
 
 
-@pytest.mark.parametrize("covariance_type", ["diag", "full", "spherical", "tied"])
+@pytest.mark.parametrize(
+    "covariance_type",
+    ["diag", "full", pytest.param("spherical", marks=pytest.mark.slow), pytest.param("tied", marks=pytest.mark.slow)],
+)
 def test_gaussian_em_step_matches_hmmlearn(covariance_type):
     sequences = _gaussian_data(0)
     data = jaxem.Sequences.from_list(sequences)
@@ -84,13 +92,11 @@ def test_gaussian_em_step_matches_hmmlearn(covariance_type):
 
 
 def test_categorical_em_step_matches_hmmlearn():
-    truth = jaxem.models.categorical_hmm_params(
-        [0.7, 0.2, 0.1],
-        [[0.85, 0.1, 0.05], [0.1, 0.7, 0.2], [0.3, 0.1, 0.6]],
-        [[0.6, 0.3, 0.05, 0.05], [0.05, 0.15, 0.4, 0.4], [0.25, 0.25, 0.25, 0.25]],
-    )
+    truth = hmmlearn_hmm.CategoricalHMM(3, n_features=4, init_params="")
+    truth.startprob_, truth.transmat_ = START, TRANSITIONS
+    truth.emissionprob_ = np.array([[0.6, 0.3, 0.05, 0.05], [0.05, 0.15, 0.4, 0.4], [0.25, 0.25, 0.25, 0.25]])
+    sequences = [x[:, 0] for x in _reference_sample(truth, 5)]
     model = jaxem.models.categorical_hmm(3, 4)
-    sequences = _sample_sequences(model, truth, 5)
     data = jaxem.Sequences.from_list(sequences)
     params = jaxem.init(model, jax.random.key(2), data)
     new, log_lik = jaxem.em_step(model, params, data)
@@ -113,10 +119,13 @@ def test_categorical_em_step_matches_hmmlearn():
     np.testing.assert_allclose(np.asarray(new.emission_probs), reference.emissionprob_, rtol=RTOL, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_poisson_em_step_matches_hmmlearn():
-    truth = jaxem.models.poisson_hmm_params([0.5, 0.5], [[0.9, 0.1], [0.2, 0.8]], [[1.0, 4.0], [6.0, 0.5]])
+    truth = hmmlearn_hmm.PoissonHMM(2, init_params="")
+    truth.startprob_, truth.transmat_ = np.array([0.5, 0.5]), np.array([[0.9, 0.1], [0.2, 0.8]])
+    truth.lambdas_ = np.array([[1.0, 4.0], [6.0, 0.5]])
+    sequences = _reference_sample(truth, 6)
     model = jaxem.models.poisson_hmm(2)
-    sequences = _sample_sequences(model, truth, 6)
     data = jaxem.Sequences.from_list(sequences)
     params = jaxem.init(model, jax.random.key(3), data)
     new, log_lik = jaxem.em_step(model, params, data)

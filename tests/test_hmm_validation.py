@@ -1,6 +1,5 @@
 """HMM bad input raises a clear error naming the argument, at the public boundary."""
 
-import jax
 import numpy as np
 import pytest
 
@@ -51,6 +50,8 @@ def _nan_inside():
         (lambda: jaxem.models.gaussian_hmm(0), ValueError, "n_states"),
         (lambda: jaxem.models.gaussian_hmm(2, covariance_type="banana"), ValueError, "covariance_type"),
         (lambda: jaxem.models.categorical_hmm(2, 0), ValueError, "n_symbols"),
+        (lambda: jaxem.models.gaussian_hmm(2, transition_mask=np.ones((3, 3), bool)), ValueError, "transition_mask must be a bool array"),
+        (lambda: jaxem.models.poisson_hmm(2, transition_mask=np.array([[True, True], [False, False]])), ValueError, "at least one transition"),
         (lambda: jaxem.models.gaussian_hmm_params([0.5, 0.6], [[1, 0], [0, 1]], [[0.0], [1.0]], [[1.0], [1.0]]), ValueError, "initial_probs must sum to one"),
         (lambda: jaxem.models.gaussian_hmm_params([0.5, 0.5], [[1, 0], [0.5, 0.6]], [[0.0], [1.0]], [[1.0], [1.0]]), ValueError, "transition_matrix must sum to one"),
         (lambda: jaxem.models.gaussian_hmm_params([0.5, 0.5], [[1, 0], [0, 1]], [[0.0], [1.0]], [[1.0], [-1.0]]), ValueError, "covariances must be symmetric positive definite"),

@@ -71,6 +71,8 @@ class Model(NamedTuple):
       sample: ``(key, params, n) -> (x, z)``, draws ``n`` items, or ``None``.
       n_parameters: ``params -> int``, the number of free parameters (for
         ``bic``/``aic``), or ``None``.
+      spec: how to rebuild the model (factory name and options, set by
+        ``jaxem.register_model``), used by ``jaxem.save``/``jaxem.load``; or ``None``.
     """
 
     init: Callable[[Array, Data], Params]
@@ -81,6 +83,7 @@ class Model(NamedTuple):
     check: Callable[..., None] = _no_check
     sample: Optional[Callable[[Array, Params, int], Any]] = None
     n_parameters: Optional[Callable[[Params], int]] = None
+    spec: Optional[Any] = None
 
 
 def mixture_latent() -> Latent:

@@ -17,6 +17,7 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxem._src import engine
 from jaxem._src.base import Array, Model, Params
@@ -74,7 +75,9 @@ def entropy(q: Array) -> Array:
 @functools.partial(jax.jit, static_argnums=(0, 4))
 def _elbo(model, params, q, data, entropy_fn):
     data = model.prepare(data)
-    return expected_log_joint(q, model.log_joint(params, data)) + entropy_fn(q)
+    log_potentials = model.log_joint(params, data)
+    q = jax.tree_util.tree_map(lambda w, lp: w.astype(lp.dtype), q, log_potentials)
+    return expected_log_joint(q, log_potentials) + entropy_fn(q)
 
 
 def elbo(model: Model, params: Params, q: Any, data, *, entropy_fn: Optional[Callable[[Any], Array]] = None) -> Array:
@@ -98,6 +101,8 @@ def elbo(model: Model, params: Params, q: Any, data, *, entropy_fn: Optional[Cal
       >>> jaxem.elbo(model, params, q, x)  # equals jaxem.log_likelihood(model, params, x)
     """
     engine._checked(model, data, params)
+    if isinstance(q, (list, np.ndarray)):  # nested lists: one array, not a pytree
+        q = jnp.asarray(q)
     _check_q(model, params, q, data)
     return _elbo(model, params, q, data, entropy if entropy_fn is None else entropy_fn)
 

@@ -63,14 +63,51 @@ def _format_params(params, covariance_type: str, names: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _fit(x, n_components, covariance_type, restarts, seed, max_iter, tol):
+def _fit(x, n_components, covariance_type, restarts, seed, max_iter, tol, progress=False, init_params=None):
     import jax
 
     import jaxem
 
     model = jaxem.models.gaussian_mixture(n_components, covariance_type=covariance_type)
-    result = jaxem.fit(model, x, key=jax.random.key(seed), n_restarts=restarts, max_iter=max_iter, tol=tol)
+    result = jaxem.fit(
+        model, x, key=jax.random.key(seed), n_restarts=restarts, max_iter=max_iter, tol=tol,
+        progress=progress, init_params=init_params,
+    )
     return model, result
+
+
+class _Checkpoint:
+    """A ``fit`` progress callback that shows progress and keeps the last good params.
+
+    After each chunk of EM iterations it remembers the best restart's current
+    params, prints a progress line if asked, and writes them to ``path`` (atomically)
+    at most every ``interval`` seconds; ``save()`` writes the latest on demand.
+    """
+
+    every = 10
+
+    def __init__(self, model, path, show: bool, interval: float = 10.0):
+        self.model, self.path, self.show, self.interval = model, path, show, interval
+        self.last = None
+        self._saved_at = time.monotonic()
+
+    def __call__(self, info) -> None:
+        from jaxem._src.progress import print_progress
+
+        self.last = info
+        if self.show:
+            print_progress(info)
+        if self.path and time.monotonic() - self._saved_at > self.interval:
+            self.save()
+
+    def save(self) -> bool:
+        import jaxem
+
+        if not self.path or self.last is None:
+            return False
+        jaxem.save(self.path, self.model, self.last.best_params)
+        self._saved_at = time.monotonic()
+        return True
 
 
 def _report(model, result, x, covariance_type, names) -> str:
@@ -139,7 +176,7 @@ def demo(args) -> int:
     results = {}
     for k in (2, 3):
         start = time.perf_counter()
-        model, result = _fit(x, k, args.covariance, args.restarts, args.seed, 200, 1e-6)
+        model, result = _fit(x, k, args.covariance, args.restarts, args.seed, 200, 1e-6, progress=args.progress)
         seconds = time.perf_counter() - start
         bic = float(jaxem.bic(model, result.params, x))
         print(f"\nK={k}, covariance={args.covariance}: {args.restarts} restarts in {seconds:.2f} s (including compilation)")
@@ -156,24 +193,37 @@ def demo(args) -> int:
 
 def fit_command(args) -> int:
     x, names = _read_csv(args.file, args.columns)
+    import jax
+
     import jaxem
 
-    model, result = _fit(x, args.components, args.covariance, args.restarts, args.seed, args.max_iter, args.tol)
+    model = jaxem.models.gaussian_mixture(args.components, covariance_type=args.covariance)
+    init_params, restarts = None, args.restarts
+    if args.init:
+        model, init_params = jaxem.load(args.init, model=model)
+        restarts = 1
+    checkpoint = _Checkpoint(model, args.out, show=args.progress)
+    try:
+        result = jaxem.fit(
+            model, x, key=jax.random.key(args.seed), n_restarts=restarts, max_iter=args.max_iter,
+            tol=args.tol, init_params=init_params,
+            progress=checkpoint if (args.progress or args.out) else False,
+        )
+    except KeyboardInterrupt:
+        if checkpoint.save():
+            print(
+                f"jaxem: interrupted at iteration {checkpoint.last.iteration}; saved the last good params "
+                f"to {args.out} (continue with --init {args.out})",
+                file=sys.stderr,
+            )
+        else:
+            print("jaxem: interrupted", file=sys.stderr)
+        return 130
     print(f"{args.file}: {x.shape[0]} rows, columns {names}")
     print(_report(model, result, x, args.covariance, names))
     if args.out:
-        params = result.params
-        np.savez(
-            args.out,
-            weights=np.asarray(params.weights),
-            means=np.asarray(params.means),
-            precisions_cholesky=np.asarray(params.precisions_cholesky),
-            covariances=np.asarray(jaxem.models.covariances(params, args.covariance)),
-            covariance_type=args.covariance,
-            columns=np.asarray(names),
-            log_likelihood=np.asarray(result.log_likelihood),
-        )
-        print(f"Saved params to {args.out}")
+        jaxem.save(args.out, model, result.params)
+        print(f"Saved the model and params to {args.out} (read them with jaxem.load)")
     return 0
 
 
@@ -186,6 +236,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--restarts", type=int, default=16)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--out", default="jaxem_demo.png", help="PNG to write (needs matplotlib)")
+    d.add_argument("--no-progress", dest="progress", action="store_false", help="do not print progress to stderr")
     f = sub.add_parser("fit", help="fit a Gaussian mixture to a numeric CSV file")
     f.add_argument("file")
     f.add_argument("--components", "-k", type=int, required=True)
@@ -195,7 +246,10 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--tol", type=float, default=1e-4)
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--columns", help="comma-separated column names to use (default: all)")
-    f.add_argument("--out", help="save params to this .npz file")
+    f.add_argument("--out", help="save the model and params to this .npz file (jaxem.save); also "
+                   "checkpointed during the fit and on Ctrl-C")
+    f.add_argument("--init", help="start from the params in this file (written by --out): resume a fit")
+    f.add_argument("--no-progress", dest="progress", action="store_false", help="do not print progress to stderr")
     return parser
 
 

@@ -216,6 +216,12 @@ def _checked(model: Model, data, params=None, sample_weight=None):
     return validation.check_sample_weight(sample_weight, n, _float_dtype(prepared))
 
 
+def _checked_params(model: Model, data, params, sample_weight=None):
+    if params is None:
+        raise TypeError("params must be the model's parameters, got None")
+    return _checked(model, data, params, sample_weight)
+
+
 def em_step(model: Model, params: Params, data, *, sample_weight=None, chunk_size="auto"):
     """One EM iteration: ``(params, data) -> (new_params, log_likelihood)``.
 
@@ -240,7 +246,7 @@ def em_step(model: Model, params: Params, data, *, sample_weight=None, chunk_siz
       >>> params = jaxem.init(model, jax.random.key(0), x)
       >>> params, log_lik = jaxem.em_step(model, params, x)
     """
-    sample_weight = _checked(model, data, params, sample_weight)
+    sample_weight = _checked_params(model, data, params, sample_weight)
     chunk_size = _check_chunk_size(model, chunk_size, data)
     return _em_step_jit(model, params, data, sample_weight, chunk_size)
 
@@ -261,6 +267,7 @@ def fit(
     tol: float = 1e-3,
     init_params: Optional[Params] = None,
     sample_weight=None,
+    progress=False,
     chunk_size="auto",
     accelerate: Optional[str] = None,
 ) -> FitResult:
@@ -283,6 +290,12 @@ def fit(
       init_params: optional starting parameters, either one set (then
         ``n_restarts`` must be 1) or a batch with leading axis ``n_restarts``.
       sample_weight: optional ``[N]`` non-negative weights of the items.
+      progress: ``False`` (default), ``True`` (print iteration, best
+        log-likelihood and restarts converged to stderr every 10 iterations), an
+        int ``n`` (print every ``n``), or a callable receiving a
+        ``jaxem.Progress`` (every ``progress.every`` iterations if it has that
+        attribute, else 10). The same EM then runs in compiled chunks between
+        reports.
       chunk_size: rows per chunk: stream the E-step and expected statistics over
         row chunks (extra memory O(chunk_size · (K + F)) instead of O(N · K);
         exponential-family mixtures only); the same result as unchunked up to
@@ -322,6 +335,7 @@ def fit(
                 )
             init_params = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], init_params)
     sample_weight = _checked(model, data, single_init, sample_weight)
+    chunk_given = chunk_size
     chunk_size = _check_chunk_size(model, chunk_size, data)
     data = model.prepare(data)
     dtype = _float_dtype(data)
@@ -331,7 +345,17 @@ def fit(
             jax.tree_util.tree_map(jnp.asarray, init_params),
         )
     tol = jnp.asarray(tol, dtype)
+    if progress is not False and progress is not None:
+        if accelerate is not None or (chunk_size is not None and not _auto(chunk_given)):
+            raise ValueError("progress cannot be combined with accelerate or an explicit chunk_size yet")
+        from jaxem._src import progress as progress_lib
+
+        return progress_lib.fit_in_chunks(model, data, keys, init_params, sample_weight, tol, max_iter=max_iter, progress=progress)
     return _fit(model, data, keys, init_params, sample_weight, tol, max_iter=max_iter, chunk_size=chunk_size, accelerate=accelerate)
+
+
+def _auto(chunk_size) -> bool:
+    return isinstance(chunk_size, str) and chunk_size == "auto"
 
 
 def _check_chunk_size(model: Model, chunk_size, data):
@@ -398,25 +422,25 @@ def posterior(model: Model, params: Params, data) -> Array:
     Computed as the gradient of the log-likelihood with respect to the
     log-potentials.
     """
-    _checked(model, data, params)
+    _checked_params(model, data, params)
     return _posterior(model, params, data)
 
 
 def log_likelihood(model: Model, params: Params, data, *, sample_weight=None) -> Array:
     """Total log-likelihood ``Σ_n w_n log p(x_n; θ)`` (a scalar)."""
-    sample_weight = _checked(model, data, params, sample_weight)
+    sample_weight = _checked_params(model, data, params, sample_weight)
     return _log_likelihood(model, params, data, sample_weight)
 
 
 def score_samples(model: Model, params: Params, data) -> Array:
     """Log-likelihood of each item, ``[N]`` (each sample, or each sequence)."""
-    _checked(model, data, params)
+    _checked_params(model, data, params)
     return _score_samples(model, params, data)
 
 
 def predict(model: Model, params: Params, data) -> Array:
     """The most probable latent values (``[N]`` component labels for a mixture)."""
-    _checked(model, data, params)
+    _checked_params(model, data, params)
     return _predict(model, params, data)
 
 

@@ -113,7 +113,10 @@ def bernoulli_family(field: str = "probs") -> ExpFamily:
         return CountFeatures(jnp.concatenate([_ones(x), x], axis=-1), x)
 
     def coefficients(params, features):
-        probs = getattr(params, field).astype(features.stats.dtype)
+        dtype = features.stats.dtype
+        machine_eps = float(jnp.finfo(dtype).eps)
+        # Clipped in the compute dtype: a float64 1 - 1e-15 would round to 1 in float32.
+        probs = jnp.clip(getattr(params, field).astype(dtype), machine_eps, 1.0 - machine_eps)
         constant = jnp.sum(jnp.log1p(-probs), axis=1, keepdims=True)
         return jnp.concatenate([constant, jnp.log(probs) - jnp.log1p(-probs)], axis=1)
 

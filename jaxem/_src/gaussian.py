@@ -74,39 +74,25 @@ def n_quadratic(covariance_type: str, d: int) -> int:
     return {"full": d * (d + 1) // 2, "tied": d * (d + 1) // 2, "diag": d, "spherical": 1}[covariance_type]
 
 
-def standardization(x: Array, covariance_type: str):
-    """``(shift [D], scale [D])``: the mean and spread of ``x [..., D]`` (leading axes
-    pooled; one common spread for ``spherical``; 1 where the spread is 0)."""
-    x = to_float(x)
-    d = x.shape[-1]
-    flat = x.reshape(-1, d)
-    shift = jnp.mean(flat, axis=0)
-    centred = flat - shift[None, :]
-    if covariance_type == "spherical":
-        spread = jnp.full((d,), jnp.sqrt(jnp.mean(centred * centred)), x.dtype)
-    else:
-        spread = jnp.sqrt(jnp.mean(centred * centred, axis=0))
-    scale = jnp.where((spread > 0) & jnp.isfinite(spread), spread, jnp.ones_like(spread))
-    return shift, scale
-
-
 def gaussian_features(x: Array, covariance_type: str, reference: GaussianFeatures | None = None) -> GaussianFeatures:
     """Standardizes ``x [..., D]`` (all leading axes pooled) and builds ``T(x')``.
 
     With ``reference`` (prepared features of other data), its ``shift`` and
     ``scale`` are used instead of ``x``'s own, so that the statistics of several
-    chunks are in the same coordinates and can be added.
+    chunks are in the same coordinates and can be added (``jaxem.fit_streaming``).
     """
     if isinstance(x, GaussianFeatures):
         return x
     x = to_float(x)
     d = x.shape[-1]
+    lead = (1,) * (x.ndim - 1)
     if reference is None:
-        shift, scale = standardization(x, covariance_type)
+        unit, shift_y, spread_y = _standardization(x.reshape(-1, d), covariance_type)
+        shift, scale = shift_y * unit, spread_y * unit
+        xs = (x / unit.reshape(lead + (d,)) - shift_y.reshape(lead + (d,))) / spread_y.reshape(lead + (d,))
     else:
         shift, scale = reference.shift.astype(x.dtype), reference.scale.astype(x.dtype)
-    lead = (1,) * (x.ndim - 1)
-    xs = (x - shift.reshape(lead + (d,))) / scale.reshape(lead + (d,))
+        xs = (x - shift.reshape(lead + (d,))) / scale.reshape(lead + (d,))
     if covariance_type in ("full", "tied"):
         i, j = _upper(d)
         quad = xs[..., i] * xs[..., j]
@@ -116,6 +102,45 @@ def gaussian_features(x: Array, covariance_type: str, reference: GaussianFeature
         quad = jnp.sum(xs * xs, axis=-1, keepdims=True)
     ones = jnp.ones(xs.shape[:-1] + (1,), xs.dtype)
     return GaussianFeatures(jnp.concatenate([ones, xs, quad], axis=-1), xs, shift, scale)
+
+
+def _standardization(flat: Array, covariance_type: str):
+    """``(unit, shift_y, spread_y)`` for ``flat [N, D]``: ``x' = (x / unit - shift_y) / spread_y``.
+
+    The work is done in units of a power of two near each feature's largest |x|
+    (an exact division), so that no sum or square overflows, whatever the
+    magnitude. ``shift = shift_y * unit`` and ``scale = spread_y * unit``.
+    """
+    d = flat.shape[-1]
+    unit = _power_of_two_below(jnp.max(jnp.abs(flat), axis=0))
+    if covariance_type == "spherical":
+        unit = jnp.full((d,), jnp.max(unit), flat.dtype)
+    y = flat / unit[None, :]
+    shift_y = jnp.mean(y, axis=0)
+    centred = y - shift_y[None, :]
+    if covariance_type == "spherical":
+        spread_y = jnp.full((d,), jnp.sqrt(jnp.mean(centred * centred)), flat.dtype)
+    else:
+        spread_y = jnp.sqrt(jnp.mean(centred * centred, axis=0))
+    spread_y = jnp.where((spread_y > 0) & jnp.isfinite(spread_y * unit), spread_y, 1.0 / unit)
+    return unit, shift_y, spread_y
+
+
+def coefficients_are_finite(means: Array, precisions_cholesky: Array, x: Array, covariance_type: str) -> bool:
+    """Whether ``params`` can be evaluated on ``x [N, D]`` in ``x``'s dtype: False
+    when the natural parameters overflow (components far narrower than the data's
+    spread, relative to the dtype's range). Not for use under ``jit``."""
+    x = to_float(x)
+    unit, shift_y, spread_y = _standardization(x.reshape(-1, x.shape[-1]), covariance_type)
+    stand_in = GaussianFeatures(jnp.zeros((1, 1), x.dtype), x, shift_y * unit, spread_y * unit)
+    return bool(jnp.all(jnp.isfinite(natural_coefficients(means, precisions_cholesky, stand_in, covariance_type))))
+
+
+def _power_of_two_below(magnitude: Array) -> Array:
+    """``2**(e-1) <= magnitude < 2**e`` elementwise; 1 where that is 0, subnormal or inf."""
+    _, exponent = jnp.frexp(magnitude)
+    unit = jnp.ldexp(jnp.ones_like(magnitude), exponent - 1)
+    return jnp.where((unit > 0) & jnp.isfinite(unit) & (magnitude >= jnp.finfo(magnitude.dtype).tiny), unit, jnp.ones_like(unit))
 
 
 def _scale_rows(precisions_cholesky: Array, scale: Array, covariance_type: str) -> Array:

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxem._src import sequences as seqs_lib
+from jaxem._src import validation
 from jaxem._src.base import Array, Model
 from jaxem._src.chain import ChainPotentials, chain_latent
 from jaxem._src.expfam import ExpFamily, tiny_count
@@ -48,9 +49,16 @@ def normalized_counts(counts: Array, axis: int = -1, mask: Optional[Array] = Non
     return counts / jnp.sum(counts, axis=axis, keepdims=True)
 
 
+def flat_dirichlet(key: Array, shape: tuple, dtype) -> Array:
+    """Rows drawn from Dirichlet(1, ..., 1) over the last axis, as normalized
+    exponentials (cheaper to compile than ``jax.random.dirichlet``'s gamma sampler)."""
+    draws = jax.random.exponential(key, shape, dtype)
+    return draws / jnp.sum(draws, axis=-1, keepdims=True)
+
+
 def sticky_transitions(key: Array, n_states: int, dtype, mask: Optional[Array] = None) -> Array:
     """``[K, K]`` random starting transitions: half self-transition, half Dirichlet(1)."""
-    noise = jax.random.dirichlet(key, jnp.ones((n_states,), dtype), (n_states,)).astype(dtype)
+    noise = flat_dirichlet(key, (n_states, n_states), dtype)
     matrix = 0.5 * jnp.eye(n_states, dtype=dtype) + 0.5 * noise
     if mask is not None:
         matrix = jnp.where(mask, matrix, jnp.zeros_like(matrix))
@@ -142,7 +150,7 @@ def exponential_family_hmm(
         of the transition matrix (e.g. left-to-right), kept zero by the M-step.
       parallel: use the parallel-in-time log-partition (``chain_latent(parallel=True)``).
     """
-    mask = None if transition_mask is None else jnp.asarray(np.asarray(transition_mask, bool))
+    mask = None if transition_mask is None else jnp.asarray(check_transition_mask(transition_mask, n_states))
 
     def prepare(data) -> ChainData:
         if isinstance(data, ChainData):
@@ -175,16 +183,16 @@ def exponential_family_hmm(
         dtype = params.initial_probs.dtype
         params = init_emissions(emission_key, data, params)
         initial = jnp.full((n_states,), 1.0 / n_states, dtype)
-        if mask is not None:  # start where a left-to-right chain can start
-            initial = normalized_counts(jnp.zeros((n_states,), dtype), mask=jnp.any(mask, axis=0) & _reachable_start(mask))
+        if mask is not None:  # a left-to-right chain starts in state 0
+            initial = normalized_counts(jnp.zeros((n_states,), dtype), mask=_start_states(mask))
         return params._replace(initial_probs=initial, transition_matrix=sticky_transitions(transition_key, n_states, dtype, mask))
 
     def check(data, params=None):
         if isinstance(data, ChainData):
-            shape = data.features.stats.shape[:2]
+            shape = data.features.x.shape
         else:
             seqs = seqs_lib.check_sequences(data, event_ndim)
-            if seqs_lib.validation.is_concrete(seqs):
+            if validation.is_concrete(seqs):
                 check_obs(seqs_lib.valid_values(seqs))
             shape = seqs.obs.shape
         if params is not None:
@@ -223,11 +231,21 @@ def exponential_family_hmm(
     )
 
 
-def _reachable_start(mask: Array) -> Array:
-    # A left-to-right chain starts in state 0; a general mask may start anywhere.
+def _start_states(mask: Array) -> Array:
+    # A left-to-right (upper-triangular) chain starts in state 0; others anywhere.
     upper = bool(np.all(np.triu(np.asarray(mask)) == np.asarray(mask)))
     k = mask.shape[0]
     return jnp.arange(k) == 0 if upper else jnp.ones((k,), bool)
+
+
+def check_transition_mask(transition_mask, n_states: int) -> np.ndarray:
+    """A ``[K, K]`` bool mask with at least one allowed transition out of every state."""
+    mask = np.asarray(transition_mask)
+    if mask.shape != (n_states, n_states) or mask.dtype != bool:
+        raise ValueError(f"transition_mask must be a bool array of shape ({n_states}, {n_states}), got {mask.dtype} {mask.shape}")
+    if not np.all(mask.any(axis=1)):
+        raise ValueError("transition_mask must allow at least one transition out of every state")
+    return mask
 
 
 def check_chain_params(params, n_states: int) -> None:
@@ -246,7 +264,7 @@ def check_chain_params(params, n_states: int) -> None:
 
 def check_probabilities(values, name: str, shape: tuple) -> Array:
     """A user's probability vector/rows: right shape, finite, >= 0, rows sum to one."""
-    x = seqs_lib.validation.as_float_array(values, name, ndim=len(shape))
+    x = validation.as_float_array(values, name, ndim=len(shape))
     if tuple(x.shape) != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {x.shape}")
     if bool(jnp.any(x < 0)):

@@ -43,7 +43,8 @@ class Sequences(NamedTuple):
             raise ValueError("sequences must hold at least one sequence")
         tail = arrays[0].shape[1:]
         if any(a.ndim == 0 or a.shape[1:] != tail for a in arrays):
-            raise ValueError(f"every sequence must have shape [T, {', '.join(map(str, tail))}]".replace("[T, ]", "[T]"))
+            expected = "[" + ", ".join(["T"] + [str(n) for n in tail]) + "]"
+            raise ValueError(f"every sequence must have shape {expected} (as the first), got {[a.shape for a in arrays]}")
         lengths = np.asarray([a.shape[0] for a in arrays], np.int32)
         dtype = np.result_type(*[a.dtype for a in arrays])
         obs = np.full((len(arrays), int(lengths.max())) + tail, pad_value, dtype)

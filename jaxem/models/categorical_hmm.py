@@ -8,8 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxem._src import families, hmm, validation
+from jaxem._src import families, hmm, sequences, validation
 from jaxem._src.base import Array, Model
+from jaxem._src.registry import register_model
 
 
 class CategoricalHMMParams(NamedTuple):
@@ -47,6 +48,7 @@ def categorical_hmm_params(initial_probs, transition_matrix, emission_probs) -> 
     return CategoricalHMMParams(initial_probs.astype(dtype), transition_matrix.astype(dtype), emission_probs.astype(dtype))
 
 
+@register_model("categorical_hmm")
 def categorical_hmm(n_states: int, n_symbols: int, *, transition_mask: Optional[Array] = None, parallel: bool = False) -> Model:
     """A hidden Markov model whose emissions are symbols in ``[0, n_symbols)``.
 
@@ -87,10 +89,10 @@ def categorical_hmm(n_states: int, n_symbols: int, *, transition_mask: Optional[
 
     def init_emissions(key, data, params):
         x = data.features.x
-        mask = hmm.seqs_lib.step_mask(data.lengths, x.shape[1])[..., None]
+        mask = sequences.step_mask(data.lengths, x.shape[1])[..., None]
         counts = jnp.sum(jnp.where(mask, x, jnp.zeros_like(x)), axis=(0, 1))
         frequencies = hmm.normalized_counts(counts)
-        noise = jax.random.dirichlet(key, jnp.ones((n_symbols,), x.dtype), (n_states,)).astype(x.dtype)
+        noise = hmm.flat_dirichlet(key, (n_states, n_symbols), x.dtype)
         return params._replace(emission_probs=0.5 * frequencies[None, :] + 0.5 * noise)
 
     def check_obs(values):

@@ -19,6 +19,7 @@ import numpy as np
 from jaxem._src import families, seeding, validation
 from jaxem._src.base import Array, Model
 from jaxem._src.expfam import ExpFamily, exponential_family_mixture, hard_assignment_stats, mixture_weights
+from jaxem._src.registry import register_model
 
 
 class BernoulliMixtureParams(NamedTuple):
@@ -124,6 +125,7 @@ def _check_counts(x: Array) -> None:
         raise ValueError("x must hold integer counts (found a non-integer entry)")
 
 
+@register_model("bernoulli_mixture")
 def bernoulli_mixture(n_components: int) -> Model:
     """A mixture of products of independent Bernoullis, for binary data ``x [N, D]``.
 
@@ -149,6 +151,7 @@ def bernoulli_mixture(n_components: int) -> Model:
     )
 
 
+@register_model("categorical_mixture")
 def categorical_mixture(n_components: int, *, n_trials: int = 1) -> Model:
     """A mixture of multinomials over ``S`` categories, for counts ``x [N, S]``.
 
@@ -179,6 +182,7 @@ def categorical_mixture(n_components: int, *, n_trials: int = 1) -> Model:
     )
 
 
+@register_model("poisson_mixture")
 def poisson_mixture(n_components: int) -> Model:
     """A mixture of products of independent Poissons, for counts ``x [N, D]``.
 

@@ -6,11 +6,11 @@ from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxem._src import gaussian, hmm, validation
 from jaxem._src.base import Array, Model
 from jaxem.models.gaussian_mixture import _factor_shapes
+from jaxem._src.registry import register_model
 
 
 class GaussianHMMParams(NamedTuple):
@@ -70,6 +70,7 @@ def gaussian_hmm_params(
     return GaussianHMMParams(initial_probs.astype(dtype), transition_matrix.astype(dtype), means.astype(dtype), factor)
 
 
+@register_model("gaussian_hmm")
 def gaussian_hmm(
     n_states: int,
     *,

@@ -200,6 +200,7 @@ def latent_model(
     prepare: Optional[Callable[[Any], Any]] = None,
     check: Optional[Callable[..., None]] = None,
     sample: Optional[Callable[[Array, Any, int], Any]] = None,
+    n_parameters: Optional[Callable[[Any], int]] = None,
 ) -> Model:
     """A model from a full user ``log_joint``, fitted with the gradient M-step.
 
@@ -220,6 +221,8 @@ def latent_model(
       check: optional ``(data, params=None) -> None`` input check; by default the
         data leaves must share a leading sample axis and be finite.
       sample: optional ``(key, params, n) -> (x, z)``.
+      n_parameters: optional ``params -> int``; by default the free parameters
+        counted from ``constraints`` (``simplex`` counts ``K - 1``).
 
     Returns:
       A ``Model`` whose ``m_step`` is ``jaxem.gradient_m_step(log_joint, ...)``.
@@ -244,4 +247,5 @@ def latent_model(
         prepare=(lambda data: data) if prepare is None else prepare,
         check=default_check if check is None else check,
         sample=sample,
+        n_parameters=n_parameters or (lambda params: constraints_lib.n_free_parameters(constraints, params)),
     )

@@ -10,6 +10,7 @@ import numpy as np
 
 from jaxem._src import families, hmm, validation
 from jaxem._src.base import Array, Model
+from jaxem._src.registry import register_model
 
 
 class PoissonHMMParams(NamedTuple):
@@ -49,6 +50,7 @@ def poisson_hmm_params(initial_probs, transition_matrix, rates) -> PoissonHMMPar
     return PoissonHMMParams(initial_probs.astype(dtype), transition_matrix.astype(dtype), rates.astype(dtype))
 
 
+@register_model("poisson_hmm")
 def poisson_hmm(n_states: int, *, transition_mask: Optional[Array] = None, parallel: bool = False) -> Model:
     """A hidden Markov model whose emissions are independent Poisson counts.
 

@@ -23,6 +23,7 @@ import numpy as np
 from jaxem._src import seeding, validation
 from jaxem._src.base import Array, Model
 from jaxem._src.expfam import ExpFamily, exponential_family_mixture, hard_assignment_stats, mixture_weights, tiny_count
+from jaxem._src.registry import register_model
 
 
 class RegressionMixtureParams(NamedTuple):
@@ -143,6 +144,7 @@ def _regression_family(fit_intercept: bool, reg_variance: float) -> ExpFamily:
     return ExpFamily(prepare=prepare, coefficients=coefficients, maximize=maximize)
 
 
+@register_model("regression_mixture")
 def regression_mixture(n_components: int, *, fit_intercept: bool = True, reg_variance: float = 1e-6) -> Model:
     """A mixture of ``n_components`` linear regressions of ``y [N]`` on ``x [N, P]``.
 

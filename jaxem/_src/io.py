@@ -1,0 +1,218 @@
+"""``save``/``load``: a model's specification and its params in one ``.npz`` file.
+
+The file is an ordinary NumPy ``.npz`` archive (readable without jaxem): one array
+per parameter leaf, named by its path in the params (``"means"``,
+``"transitions/log_probs"``...), plus ``"__jaxem__"``, a JSON header holding the
+format version, the model's ``ModelSpec`` and the structure of the params. Leaves
+are stored with their exact dtype, so a round trip is bit-exact. Writing is
+atomic: a temporary file in the same directory is written, flushed, fsynced and
+renamed over the target, so an interrupted save leaves any previous file intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import warnings
+
+import jax.numpy as jnp
+import numpy as np
+
+from jaxem._src.base import Model
+from jaxem._src.registry import ModelSpec, build, freeze
+
+FORMAT = "jaxem"
+FORMAT_VERSION = 1
+HEADER = "__jaxem__"
+
+
+def _encode(node, arrays: dict, path: str):
+    """JSON description of a params pytree; array leaves go into ``arrays``."""
+    if node is None:
+        return {"kind": "none"}
+    if isinstance(node, tuple) and hasattr(node, "_fields"):
+        cls = type(node)
+        fields = {f: _encode(getattr(node, f), arrays, f"{path}/{f}" if path else f) for f in node._fields}
+        return {"kind": "namedtuple", "class": f"{cls.__module__}:{cls.__qualname__}", "fields": fields}
+    if isinstance(node, (tuple, list)):
+        items = [_encode(v, arrays, f"{path}/{i}" if path else str(i)) for i, v in enumerate(node)]
+        return {"kind": type(node).__name__, "items": items}
+    if isinstance(node, dict):
+        if not all(isinstance(k, str) for k in node):
+            raise TypeError("params dicts must have string keys to be saved")
+        return {"kind": "dict", "items": {k: _encode(v, arrays, f"{path}/{k}" if path else k) for k, v in node.items()}}
+    leaf = np.asarray(node)
+    if not (np.issubdtype(leaf.dtype, np.number) or np.issubdtype(leaf.dtype, np.bool_)):
+        raise TypeError(f"params leaf {path or '<root>'} has dtype {leaf.dtype}; only numeric arrays can be saved")
+    key = path or "leaf"
+    if key == HEADER or key in arrays:
+        raise ValueError(f"params path {key!r} cannot be saved (reserved or duplicated)")
+    arrays[key] = leaf
+    return {"kind": "array", "key": key}
+
+
+def _namedtuple_class(name: str, fields: list):
+    module_name, _, qualname = name.partition(":")
+    module = sys.modules.get(module_name)  # never imports: no code runs from a file
+    cls = module
+    for part in qualname.split("."):
+        cls = getattr(cls, part, None)
+    if cls is None or not (isinstance(cls, type) and issubclass(cls, tuple) and hasattr(cls, "_fields")):
+        raise ValueError(f"the file's params type {name} is not available; import the module that defines it first")
+    if list(cls._fields) != list(fields):
+        raise ValueError(f"the file's params {name} have fields {fields}, this version has {list(cls._fields)}")
+    return cls
+
+
+def _decode(node: dict, arrays):
+    kind = node.get("kind")
+    if kind == "none":
+        return None
+    if kind == "namedtuple":
+        cls = _namedtuple_class(node["class"], list(node["fields"]))
+        return cls(**{f: _decode(v, arrays) for f, v in node["fields"].items()})
+    if kind in ("tuple", "list"):
+        items = [_decode(v, arrays) for v in node["items"]]
+        return tuple(items) if kind == "tuple" else items
+    if kind == "dict":
+        return {k: _decode(v, arrays) for k, v in node["items"].items()}
+    if kind == "array":
+        stored = arrays[node["key"]]
+        leaf = jnp.asarray(stored)
+        if leaf.dtype != stored.dtype:
+            warnings.warn(
+                f"params leaf {node['key']!r} was saved as {stored.dtype} and is loaded as {leaf.dtype}; "
+                'run jax.config.update("jax_enable_x64", True) first to load it exactly',
+                stacklevel=3,
+            )
+        return leaf
+    raise ValueError(f"unknown node kind {kind!r} in the file's params structure")
+
+
+def _write_npz(file, arrays: dict) -> None:
+    np.savez(file, **arrays)
+
+
+def save(path, model: Model, params) -> None:
+    """Writes ``model``'s specification and ``params`` to one ``.npz`` file, atomically.
+
+    Args:
+      path: the file to write (used as given: no suffix is added). An existing
+        file is replaced only once the new one is completely written.
+      model: a model built by a registered factory (every ``jaxem.models``
+        factory, or one decorated with ``jaxem.register_model``).
+      params: its parameters (a pytree of NamedTuples, tuples, lists, dicts and
+        numeric arrays).
+
+    Example:
+      >>> jaxem.save("gmm.npz", model, result.params)
+      >>> model, params = jaxem.load("gmm.npz")
+    """
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a jaxem Model, got {type(model).__name__}")
+    if not isinstance(model.spec, ModelSpec):
+        raise ValueError(
+            "this model has no spec, so it cannot be rebuilt from a file: build it with a "
+            "registered factory (jaxem.models.*, or your own decorated with jaxem.register_model)"
+        )
+    arrays: dict = {}
+    structure = _encode(params, arrays, "")
+    header = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": {"factory": model.spec.factory, "options": model.spec.as_dict()},
+        "params": structure,
+    }
+    try:
+        arrays[HEADER] = np.asarray(json.dumps(header, allow_nan=True))
+    except TypeError as e:
+        raise TypeError(f"the model's options must be plain values to be saved: {e}") from None
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            _write_npz(file, arrays)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, 0o666 & ~_umask())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+    _fsync_directory(directory)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_directory(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # e.g. Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load(path, *, model: Model | None = None):
+    """Reads a file written by ``save``: returns ``(model, params)``.
+
+    Args:
+      path: the file.
+      model: optional; if given, the file must hold this model (same factory and
+        options), else a ``ValueError`` says how they differ.
+
+    Floating params come back in their saved dtype (float64 needs
+    ``jax_enable_x64``; otherwise they are converted to float32 with a warning).
+    """
+    path = os.fspath(path)
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path} is not a jaxem file: {e}") from None
+    if not hasattr(archive, "files"):
+        raise ValueError(f"{path} is not a jaxem file (not an .npz archive)")
+    with archive:
+        if HEADER not in archive.files:
+            raise ValueError(f"{path} is not a jaxem file (no {HEADER} header)")
+        try:
+            header = json.loads(str(archive[HEADER]))
+        except ValueError as e:
+            raise ValueError(f"{path}: unreadable jaxem header: {e}") from None
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a jaxem file")
+        version = header.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ValueError(
+                f"{path} was written in jaxem file format version {version}; this jaxem reads "
+                f"version {FORMAT_VERSION}" + (": upgrade jaxem" if isinstance(version, int) and version > FORMAT_VERSION else "")
+            )
+        spec = ModelSpec(header["model"]["factory"], tuple(sorted((k, freeze(v)) for k, v in header["model"]["options"].items())))
+        if model is not None:
+            if not isinstance(model, Model):
+                raise TypeError(f"model must be a jaxem Model, got {type(model).__name__}")
+            if model.spec != spec:
+                raise ValueError(f"{path} holds model {_describe(spec)}, not the model given, {_describe(model.spec)}")
+        arrays = {k: archive[k] for k in archive.files if k != HEADER}
+    params = _decode(header["params"], arrays)
+    return (model if model is not None else build(spec)), params
+
+
+def _describe(spec) -> str:
+    if not isinstance(spec, ModelSpec):
+        return "a model without a spec"
+    options = ", ".join(f"{k}={v!r}" for k, v in spec.options)
+    return f"{spec.factory}({options})"

@@ -1,0 +1,184 @@
+"""Progress for long fits: EM in compiled chunks of iterations, driven from the host.
+
+``fit(..., progress=...)`` runs exactly the EM of ``fit`` (same update, stopping
+rule and best-restart choice), but the vmapped ``lax.while_loop`` stops every
+``every`` iterations and returns to Python, which reports a ``Progress`` and
+resumes. Between chunks the state stays on the device; only a few scalars per
+restart are read. With ``every = 10`` the overhead is a few percent at most
+(benchmarks/progress_overhead.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+import sys
+import time
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxem._src import engine
+from jaxem._src.base import Model
+
+DEFAULT_EVERY = 10
+
+
+class Progress(NamedTuple):
+    """What a progress callback receives after each chunk of EM iterations.
+
+    Attributes:
+      iteration: EM iterations done so far by the longest-running restart.
+      max_iter: the fit's ``max_iter``.
+      best_log_likelihood: best total log-likelihood seen so far over all restarts
+        and iterations (of the params before an update).
+      n_converged: restarts that met the tolerance.
+      n_stopped: restarts that stopped (converged, NaN, or ``max_iter``).
+      n_restarts: number of restarts.
+      seconds: wall time since the fit started (including compilation).
+      best_params: the current params of the restart with the best current
+        log-likelihood: the last good params, e.g. for a checkpoint.
+    """
+
+    iteration: int
+    max_iter: int
+    best_log_likelihood: float
+    n_converged: int
+    n_stopped: int
+    n_restarts: int
+    seconds: float
+    best_params: Any
+
+
+def print_progress(info: Progress, file=None) -> None:
+    """The default display: one line per report on stderr."""
+    file = sys.stderr if file is None else file
+    print(
+        f"jaxem fit: iteration {info.iteration}/{info.max_iter}  "
+        f"best log-likelihood {info.best_log_likelihood:.6g}  "
+        f"converged {info.n_converged}/{info.n_restarts}  ({info.seconds:.1f} s)",
+        file=file,
+        flush=True,
+    )
+
+
+def resolve(progress) -> tuple[int, Callable[[Progress], None]]:
+    """``(every, callback)`` from ``fit``'s ``progress`` argument.
+
+    ``True``: print every 10 iterations; an int ``n``: print every ``n``; a
+    callable: call it with a ``Progress`` every ``getattr(progress, "every", 10)``.
+    """
+    if progress is True:
+        return DEFAULT_EVERY, print_progress
+    if isinstance(progress, numbers.Integral) and not isinstance(progress, bool):
+        if progress < 1:
+            raise ValueError(f"progress must be True, a positive number of iterations or a callable, got {progress!r}")
+        return int(progress), print_progress
+    if callable(progress):
+        every = getattr(progress, "every", DEFAULT_EVERY)
+        if isinstance(every, bool) or not isinstance(every, numbers.Integral) or every < 1:
+            raise ValueError(f"progress.every must be a positive integer, got {every!r}")
+        return int(every), progress
+    raise TypeError(f"progress must be a bool, a positive int or a callable, got {type(progress).__name__}")
+
+
+@functools.partial(jax.jit, static_argnames=("model", "max_iter"))
+def _start(model: Model, data, keys, init_params, sample_weight, *, max_iter: int):
+    if init_params is None:
+        init_params = jax.vmap(model.init, in_axes=(0, None))(keys, data)
+    dtype = engine._float_dtype(data)
+    n = _count(init_params)
+    return engine.EMState(
+        params=init_params,
+        mean_log_likelihood=jnp.full((n,), -jnp.inf, dtype),
+        n_iter=jnp.zeros((n,), jnp.int32),
+        converged=jnp.zeros((n,), bool),
+        history=jnp.full((n, max_iter), jnp.nan, dtype),
+    )
+
+
+def _count(params) -> int:
+    return jax.tree_util.tree_leaves(params)[0].shape[0]
+
+
+@functools.partial(jax.jit, static_argnames=("model", "max_iter"))
+def _advance(model: Model, data, states, sample_weight, tol, stop, *, max_iter: int):
+    """Runs every restart on until iteration ``stop`` (or it stops): the loop of
+    ``engine.run_em``, resumed from ``states``. Also returns a small summary for
+    the report, so that one transfer per chunk suffices."""
+    one = jax.tree_util.tree_map(lambda leaf: leaf[0], states.params)
+    n_obs = engine._n_observations(model, one, data, sample_weight)
+    dtype = states.mean_log_likelihood.dtype
+
+    def run(state):
+        def cond(state):
+            return (state.n_iter < stop) & ~state.converged & ~jnp.isnan(state.mean_log_likelihood)
+
+        def body(state):
+            new_params, log_likelihood = engine._em_step(model, state.params, data, sample_weight)
+            mean = log_likelihood / n_obs.astype(dtype)
+            converged = jnp.abs(mean - state.mean_log_likelihood) < tol
+            history = state.history.at[state.n_iter].set(log_likelihood)
+            return engine.EMState(new_params, mean, state.n_iter + 1, converged, history)
+
+        return jax.lax.while_loop(cond, body, state)
+
+    states = jax.vmap(run)(states)
+    mean = states.mean_log_likelihood
+    stopped = states.converged | jnp.isnan(mean) | (states.n_iter >= max_iter)
+    best = jnp.argmax(jnp.where(jnp.isnan(mean), -jnp.inf, mean))
+    summary = (
+        jnp.max(states.n_iter),
+        jnp.max(jnp.where(jnp.isnan(states.history), -jnp.inf, states.history)),
+        jnp.sum(states.converged.astype(jnp.int32)),
+        jnp.sum(stopped.astype(jnp.int32)),
+    )
+    best_params = jax.tree_util.tree_map(lambda leaf: leaf[best], states.params)
+    return states, summary, best_params
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def _finish(model: Model, data, states, sample_weight):
+    final = jax.vmap(lambda p: engine.e_step(model, p, data, sample_weight)[0])(states.params)
+    best = jnp.argmax(jnp.where(jnp.isnan(final), -jnp.inf, final))
+    return engine.FitResult(
+        params=jax.tree_util.tree_map(lambda leaf: leaf[best], states.params),
+        log_likelihood=final[best],
+        history=states.history,
+        n_iter=states.n_iter,
+        converged=states.converged,
+        all_params=states.params,
+        all_log_likelihoods=final,
+        best_restart=best,
+    )
+
+
+def fit_in_chunks(model: Model, data, keys, init_params, sample_weight, tol, *, max_iter: int, progress):
+    """``engine._fit`` with a host loop over chunks of iterations (arguments as
+    ``engine._fit``'s, already checked; ``progress`` as ``fit``'s)."""
+    every, callback = resolve(progress)
+    start = time.perf_counter()
+    states = _start(model, data, keys, init_params, sample_weight, max_iter=max_iter)
+    done = 0
+    while done < max_iter:
+        done = min(done + every, max_iter)
+        states, summary, best_params = _advance(
+            model, data, states, sample_weight, tol, jnp.asarray(done, jnp.int32), max_iter=max_iter
+        )
+        iteration, best_log_likelihood, n_converged, n_stopped = jax.device_get(summary)
+        info = Progress(
+            iteration=int(iteration),
+            max_iter=max_iter,
+            best_log_likelihood=float(best_log_likelihood) if np.isfinite(best_log_likelihood) else float("nan"),
+            n_converged=int(n_converged),
+            n_stopped=int(n_stopped),
+            n_restarts=int(states.n_iter.shape[0]),
+            seconds=time.perf_counter() - start,
+            best_params=best_params,
+        )
+        callback(info)
+        if info.n_stopped == info.n_restarts:
+            break
+    return _finish(model, data, states, sample_weight)
