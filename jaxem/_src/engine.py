@@ -166,7 +166,12 @@ def _fit(model: Model, data, keys, init_params, sample_weight, tol, *, max_iter:
             return chunking.log_likelihood(model, params, data, sample_weight, chunk_size=chunk_size)
         return e_step(model, params, data, sample_weight)[0]
 
-    final = _over_restarts(final_log_likelihood, states.params)
+    return best_restart(states, _over_restarts(final_log_likelihood, states.params))
+
+
+def best_restart(states: EMState, final: Array) -> FitResult:
+    """The ``FitResult`` of vmapped ``states`` given each restart's final
+    log-likelihood ``final [R]`` (NaN counts as the worst)."""
     best = jnp.argmax(jnp.where(jnp.isnan(final), -jnp.inf, final))
     return FitResult(
         params=jax.tree_util.tree_map(lambda leaf: leaf[best], states.params),

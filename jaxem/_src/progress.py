@@ -142,17 +142,7 @@ def _advance(model: Model, data, states, sample_weight, tol, stop, *, max_iter: 
 @functools.partial(jax.jit, static_argnames=("model",))
 def _finish(model: Model, data, states, sample_weight):
     final = jax.vmap(lambda p: engine.e_step(model, p, data, sample_weight)[0])(states.params)
-    best = jnp.argmax(jnp.where(jnp.isnan(final), -jnp.inf, final))
-    return engine.FitResult(
-        params=jax.tree_util.tree_map(lambda leaf: leaf[best], states.params),
-        log_likelihood=final[best],
-        history=states.history,
-        n_iter=states.n_iter,
-        converged=states.converged,
-        all_params=states.params,
-        all_log_likelihoods=final,
-        best_restart=best,
-    )
+    return engine.best_restart(states, final)
 
 
 def fit_in_chunks(model: Model, data, keys, init_params, sample_weight, tol, *, max_iter: int, progress):
