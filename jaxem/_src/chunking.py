@@ -24,17 +24,18 @@ from jaxem._src.base import Array, Model
 from jaxem._src.expfam import MixtureMStep, expected_stats
 
 
-AUTO_CHUNK_SIZE = 2048
+AUTO_CHUNK_SIZE = 8192
 
 
 def auto_chunk_size(model: Model, data):
     """The ``chunk_size="auto"`` choice: ``AUTO_CHUNK_SIZE`` rows for an
     exponential-family mixture on more than 4 chunks of rows on one device, else
     ``None`` (unchunked). The temporaries are then O(chunk) instead of O(N · K);
-    on a 2-core CPU an iteration took 0.9-1.2x the time of one pass over all rows
-    when the machine was quiet and was 1.4-4.7x faster under memory contention (a
-    chunk's features and log-potentials stay in cache between the two matrix
-    products; benchmarks/RESULTS.md). Data sharded
+    on a 2-core CPU 2048-row chunks took 0.9-1.2x the time of one pass over all
+    rows when the machine was quiet and were 1.4-4.7x faster under memory
+    contention (a chunk's features and log-potentials stay in cache between the
+    two matrix products); 8192-row chunks were another 10-20% faster than 2048
+    when quiet (N = 200 000, K = 32; benchmarks/RESULTS.md). Data sharded
     over several devices are not chunked (a chunk would gather rows across them).
     """
     if not supports_statistics(model):

@@ -30,6 +30,7 @@ The M-step adds ``reg_covar`` (in original units) to every variance.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -94,14 +95,20 @@ def gaussian_features(x: Array, covariance_type: str, reference: GaussianFeature
         shift, scale = reference.shift.astype(x.dtype), reference.scale.astype(x.dtype)
         xs = (x - shift.reshape(lead + (d,))) / scale.reshape(lead + (d,))
     if covariance_type in ("full", "tied"):
-        i, j = _upper(d)
-        quad = xs[..., i] * xs[..., j]
+        # Row by row of the upper triangle, (0,0) (0,1) .. (1,1) ..: slices, no gather
+        # (a gather of [N, D(D+1)/2] columns was ~3x slower to build on a CPU).
+        quad = jnp.concatenate([xs[..., a : a + 1] * xs[..., a:] for a in range(d)], axis=-1)
     elif covariance_type == "diag":
         quad = xs * xs
     else:
         quad = jnp.sum(xs * xs, axis=-1, keepdims=True)
     ones = jnp.ones(xs.shape[:-1] + (1,), xs.dtype)
     return GaussianFeatures(jnp.concatenate([ones, xs, quad], axis=-1), xs, shift, scale)
+
+
+# One compiled program per shape: run eagerly, op by op, building the features took
+# ~3x longer (N = 200 000, D = 16).
+_compiled_features = jax.jit(gaussian_features, static_argnums=1)
 
 
 def _standardization(flat: Array, covariance_type: str):
@@ -130,10 +137,14 @@ def coefficients_are_finite(means: Array, precisions_cholesky: Array, x: Array, 
     """Whether ``params`` can be evaluated on ``x [N, D]`` in ``x``'s dtype: False
     when the natural parameters overflow (components far narrower than the data's
     spread, relative to the dtype's range). Not for use under ``jit``."""
-    x = to_float(x)
+    return bool(_coefficients_finite(means, precisions_cholesky, to_float(x), covariance_type))
+
+
+@functools.partial(jax.jit, static_argnums=3)
+def _coefficients_finite(means: Array, precisions_cholesky: Array, x: Array, covariance_type: str) -> Array:
     unit, shift_y, spread_y = _standardization(x.reshape(-1, x.shape[-1]), covariance_type)
     stand_in = GaussianFeatures(jnp.zeros((1, 1), x.dtype), x, shift_y * unit, spread_y * unit)
-    return bool(jnp.all(jnp.isfinite(natural_coefficients(means, precisions_cholesky, stand_in, covariance_type))))
+    return jnp.all(jnp.isfinite(natural_coefficients(means, precisions_cholesky, stand_in, covariance_type)))
 
 
 def _power_of_two_below(magnitude: Array) -> Array:
@@ -249,7 +260,7 @@ def gaussian_family(covariance_type: str, reg_covar: float) -> ExpFamily:
     ``precisions_cholesky`` of the params)."""
 
     def prepare(x):
-        return gaussian_features(x, covariance_type)
+        return _compiled_features(x, covariance_type)
 
     def coefficients(params, features):
         return natural_coefficients(params.means, params.precisions_cholesky, features, covariance_type)
@@ -259,7 +270,7 @@ def gaussian_family(covariance_type: str, reg_covar: float) -> ExpFamily:
         return params._replace(means=means, precisions_cholesky=factor)
 
     def prepare_like(x, reference):
-        return gaussian_features(x, covariance_type, reference)
+        return _compiled_features(x, covariance_type, reference)
 
     return ExpFamily(prepare=prepare, coefficients=coefficients, maximize=maximize_params, prepare_like=prepare_like)
 
