@@ -26,17 +26,17 @@ from jaxem._src.engine import (
     sample,
     score_samples,
 )
+from jaxem._src.bounds import MStepInfo, elbo, em_step_with_info, q_function
 from jaxem._src.expfam import ExpFamily, expected_stats, exponential_family_mixture
+from jaxem._src.freezing import freeze
+from jaxem._src.generic_m_step import gradient_m_step
+from jaxem._src.hmm import ChainData, exponential_family_hmm
 from jaxem._src.io import load, save
 from jaxem._src.progress import Progress
 from jaxem._src.registry import ModelSpec, register_model
+from jaxem._src.sequences import Sequences
 from jaxem._src.sharding import data_mesh, shard_rows
 from jaxem._src.streaming import OnlineResult, fit_online, fit_streaming
-from jaxem._src.hmm import ChainData, exponential_family_hmm
-from jaxem._src.sequences import Sequences
-from jaxem._src.bounds import MStepInfo, elbo, em_step_with_info, q_function
-from jaxem._src.freezing import freeze
-from jaxem._src.generic_m_step import gradient_m_step
 
 __version__ = "0.1.0"
 
@@ -45,19 +45,19 @@ __all__ = [
     "ChainPotentials",
     "EMState",
     "ExpFamily",
-    "MStepInfo",
     "FitResult",
     "Latent",
+    "MStepInfo",
     "Model",
     "ModelSpec",
-    "Progress",
     "OnlineResult",
+    "Progress",
     "Sequences",
     "aic",
     "bic",
-    "data_mesh",
     "chain_latent",
     "constraints",
+    "data_mesh",
     "e_step",
     "elbo",
     "em_step",
@@ -79,8 +79,8 @@ __all__ = [
     "n_parameters",
     "posterior",
     "predict",
-    "register_model",
     "q_function",
+    "register_model",
     "run_em",
     "sample",
     "save",
