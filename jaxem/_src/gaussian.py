@@ -40,7 +40,7 @@ import numpy as np
 
 from jaxem._src.base import Array
 from jaxem._src.expfam import ExpFamily, tiny_count
-from jaxem._src.validation import to_float
+from jaxem._src.validation import as_float_array, to_float
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
@@ -289,6 +289,43 @@ def covariances_from_factor(precisions_cholesky: Array, n_components: int, n_fea
         precision = (u * u)[:, None, None] * eye[None, :, :]
     eye = jnp.broadcast_to(jnp.eye(n_features, dtype=u.dtype), precision.shape)
     return jnp.linalg.solve(precision, eye)
+
+
+def draw(key: Array, means: Array, precisions_cholesky: Array, labels: Array, covariance_type: str) -> Array:
+    """``[n, D]`` draws from the Gaussians selected by ``labels [n]`` (component or
+    state indices), with ``means [K, D]`` and a factor of any covariance type."""
+    k, d = means.shape
+    covariances = covariances_from_factor(precisions_cholesky, k, d, covariance_type)
+    lower = jnp.linalg.cholesky(covariances)
+    noise = jax.random.normal(key, (labels.shape[0], d), means.dtype)
+    return means[labels] + jnp.einsum("nij,nj->ni", lower[labels], noise)
+
+
+def factor_shapes(k: int, d: int) -> dict:
+    """Shape of ``precisions_cholesky`` (and of a user's covariances) for each type."""
+    return {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}
+
+
+def covariances_argument(covariances, covariance_type: str, k: int, d: int) -> Array:
+    """A user's ``covariances`` in scikit-learn's shape for the type, checked:
+    ``[K, D, D]`` (full), ``[D, D]`` (tied), ``[K, D]`` (diag), ``[K]`` (spherical)."""
+    expected = factor_shapes(k, d)[covariance_type]
+    covariances = as_float_array(covariances, "covariances", ndim=len(expected))
+    if tuple(covariances.shape) != expected:
+        raise ValueError(f"covariances for covariance_type={covariance_type!r} must have shape {expected}, got {covariances.shape}")
+    return covariances
+
+
+def factor_from_user_covariances(covariances: Array, covariance_type: str) -> Array:
+    """``factor_from_covariances`` of a user's covariances, which must be positive
+    definite (``ValueError`` otherwise; the fallback to the diagonal is for EM only)."""
+    if covariance_type in ("full", "tied"):
+        ok = bool(jnp.all(jnp.isfinite(jnp.linalg.cholesky(covariances))))
+    else:
+        ok = bool(jnp.all(covariances > 0))
+    if not ok:
+        raise ValueError("covariances must be symmetric positive definite")
+    return factor_from_covariances(covariances, covariance_type)
 
 
 def factor_from_covariances(covariances: Array, covariance_type: str) -> Array:

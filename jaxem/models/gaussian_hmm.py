@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import NamedTuple, Optional
 
-import jax
 import jax.numpy as jnp
 
 from jaxem._src import gaussian, hmm, validation
 from jaxem._src.base import Array, Model
-from jaxem.models.gaussian_mixture import _factor_shapes
 from jaxem._src.registry import register_model
 
 
@@ -54,19 +52,9 @@ def gaussian_hmm_params(
     k, d = means.shape
     initial_probs = hmm.check_probabilities(initial_probs, "initial_probs", (k,))
     transition_matrix = hmm.check_probabilities(transition_matrix, "transition_matrix", (k, k))
-    expected = _factor_shapes(k, d)[covariance_type]
-    covariances = validation.as_float_array(covariances, "covariances", ndim=len(expected))
-    if tuple(covariances.shape) != expected:
-        raise ValueError(f"covariances for covariance_type={covariance_type!r} must have shape {expected}, got {covariances.shape}")
+    covariances = gaussian.covariances_argument(covariances, covariance_type, k, d)
     dtype = jnp.result_type(initial_probs.dtype, transition_matrix.dtype, means.dtype, covariances.dtype)
-    covariances = covariances.astype(dtype)
-    if covariance_type in ("full", "tied"):
-        ok = bool(jnp.all(jnp.isfinite(jnp.linalg.cholesky(covariances))))
-    else:
-        ok = bool(jnp.all(covariances > 0))
-    if not ok:
-        raise ValueError("covariances must be symmetric positive definite")
-    factor = gaussian.factor_from_covariances(covariances, covariance_type)
+    factor = gaussian.factor_from_user_covariances(covariances.astype(dtype), covariance_type)
     return GaussianHMMParams(initial_probs.astype(dtype), transition_matrix.astype(dtype), means.astype(dtype), factor)
 
 
@@ -127,7 +115,7 @@ def gaussian_hmm(
     def template(data):
         x = data.features.x
         d = x.shape[-1]
-        shape = _factor_shapes(n_states, d)[covariance_type]
+        shape = gaussian.factor_shapes(n_states, d)[covariance_type]
         zeros = lambda s: jnp.zeros(s, x.dtype)  # noqa: E731
         return GaussianHMMParams(zeros((n_states,)), zeros((n_states, n_states)), zeros((n_states, d)), zeros(shape))
 
@@ -140,7 +128,7 @@ def gaussian_hmm(
             raise ValueError(f"obs has {d} features but params.means has {d_params}")
         if k != n_states:
             raise ValueError(f"params have {k} states but the model has n_states={n_states}")
-        expected = _factor_shapes(k, d)[covariance_type]
+        expected = gaussian.factor_shapes(k, d)[covariance_type]
         if tuple(jnp.shape(params.precisions_cholesky)) != expected:
             raise ValueError(
                 f"params.precisions_cholesky has shape {jnp.shape(params.precisions_cholesky)}, "
@@ -148,11 +136,7 @@ def gaussian_hmm(
             )
 
     def emit(key, params, z):
-        k, d = params.means.shape
-        covs = gaussian.covariances_from_factor(params.precisions_cholesky, k, d, covariance_type)
-        lower = jnp.linalg.cholesky(covs)
-        noise = jax.random.normal(key, (z.shape[0], d), params.means.dtype)
-        return params.means[z] + jnp.einsum("nij,nj->ni", lower[z], noise)
+        return gaussian.draw(key, params.means, params.precisions_cholesky, z, covariance_type)
 
     def n_emission_parameters(params) -> int:
         k, d = params.means.shape

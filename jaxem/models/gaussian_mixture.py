@@ -35,17 +35,13 @@ class GaussianMixtureParams(NamedTuple):
 def _covariance_type_of(params: GaussianMixtureParams) -> str:
     k, d = params.means.shape
     shape = tuple(params.precisions_cholesky.shape)
-    matches = [t for t, s in _factor_shapes(k, d).items() if s == shape]
+    matches = [t for t, s in gaussian.factor_shapes(k, d).items() if s == shape]
     if len(matches) != 1:
         raise ValueError(
             f"cannot tell the covariance type from precisions_cholesky of shape {shape} "
             f"with K={k}, D={d}; pass covariance_type"
         )
     return matches[0]
-
-
-def _factor_shapes(k: int, d: int) -> dict:
-    return {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}
 
 
 def covariances(params: GaussianMixtureParams, covariance_type: str | None = None) -> Array:
@@ -80,22 +76,13 @@ def gaussian_mixture_params(weights, means, covariances, covariance_type: str = 
     weights = validation.as_float_array(weights, "weights", ndim=1)
     means = validation.as_float_array(means, "means", ndim=2)
     k, d = means.shape
-    expected = _factor_shapes(k, d)[covariance_type]
-    covariances = validation.as_float_array(covariances, "covariances", ndim=len(expected))
     if weights.shape != (k,):
         raise ValueError(f"weights must have shape ({k},) to match means {means.shape}, got {weights.shape}")
-    if tuple(covariances.shape) != expected:
-        raise ValueError(f"covariances for covariance_type={covariance_type!r} must have shape {expected}, got {covariances.shape}")
+    covariances = gaussian.covariances_argument(covariances, covariance_type, k, d)
     if bool(jnp.any(weights < 0)) or abs(float(jnp.sum(weights)) - 1.0) > 1e-4:
         raise ValueError("weights must be non-negative and sum to one")
     dtype = jnp.result_type(weights.dtype, means.dtype, covariances.dtype)
-    factor = gaussian.factor_from_covariances(covariances.astype(dtype), covariance_type)
-    if covariance_type in ("full", "tied"):
-        ok = bool(jnp.all(jnp.isfinite(jnp.linalg.cholesky(covariances.astype(dtype)))))
-    else:
-        ok = bool(jnp.all(covariances > 0))
-    if not ok:
-        raise ValueError("covariances must be symmetric positive definite")
+    factor = gaussian.factor_from_user_covariances(covariances.astype(dtype), covariance_type)
     return GaussianMixtureParams(weights.astype(dtype), means.astype(dtype), factor)
 
 
@@ -162,12 +149,7 @@ def gaussian_mixture(
         _check_params(params, n_components, covariance_type)
         z_key, x_key = jax.random.split(key)
         z = jax.random.categorical(z_key, jnp.log(params.weights), shape=(n,))
-        k, d = params.means.shape
-        covs = gaussian.covariances_from_factor(params.precisions_cholesky, k, d, covariance_type)
-        lower = jnp.linalg.cholesky(covs)
-        noise = jax.random.normal(x_key, (n, d), params.means.dtype)
-        x = params.means[z] + jnp.einsum("nij,nj->ni", lower[z], noise)
-        return x, z
+        return gaussian.draw(x_key, params.means, params.precisions_cholesky, z, covariance_type), z
 
     def n_parameters(params: GaussianMixtureParams) -> int:
         k, d = params.means.shape
@@ -207,7 +189,7 @@ def _with_missing_values(n_components, covariance_type, reg_covar, init_params, 
 
 
 def _template(k: int, d: int, covariance_type: str, dtype) -> GaussianMixtureParams:
-    shape = _factor_shapes(k, d)[covariance_type]
+    shape = gaussian.factor_shapes(k, d)[covariance_type]
     return GaussianMixtureParams(jnp.zeros((k,), dtype), jnp.zeros((k, d), dtype), jnp.zeros(shape, dtype))
 
 
@@ -252,7 +234,7 @@ def _check_params(params, n_components: int, covariance_type: str, d=None) -> No
         raise ValueError(f"params have {k} components but the model has n_components={n_components}")
     if jnp.shape(params.weights) != (k,):
         raise ValueError(f"params.weights must have shape ({k},), got {jnp.shape(params.weights)}")
-    expected = _factor_shapes(k, d_params)[covariance_type]
+    expected = gaussian.factor_shapes(k, d_params)[covariance_type]
     if tuple(jnp.shape(params.precisions_cholesky)) != expected:
         raise ValueError(
             f"params.precisions_cholesky has shape {jnp.shape(params.precisions_cholesky)}, "
