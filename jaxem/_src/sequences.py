@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple, Sequence
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -139,15 +138,5 @@ def valid_values(seqs: Sequences) -> np.ndarray:
 
 
 def _numeric(x, name: str) -> Array:
-    if isinstance(x, (str, bytes)) or x is None:
-        raise TypeError(f"{name} must be an array of numbers, got {type(x).__name__}")
-    if not isinstance(x, jax.Array):
-        try:
-            x = np.asarray(x)
-        except Exception as e:  # ragged lists and the like
-            raise TypeError(f"{name} must be an array of numbers (use jaxem.Sequences.from_list for ragged data): {e}") from None
-    if x.dtype == object or not (jnp.issubdtype(x.dtype, jnp.number) or jnp.issubdtype(x.dtype, jnp.bool_)):
-        raise TypeError(f"{name} must be an array of numbers, got dtype {x.dtype}")
-    if jnp.issubdtype(x.dtype, jnp.complexfloating):
-        raise TypeError(f"{name} must be real, got dtype {x.dtype}")
-    return jnp.asarray(x)
+    hint = " (use jaxem.Sequences.from_list for ragged data)"
+    return jnp.asarray(validation.as_real_array(x, name, ragged_hint=hint))

@@ -19,28 +19,31 @@ def is_concrete(x) -> bool:
     return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(x))
 
 
-def as_float_array(x, name: str, *, ndim=None, allow_nan: bool = False) -> jax.Array:
-    """Converts ``x`` to a floating JAX array, checking rank and finiteness.
-
-    Integers and booleans become the default float dtype (float32, or float64 with
-    ``jax_enable_x64``); floating inputs keep their precision where JAX allows.
-    """
+def as_real_array(x, name: str, *, ragged_hint: str = ""):
+    """``x`` as a real (integer, boolean or floating) array, unconverted: a JAX array
+    stays one, anything else becomes a NumPy array. ``TypeError`` naming ``name``
+    for strings, ``None``, ragged or object data and complex numbers."""
     if isinstance(x, (str, bytes)) or x is None:
         raise TypeError(f"{name} must be an array of numbers, got {type(x).__name__}")
     if not isinstance(x, jax.Array):
         try:
             x = np.asarray(x)
         except Exception as e:  # ragged lists and the like
-            raise TypeError(f"{name} must be an array of numbers: {e}") from None
-        if x.dtype == object or not (
-            np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.bool_)
-        ):
-            raise TypeError(f"{name} must be an array of numbers, got dtype {x.dtype}")
-        if np.issubdtype(x.dtype, np.complexfloating):
-            raise TypeError(f"{name} must be real, got dtype {x.dtype}")
-    elif jnp.issubdtype(x.dtype, jnp.complexfloating):
+            raise TypeError(f"{name} must be an array of numbers{ragged_hint}: {e}") from None
+    if x.dtype == object or not (jnp.issubdtype(x.dtype, jnp.number) or jnp.issubdtype(x.dtype, jnp.bool_)):
+        raise TypeError(f"{name} must be an array of numbers, got dtype {x.dtype}")
+    if jnp.issubdtype(x.dtype, jnp.complexfloating):
         raise TypeError(f"{name} must be real, got dtype {x.dtype}")
-    x = to_float(x)
+    return x
+
+
+def as_float_array(x, name: str, *, ndim=None, allow_nan: bool = False) -> jax.Array:
+    """Converts ``x`` to a floating JAX array, checking rank and finiteness.
+
+    Integers and booleans become the default float dtype (float32, or float64 with
+    ``jax_enable_x64``); floating inputs keep their precision where JAX allows.
+    """
+    x = to_float(as_real_array(x, name))
     if ndim is not None and x.ndim not in np.atleast_1d(ndim):
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {x.shape}")
     if not allow_nan and is_concrete(x) and x.size and not bool(jnp.all(jnp.isfinite(x))):
