@@ -119,6 +119,36 @@ def _n_observations(model: Model, params, data, sample_weight) -> Array:
     return jnp.sum(sizes)
 
 
+def initial_state(params, dtype, max_iter: int) -> EMState:
+    """The ``EMState`` before the first iteration (one restart)."""
+    return EMState(
+        params=params,
+        mean_log_likelihood=jnp.asarray(-jnp.inf, dtype),
+        n_iter=jnp.asarray(0, jnp.int32),
+        converged=jnp.asarray(False),
+        history=jnp.full((max_iter,), jnp.nan, dtype),
+    )
+
+
+def keep_going(state: EMState, stop) -> Array:
+    """Whether EM goes on: fewer than ``stop`` steps, not converged, not NaN."""
+    return (state.n_iter < stop) & ~state.converged & ~jnp.isnan(state.mean_log_likelihood)
+
+
+def em_loop(model: Model, state: EMState, data, n_obs, *, stop, tol, sample_weight=None, chunk_size=None) -> EMState:
+    """EM steps from ``state`` in a ``lax.while_loop`` until ``keep_going`` fails
+    (one restart; ``data`` prepared, ``n_obs`` its number of observations)."""
+
+    def body(state: EMState):
+        new_params, log_likelihood = _em_step(model, state.params, data, sample_weight, chunk_size)
+        mean = log_likelihood / n_obs.astype(state.mean_log_likelihood.dtype)
+        converged = jnp.abs(mean - state.mean_log_likelihood) < tol
+        history = state.history.at[state.n_iter].set(log_likelihood)
+        return EMState(new_params, mean, state.n_iter + 1, converged, history)
+
+    return jax.lax.while_loop(lambda state: keep_going(state, stop), body, state)
+
+
 def run_em(model: Model, params, data, *, max_iter: int, tol, sample_weight=None, chunk_size=None) -> EMState:
     """Runs EM from ``params`` in a ``lax.while_loop`` (one restart; pure, unchecked).
 
@@ -128,25 +158,8 @@ def run_em(model: Model, params, data, *, max_iter: int, tol, sample_weight=None
     data = model.prepare(data)
     n_obs = _n_observations(model, params, data, sample_weight)
     dtype = jax.eval_shape(lambda p: e_step(model, p, data, sample_weight)[0], params).dtype
-
-    def cond(state: EMState):
-        return (state.n_iter < max_iter) & ~state.converged & ~jnp.isnan(state.mean_log_likelihood)
-
-    def body(state: EMState):
-        new_params, log_likelihood = _em_step(model, state.params, data, sample_weight, chunk_size)
-        mean = log_likelihood / n_obs.astype(dtype)
-        converged = jnp.abs(mean - state.mean_log_likelihood) < tol
-        history = state.history.at[state.n_iter].set(log_likelihood)
-        return EMState(new_params, mean, state.n_iter + 1, converged, history)
-
-    state = EMState(
-        params=params,
-        mean_log_likelihood=jnp.asarray(-jnp.inf, dtype),
-        n_iter=jnp.asarray(0, jnp.int32),
-        converged=jnp.asarray(False),
-        history=jnp.full((max_iter,), jnp.nan, dtype),
-    )
-    return jax.lax.while_loop(cond, body, state)
+    state = initial_state(params, dtype, max_iter)
+    return em_loop(model, state, data, n_obs, stop=max_iter, tol=tol, sample_weight=sample_weight, chunk_size=chunk_size)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "max_iter", "chunk_size", "accelerate"))

@@ -89,41 +89,19 @@ def _start(model: Model, data, keys, init_params, sample_weight, *, max_iter: in
     if init_params is None:
         init_params = jax.vmap(model.init, in_axes=(0, None))(keys, data)
     dtype = engine._float_dtype(data)
-    n = _count(init_params)
-    return engine.EMState(
-        params=init_params,
-        mean_log_likelihood=jnp.full((n,), -jnp.inf, dtype),
-        n_iter=jnp.zeros((n,), jnp.int32),
-        converged=jnp.zeros((n,), bool),
-        history=jnp.full((n, max_iter), jnp.nan, dtype),
-    )
-
-
-def _count(params) -> int:
-    return jax.tree_util.tree_leaves(params)[0].shape[0]
+    return jax.vmap(lambda params: engine.initial_state(params, dtype, max_iter))(init_params)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "max_iter"))
 def _advance(model: Model, data, states, sample_weight, tol, stop, *, max_iter: int):
     """Runs every restart on until iteration ``stop`` (or it stops): the loop of
-    ``engine.run_em``, resumed from ``states``. Also returns a small summary for
+    ``engine.em_loop``, resumed from ``states``. Also returns a small summary for
     the report, so that one transfer per chunk suffices."""
     one = jax.tree_util.tree_map(lambda leaf: leaf[0], states.params)
     n_obs = engine._n_observations(model, one, data, sample_weight)
-    dtype = states.mean_log_likelihood.dtype
 
     def run(state):
-        def cond(state):
-            return (state.n_iter < stop) & ~state.converged & ~jnp.isnan(state.mean_log_likelihood)
-
-        def body(state):
-            new_params, log_likelihood = engine._em_step(model, state.params, data, sample_weight)
-            mean = log_likelihood / n_obs.astype(dtype)
-            converged = jnp.abs(mean - state.mean_log_likelihood) < tol
-            history = state.history.at[state.n_iter].set(log_likelihood)
-            return engine.EMState(new_params, mean, state.n_iter + 1, converged, history)
-
-        return jax.lax.while_loop(cond, body, state)
+        return engine.em_loop(model, state, data, n_obs, stop=stop, tol=tol, sample_weight=sample_weight)
 
     states = jax.vmap(run)(states)
     mean = states.mean_log_likelihood

@@ -93,7 +93,7 @@ def run_squarem(model: Model, params, data, *, max_iter: int, tol, sample_weight
 
     def cond(carry):
         state, _ = carry
-        return (state.n_iter < max_iter) & ~state.converged & ~jnp.isnan(state.mean_log_likelihood)
+        return engine.keep_going(state, max_iter)
 
     def body(carry):
         state, step_max = carry
@@ -115,12 +115,6 @@ def run_squarem(model: Model, params, data, *, max_iter: int, tol, sample_weight
         )
         return engine.EMState(new_params, mean, state.n_iter + 3, converged, history), step_max
 
-    state = engine.EMState(
-        params=params,
-        mean_log_likelihood=jnp.asarray(-jnp.inf, dtype),
-        n_iter=jnp.asarray(0, jnp.int32),
-        converged=jnp.asarray(False),
-        history=jnp.full((max_iter,), jnp.nan, dtype),
-    )
+    state = engine.initial_state(params, dtype, max_iter)
     state, _ = jax.lax.while_loop(cond, body, (state, jnp.asarray(1.0, dtype)))
     return state
