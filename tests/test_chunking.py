@@ -56,3 +56,32 @@ def test_chunk_size_validation():
     generic = model._replace(m_step=lambda data, posterior, params: params)
     with pytest.raises(ValueError, match="chunk_size"):
         jaxem.em_step(generic, jaxem.init(model, 0, x), x, chunk_size=10)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("n", [7, 64, 200, 257])
+def test_block_built_features_equal_one_shot_exactly(covariance_type, n):
+    # Blocks of 64 rows: none (n <= 64), whole blocks only, and whole blocks plus a tail.
+    from jaxem._src import gaussian
+
+    xs = jnp.asarray(np.random.default_rng(n).normal(size=(n, 5)), jnp.float32)
+    one_shot = jax.jit(gaussian.block_features, static_argnums=1)(xs, covariance_type)
+    blocks = jax.jit(gaussian.feature_rows, static_argnums=(1, 2))(xs, covariance_type, 64)
+    assert blocks.shape == (n, 1 + 5 + gaussian.n_quadratic(covariance_type, 5))
+    np.testing.assert_array_equal(np.asarray(blocks), np.asarray(one_shot))
+    i, j = np.triu_indices(5)
+    if covariance_type in ("full", "tied"):  # the layout T(x) = [1, x, upper(x xᵀ)]
+        x = np.asarray(xs, np.float64)
+        np.testing.assert_allclose(np.asarray(blocks)[:, 6:], x[:, i] * x[:, j], rtol=1e-6)
+        np.testing.assert_array_equal(np.asarray(blocks)[:, 0], 1.0)
+
+
+def test_prepare_with_block_built_features_equals_unblocked_prepare():
+    # Above FEATURE_BLOCK_ROWS rows prepare builds the features block by block.
+    from jaxem._src import gaussian
+
+    x, *_ = blobs(5, n=gaussian.FEATURE_BLOCK_ROWS * 2 + 13)
+    model = jaxem.models.gaussian_mixture(3, covariance_type="full")
+    features = model.prepare(x)
+    one_shot = jax.jit(gaussian.block_features, static_argnums=1)(features.x, "full")
+    np.testing.assert_array_equal(np.asarray(features.stats), np.asarray(one_shot))
