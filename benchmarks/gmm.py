@@ -19,6 +19,10 @@ in this one process, and the script prints:
   (``tracemalloc``, which NumPy reports to). jaxem: what XLA plans for the compiled
   fit (``memory_analysis``: temporaries; the features ``N x F`` are an argument).
 - the largest difference in mean log-likelihood per sample between the two traces.
+- the matrix-multiply bound: the two bare products of one iteration,
+  ``[N, F] @ [F, K]`` and ``[K, N] @ [N, F]`` on random arrays of the case's shapes
+  and dtype, timed alone (minimum of 10) with XLA (``jax.jit``) and with NumPy
+  (OpenBLAS); "x bound" is jaxem's time over the faster of the two.
 """
 
 from __future__ import annotations
@@ -82,6 +86,20 @@ def run_sklearn(x, params, covariance_type, iters, repeats):
     return seconds / iters, np.asarray(trace), peak
 
 
+def matmul_bound(n, k, n_features, dtype, repeats=10):
+    """``(xla_seconds, numpy_seconds)`` of the two bare products of one EM iteration."""
+    rng = np.random.default_rng(0)
+    stats = rng.normal(size=(n, n_features)).astype(dtype)
+    coefficients = rng.normal(size=(k, n_features)).astype(dtype)
+    posterior = rng.uniform(size=(n, k)).astype(dtype)
+    both = jax.jit(lambda s, c, r: (s @ c.T, r.T @ s))
+    args = [jnp.asarray(a) for a in (stats, coefficients, posterior)]
+    jax.block_until_ready(both(*args))
+    xla = best_time(lambda: jax.block_until_ready(both(*args)), repeats)
+    numpy = best_time(lambda: (stats @ coefficients.T, posterior.T @ stats), repeats)
+    return xla, numpy
+
+
 def run_jaxem(x, params, covariance_type, iters, repeats, chunk_size="auto"):
     k = params.means.shape[0]
     model = jaxem.models.gaussian_mixture(k, covariance_type=covariance_type)
@@ -138,13 +156,16 @@ def main():
                 results.append((name,) + run_jaxem(x, start, covariance_type, args.iters, args.repeats, chunk_size))
             n_features = results[0][4]
             flops = 4.0 * args.n * args.k * n_features
+            bound = matmul_bound(args.n, args.k, n_features, dtype)
             print(f"{case:<14} {'scikit-learn':<22} {sk_time * 1e3:9.1f} {1.0:9.2f} {flops / sk_time / 1e9:8.1f} "
                   f"{mib(sk_peak) + ' (numpy)':>24} {'':>20}")
             for name, seconds, trace, memory, _ in results:
                 diff = np.max(np.abs(trace - sk_trace))
                 temp = mib(memory.get("temp", float("nan"))) + " (XLA temp)"
                 print(f"{'':<14} {name:<22} {seconds * 1e3:9.1f} {sk_time / seconds:9.2f} "
-                      f"{flops / seconds / 1e9:8.1f} {temp:>24} {diff:20.2e}")
+                      f"{flops / seconds / 1e9:8.1f} {temp:>24} {diff:20.2e}   {seconds / min(bound):.1f}x bound")
+            for name, seconds in zip(("bare products, XLA", "bare products, NumPy"), bound):
+                print(f"{'':<14} {name:<22} {seconds * 1e3:9.1f} {sk_time / seconds:9.2f} {flops / seconds / 1e9:8.1f}")
     print(f"\n(finished {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())})")
 
 

@@ -11,7 +11,8 @@ its peak resident memory (``ru_maxrss``) is its own. Reported per size:
   and dispatch cancel out), and ns per row;
 - features: the size of T(x), N x F (F = 153); XLA temp: the temporaries XLA plans
   for the compiled fit (with chunking O(chunk · (K + F)), independent of N);
-- peak RSS: the subprocess's peak resident memory (data + features + runtime).
+- peak RSS: the subprocess's peak resident memory (data + features + runtime),
+  once right after building the features ("after prepare") and at the end.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def one_size(n: int, chunk_size: int | None) -> dict:
     prepare = jax.jit(model.prepare)
     features = jax.block_until_ready(prepare(x))
     t_prepare = best_time(lambda: jax.block_until_ready(prepare(x)), 1)
+    rss_prepare = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     del x
 
     def fit(iters):
@@ -64,6 +66,7 @@ def one_size(n: int, chunk_size: int | None) -> dict:
         "ns_per_row": per_iter / n * 1e9,
         "features_bytes": features.stats.nbytes,
         "xla_temp_bytes": xla_memory(compiled).get("temp", float("nan")),
+        "prepare_rss_bytes": rss_prepare,
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     }
 
@@ -83,7 +86,7 @@ def main():
 
     print(machine())
     print("K=32 D=16 full float32")
-    print(f"{'N':>10} {'chunk':>7} {'prepare s':>10} {'ms/iter':>9} {'ns/row':>7} {'features':>11} {'XLA temp':>10} {'peak RSS':>10}")
+    print(f"{'N':>10} {'chunk':>7} {'prepare s':>10} {'ms/iter':>9} {'ns/row':>7} {'features':>11} {'XLA temp':>10} {'RSS after prepare':>18} {'peak RSS':>10}")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     for size in args.sizes.split(","):
         n = int(float(size))
@@ -98,7 +101,7 @@ def main():
                 continue
             r = json.loads(done.stdout.split("RESULT", 1)[1])
             print(f"{n:>10} {str(chunk):>7} {r['prepare_s']:10.2f} {r['ms_per_iter']:9.1f} {r['ns_per_row']:7.1f} "
-                  f"{mib(r['features_bytes']):>11} {mib(r['xla_temp_bytes']):>10} {mib(r['peak_rss_bytes']):>10}")
+                  f"{mib(r['features_bytes']):>11} {mib(r['xla_temp_bytes']):>10} {mib(r['prepare_rss_bytes']):>18} {mib(r['peak_rss_bytes']):>10}")
     print(f"\n(finished {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())})")
 
 

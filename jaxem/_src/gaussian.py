@@ -107,9 +107,10 @@ FEATURE_BLOCK_ROWS = 4096
 def feature_rows(xs: Array, covariance_type: str, block_rows: int = FEATURE_BLOCK_ROWS) -> Array:
     """``[N, F]`` features ``[1, x', quad(x')]`` of standardized rows ``xs [N, D]``.
 
-    For ``full``/``tied`` (F = 1 + D + D(D+1)/2), built ``block_rows`` rows at a time into one ``[N, F]`` buffer (a
-    ``lax.fori_loop`` of in-place row updates, plus one block for the tail), so the
-    only large allocation is the result. Every entry is one product, so the result
+    For ``full``/``tied`` (F = 1 + D + D(D+1)/2) they are built ``block_rows`` rows
+    at a time into one ``[N, F]`` buffer (a ``lax.fori_loop`` of in-place row
+    updates, plus one block for the tail), so the only large allocation is the
+    result. Every entry is one product, so the result
     is exactly the one-shot ``block_features(xs)``.
     """
     n = xs.shape[0]
