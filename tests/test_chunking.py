@@ -85,3 +85,15 @@ def test_prepare_with_block_built_features_equals_unblocked_prepare():
     features = model.prepare(x)
     one_shot = jax.jit(gaussian.block_features, static_argnums=1)(features.x, "full")
     np.testing.assert_array_equal(np.asarray(features.stats), np.asarray(one_shot))
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_prepare_returns_prepared_features_without_a_copy(covariance_type):
+    # Through jit, an input returned as output is copied: at N = 10⁷ that was a second
+    # 5.8 GiB feature matrix in every fit on prepared features.
+    x, *_ = blobs(6, n=50)
+    model = jaxem.models.gaussian_mixture(2, covariance_type=covariance_type)
+    features = model.prepare(x)
+    again = model.prepare(features)
+    assert again is features
+    assert again.stats.unsafe_buffer_pointer() == features.stats.unsafe_buffer_pointer()

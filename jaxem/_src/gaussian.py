@@ -298,6 +298,8 @@ def gaussian_family(covariance_type: str, reg_covar: float) -> ExpFamily:
     ``precisions_cholesky`` of the params)."""
 
     def prepare(x):
+        if isinstance(x, GaussianFeatures):  # not through jit: that would copy them
+            return x
         return _compiled_features(x, covariance_type)
 
     def coefficients(params, features):
