@@ -97,3 +97,31 @@ def test_prepare_returns_prepared_features_without_a_copy(covariance_type):
     again = model.prepare(features)
     assert again is features
     assert again.stats.unsafe_buffer_pointer() == features.stats.unsafe_buffer_pointer()
+
+
+@pytest.mark.parametrize(
+    "covariance_type, dtype, rows",
+    [("full", jnp.float32, 4096), ("full", jnp.float64, 2048), ("diag", jnp.float32, 16384), ("diag", jnp.float64, 8192)],
+)
+def test_auto_chunk_size_keeps_a_chunk_of_features_within_the_budget(covariance_type, dtype, rows):
+    from jaxem._src import chunking
+
+    model = jaxem.models.gaussian_mixture(32, covariance_type=covariance_type)
+    big = jax.ShapeDtypeStruct((200_000, 16), dtype)
+    assert chunking.auto_chunk_size(model, big) == rows
+    assert chunking.auto_chunk_size(model, jax.ShapeDtypeStruct((chunking.MIN_ROWS_TO_CHUNK, 16), dtype)) is None
+    n_features = 1 + 16 + (16 * 17 // 2 if covariance_type == "full" else 16)
+    itemsize = jnp.dtype(dtype).itemsize
+    assert rows * n_features * itemsize <= chunking.CHUNK_BYTES < 2 * rows * n_features * itemsize
+
+
+def test_chunked_float32_fit_equals_unchunked():
+    # 40 000 rows: "auto" chunks them (16 384-row chunks for D = 3, plus a tail).
+    x, *_ = blobs(7, n=40_000)
+    x = np.asarray(x, np.float32)
+    for covariance_type in ("full", "diag"):
+        model = jaxem.models.gaussian_mixture(3, covariance_type=covariance_type)
+        plain = jaxem.fit(model, x, key=jax.random.key(2), max_iter=20, tol=0.0, chunk_size=None)
+        chunked = jaxem.fit(model, x, key=jax.random.key(2), max_iter=20, tol=0.0)
+        np.testing.assert_allclose(np.asarray(chunked.history), np.asarray(plain.history), rtol=2e-6)
+        np.testing.assert_allclose(np.asarray(chunked.params.means), np.asarray(plain.params.means), rtol=1e-4, atol=1e-4)

@@ -24,19 +24,34 @@ from jaxem._src.base import Array, Model
 from jaxem._src.expfam import MixtureMStep, expected_stats
 
 
-AUTO_CHUNK_SIZE = 8192
+# ``chunk_size="auto"``: the largest power-of-two rows per chunk, between these
+# bounds, whose features take at most CHUNK_BYTES (about one core's L2 cache: a
+# chunk's features are read by both matrix products of the step). Measured (fit,
+# N = 200 000, D = 16, K = 32, ms/iteration, 2-core AMD EPYC Zen 4 with 2 MiB L2 per
+# core; benchmarks/RESULTS.md) over 2048/4096/8192/16384 rows: full float32
+# 40/39/42/44, full float64 87/86/103/120, diag float32 29/20/21/18, diag float64
+# 38/27/26/28; this rule picks 4096, 2048, 16384 and 8192 rows.
+CHUNK_BYTES = 3 * 2**20
+MIN_CHUNK_ROWS, MAX_CHUNK_ROWS = 2048, 16384
+# Fewer rows than this are not chunked (one pass is as fast and compiles faster).
+MIN_ROWS_TO_CHUNK = 32768
+
+
+def rows_per_chunk(n_features: int, itemsize: int) -> int:
+    """The ``"auto"`` rows per chunk for ``[N, n_features]`` features of ``itemsize`` bytes."""
+    rows = MAX_CHUNK_ROWS
+    while rows > MIN_CHUNK_ROWS and rows * n_features * itemsize > CHUNK_BYTES:
+        rows //= 2
+    return rows
 
 
 def auto_chunk_size(model: Model, data):
-    """The ``chunk_size="auto"`` choice: ``AUTO_CHUNK_SIZE`` rows for an
-    exponential-family mixture on more than 4 chunks of rows on one device, else
-    ``None`` (unchunked). The temporaries are then O(chunk) instead of O(N · K);
-    on a 2-core CPU 2048-row chunks took 0.9-1.2x the time of one pass over all
-    rows when the machine was quiet and were 1.4-4.7x faster under memory
-    contention (a chunk's features and log-potentials stay in cache between the
-    two matrix products); 8192-row chunks were another 10-20% faster than 2048
-    when quiet (N = 200 000, K = 32; benchmarks/RESULTS.md). Data sharded
-    over several devices are not chunked (a chunk would gather rows across them).
+    """The ``chunk_size="auto"`` choice: ``rows_per_chunk`` rows for an
+    exponential-family mixture on more than ``MIN_ROWS_TO_CHUNK`` rows on one
+    device, else ``None`` (unchunked). The temporaries are then O(chunk) instead
+    of O(N · K), and a chunk's features stay in cache between the two matrix
+    products. Data sharded over several devices are not chunked (a chunk would
+    gather rows across them).
     """
     if not supports_statistics(model):
         return None
@@ -47,7 +62,8 @@ def auto_chunk_size(model: Model, data):
     prepared = jax.eval_shape(model.prepare, data)
     if not hasattr(prepared, "stats") or prepared.stats.ndim != 2:
         return None
-    return AUTO_CHUNK_SIZE if prepared.stats.shape[0] > 4 * AUTO_CHUNK_SIZE else None
+    n, n_features = prepared.stats.shape
+    return rows_per_chunk(n_features, prepared.stats.dtype.itemsize) if n > MIN_ROWS_TO_CHUNK else None
 
 
 def supports_statistics(model: Model) -> bool:

@@ -255,9 +255,10 @@ def em_step(model: Model, params: Params, data, *, sample_weight=None, chunk_siz
       sample_weight: optional ``[N]`` non-negative weights of the items.
       chunk_size: rows per chunk: the E-step and expected statistics are
         accumulated over row chunks, so extra memory is O(chunk_size · (K + F))
-        (exponential-family mixtures only). ``"auto"`` (default): 8192-row
-        chunks for exponential-family mixtures with more than 32768 rows on one
-        device, else unchunked; ``None``: unchunked.
+        (exponential-family mixtures only). ``"auto"`` (default): chunks of
+        2048-16384 rows whose features take at most ~3 MiB, for
+        exponential-family mixtures with more than 32768 rows on one device, else
+        unchunked; ``None``: unchunked.
 
     Example:
       >>> model = jaxem.models.gaussian_mixture(2)
@@ -317,9 +318,10 @@ def fit(
       chunk_size: rows per chunk: stream the E-step and expected statistics over
         row chunks (extra memory O(chunk_size · (K + F)) instead of O(N · K);
         exponential-family mixtures only); the same result as unchunked up to
-        rounding. ``"auto"`` (default): 8192-row chunks for exponential-family
-        mixtures with more than 32768 rows on one device (O(chunk) temporaries;
-        a chunk stays in cache), else unchunked; ``None``: never chunk.
+        rounding. ``"auto"`` (default): chunks of 2048-16384 rows whose features
+        take at most ~3 MiB, for exponential-family mixtures with more than 32768
+        rows on one device (O(chunk) temporaries; a chunk stays in cache), else
+        unchunked; ``None``: never chunk.
       accelerate: ``None`` (plain EM) or ``"squarem"``: SQUAREM extrapolation
         (Varadhan & Roland 2008) with fall-back to the plain EM step whenever it
         would lower the log-likelihood; ``max_iter`` then counts EM-step
