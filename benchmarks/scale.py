@@ -1,6 +1,6 @@
 """Time and memory per EM iteration from N = 10⁴ to 10⁷ rows (chunked).
 
-    PYTHONPATH=. python benchmarks/scale.py [--sizes 1e4,1e5,1e6,1e7] [--chunk-size 16384]
+    PYTHONPATH=. python benchmarks/scale.py [--sizes 1e4,1e5,1e6,1e7] [--chunk-size 4096]
 
 K=32, D=16, full covariance, float32. Each size runs in its own subprocess so that
 its peak resident memory (``ru_maxrss``) is its own. Reported per size:
@@ -76,7 +76,7 @@ def one_size(n: int, chunk_size: int | None) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1e4,1e5,1e6,1e7")
-    parser.add_argument("--chunk-size", type=int, default=16384)
+    parser.add_argument("--chunk-size", type=int, default=4096, help="rows per chunk (4096: what chunk_size=\"auto\" picks here)")
     parser.add_argument("--unchunked-up-to", type=float, default=1e6, help="also run without chunking up to this N")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
