@@ -264,8 +264,10 @@ def print_runs(runs, jaxem_seconds: float, jaxem_trace: np.ndarray, reference_se
     largest difference from ``jaxem_trace`` over the iterations."""
     for run in runs:
         ms = run.seconds_per_iter * 1e3
+        ratio = run.seconds_per_iter / jaxem_seconds
+        verdict = f"jaxem is {ratio:.2f}x faster" if ratio >= 1 else f"jaxem is {1 / ratio:.2f}x SLOWER"
         print(f"{'':<{indent}} peer {run.library:<21} {ms:9.1f} ms/iter = {reference_seconds / run.seconds_per_iter:5.2f}x "
-              f"{reference}; jaxem is {run.seconds_per_iter / jaxem_seconds:5.2f}x faster")
+              f"{reference}; {verdict} (same run)")
         start_diff = abs(run.start_log_likelihood - jaxem_trace[0]) / abs(jaxem_trace[0])
         check = f"{run.check}; start loglik rel. diff to jaxem {start_diff:.1e}"
         if run.trace is not None:
