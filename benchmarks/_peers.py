@@ -81,7 +81,8 @@ def missing(names) -> list:
 def describe(names) -> str:
     """One line: the peers' versions, or which are missing and how to install them."""
     absent = missing(names)
-    present = [f"{name} {version(name)}" for name in names if name not in absent]
+    present = [f"{name} {version(name)}" + (" (float32 only)" if name == "gmmx" else "")
+               for name in names if name not in absent]
     if "pomegranate" in names and "pomegranate" not in absent:
         present.append(f"torch {version('torch')} ({_torch_threads()} threads)")
     line = "peers: " + (", ".join(present) if present else "none installed")
