@@ -40,6 +40,7 @@ jax.config.update("jax_enable_x64", True)
 
 import jaxem  # noqa: E402
 from jaxem._src import engine  # noqa: E402
+from benchmarks import _peers  # noqa: E402
 from benchmarks._common import best_time, blobs, machine, mib, xla_memory  # noqa: E402
 
 
@@ -133,8 +134,11 @@ def main():
     parser.add_argument("--sklearn-repeats", type=int, default=2)
     parser.add_argument("--types", default="full,diag")
     parser.add_argument("--dtypes", default="float32,float64")
+    parser.add_argument("--peers", action="store_true", help="also time pomegranate and gmmx (the bench extra)")
     args = parser.parse_args()
     print(machine())
+    if args.peers:
+        print(_peers.describe(_peers.GMM_PEERS))
     print(f"N={args.n} D={args.d} K={args.k}, {args.iters} EM iterations from the same start\n")
     x64 = blobs(args.n, args.d, args.k)
     header = (
@@ -166,6 +170,9 @@ def main():
                       f"{flops / seconds / 1e9:8.1f} {temp:>24} {diff:20.2e}   {seconds / min(bound):.1f}x bound")
             for name, seconds in zip(("bare products, XLA", "bare products, NumPy"), bound):
                 print(f"{'':<14} {name:<22} {seconds * 1e3:9.1f} {sk_time / seconds:9.2f} {flops / seconds / 1e9:8.1f}")
+            if args.peers:
+                runs = _peers.gmm_peer_runs(x, start, covariance_type, args.iters, args.repeats)
+                _peers.print_runs(runs, results[0][1], results[0][2], sk_time, "scikit-learn")
     print(f"\n(finished {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())})")
 
 

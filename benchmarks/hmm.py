@@ -25,6 +25,7 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 
 import jaxem  # noqa: E402
+from benchmarks import _peers  # noqa: E402
 from benchmarks._common import best_time, machine  # noqa: E402
 
 K, D = 8, 4
@@ -101,8 +102,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--peers", action="store_true", help="also time dynamax (the bench extra)")
     args = parser.parse_args()
     print(machine())
+    if args.peers:
+        print(_peers.describe(_peers.HMM_PEERS))
     print(f"Gaussian diag HMM, K={K}, D={D}, {args.iters} Baum-Welch iterations from the same start\n")
     header = f"{'case':<22} {'library':<16} {'ms/iter':>9} {'speed-up':>9} {'note':>44}"
     print(header)
@@ -121,6 +125,9 @@ def main():
             else:
                 note = ""
             print(f"{'':<22} {'jaxem ' + dtype:<16} {seconds * 1e3:9.1f} {ref_time / seconds:9.2f} {note:>44}")
+            if args.peers:
+                runs = _peers.hmm_peer_runs(sequences, start, dtype, args.iters, args.repeats)
+                _peers.print_runs(runs, seconds, trace, ref_time, "hmmlearn", indent=22)
         rel = np.max(np.abs(traces["float32"] - traces["float64"]) / np.abs(traces["float64"]))
         print(f"{'':<22} float32 vs float64 log-likelihood traces: max rel. diff {rel:.1e}")
     print(f"\n(finished {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())})")

@@ -47,6 +47,15 @@ def _model(n_components, covariance_type, reg_covar, init):
     return gaussian_mixture(n_components, covariance_type=covariance_type, reg_covar=reg_covar, init=init)
 
 
+def _hashable_float(value):
+    """A real number as a plain float (NumPy scalars too), so that the cached model
+    factories see equal settings as equal; anything else is passed on unchanged for
+    the model factory to reject."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
 def _seed(random_state) -> int:
     """An int seed: ``random_state`` itself when it is an int, else drawn from it."""
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
@@ -115,10 +124,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _get_model(self):
         if self.init_params not in _INIT_NAMES:
             raise ValueError(f"init_params must be one of {tuple(_INIT_NAMES)}, got {self.init_params!r}")
-        reg_covar = self.reg_covar
-        if isinstance(reg_covar, numbers.Real) and not isinstance(reg_covar, bool):
-            reg_covar = float(reg_covar)
-        return _model(self.n_components, self.covariance_type, reg_covar, _INIT_NAMES[self.init_params])
+        return _model(self.n_components, self.covariance_type, _hashable_float(self.reg_covar), _INIT_NAMES[self.init_params])
 
     def _params(self, dtype):
         return GaussianMixtureParams(
@@ -170,13 +176,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _set_fitted(self, result, n):
         params = result.params
         best = int(result.best_restart)
-        k, d = params.means.shape
         full = np.asarray(full_covariances(params, self.covariance_type))
         covariances = {
             "full": full,
             "tied": full[0],
             "diag": np.diagonal(full, axis1=1, axis2=2),
-            "spherical": np.diagonal(full, axis1=1, axis2=2).mean(axis=1) if d else full[:, 0, 0],
+            "spherical": np.diagonal(full, axis1=1, axis2=2).mean(axis=1),
         }[self.covariance_type]
         self.weights_ = np.asarray(params.weights)
         self.means_ = np.asarray(params.means)
@@ -299,10 +304,7 @@ class GaussianHMM(BaseEstimator):
         self.parallel = parallel
 
     def _get_model(self):
-        reg_covar = self.reg_covar
-        if isinstance(reg_covar, numbers.Real) and not isinstance(reg_covar, bool):
-            reg_covar = float(reg_covar)
-        return _hmm_model(self.n_components, self.covariance_type, reg_covar, bool(self.parallel))
+        return _hmm_model(self.n_components, self.covariance_type, _hashable_float(self.reg_covar), bool(self.parallel))
 
     def _sequences(self, X, lengths, reset):
         X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])

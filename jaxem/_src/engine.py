@@ -10,7 +10,7 @@ writes a responsibilities formula or a backward pass.
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
