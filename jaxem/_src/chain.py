@@ -139,6 +139,109 @@ def parallel_log_marginal(log_initial: Array, log_transition: Array, log_emissio
     return scales[-1, 0]
 
 
+def forward_log_marginal(log_initial: Array, log_transition: Array, log_emission: Array, length: Array) -> Array:
+    """log p(x) of one sequence by the normalized forward recursion, with
+    gradient-free normalizers (see ``blocked_log_marginal``)."""
+    t_max, k = log_emission.shape
+    dtype = log_emission.dtype
+    tiny = jnp.finfo(dtype).tiny
+    log_emission = _masked_emission(log_emission, length)
+    emission, emission_shift = _shifted_exp(log_emission, axis=1)  # [T, K], [T, 1]
+    initial, initial_shift = _shifted_exp(log_initial)
+    transition, transition_shift = _shifted_exp(log_transition)
+    steps = jnp.arange(1, t_max, dtype=length.dtype)
+    valid = (steps < length).astype(dtype)
+    shifts = initial_shift[0] + emission_shift[0, 0] + jnp.sum(valid * (transition_shift[0, 0] + emission_shift[1:, 0]))
+    alpha, log_first = _constant_normalized(initial * emission[0], tiny)
+
+    def step(alpha, inputs):
+        emission_t, valid_t = inputs
+        predicted = alpha @ transition
+        normalized, log_norm = _constant_normalized(predicted * emission_t, tiny)
+        return valid_t * normalized + (1 - valid_t) * alpha, valid_t * log_norm[0]
+
+    alpha, log_norms = jax.lax.scan(step, alpha, (emission[1:], valid))
+    return shifts + log_first[0] + jnp.sum(log_norms) + jnp.log(jnp.sum(alpha))
+
+
+def block_length(t_max: int) -> int:
+    """Steps per block of ``blocked_log_marginal`` for ``T = t_max``: about ``√T``."""
+    return max(1, int(round(t_max ** 0.5)))
+
+
+def blocked_log_marginal(log_initial: Array, log_transition: Array, log_emission: Array, length: Array) -> Array:
+    """log p(x) of one sequence by a blocked (time-chunked) forward recursion.
+
+    The ``T - 1`` transfer steps ``M_t[i, j] = A[i, j] e_t[j]`` are cut into
+    ``n_blocks`` blocks of ``L = block_length(T - 1)`` steps (the tail padded with
+    identity steps, as are steps past ``length``). Phase 1 multiplies out every
+    block at once, in a ``lax.scan`` over its ``L`` steps whose carry is the
+    ``[n_blocks, K, K]`` partial products, each row kept normalized with its own log
+    scale (row ``i`` is the normalized forward recursion started in state ``i``), so
+    each step is one matrix product ``[n_blocks · K, K] @ A`` and nothing under- or
+    overflows. Phase 2 runs the normalized forward message through the
+    ``n_blocks`` block products in a short ``lax.scan``. Sequential depth is
+    ``L + n_blocks ≈ 2 √T`` instead of ``T``, at ``O(T K³)`` work.
+
+    Every normalizer is a gradient-free constant: dividing by a constant and adding
+    its log back leaves the function, hence its gradient, unchanged, so the result is
+    ``constant + log Σ_j α_T[j]`` and the backward pass is a plain linear recursion
+    (the scaled backward messages), with no gradient through the logs and divisions.
+    """
+    t_max, k = log_emission.shape
+    dtype = log_emission.dtype
+    tiny = jnp.finfo(dtype).tiny
+    log_emission = _masked_emission(log_emission, length)
+    emission, emission_shift = _shifted_exp(log_emission, axis=1)  # [T, K], [T, 1]
+    initial, initial_shift = _shifted_exp(log_initial)
+    transition, transition_shift = _shifted_exp(log_transition)
+
+    steps = jnp.arange(1, t_max, dtype=length.dtype)
+    valid = steps < length
+    shifts = initial_shift[0] + emission_shift[0, 0]
+    shifts = shifts + jnp.sum(jnp.where(valid, transition_shift[0, 0] + emission_shift[1:, 0], jnp.zeros((), dtype)))
+    alpha, log_first = _constant_normalized(initial * emission[0], tiny)
+    if t_max == 1:
+        return shifts + log_first[0] + jnp.log(jnp.sum(alpha))
+
+    block = block_length(t_max - 1)
+    n_blocks = -(-(t_max - 1) // block)
+    pad = n_blocks * block - (t_max - 1)
+    emission_blocks = jnp.pad(emission[1:], ((0, pad), (0, 0)), constant_values=1)
+    emission_blocks = emission_blocks.reshape(n_blocks, block, k).transpose(1, 0, 2)  # [L, n_blocks, K]
+    valid_blocks = jnp.pad(valid, (0, pad)).reshape(n_blocks, block).T.astype(dtype)  # [L, n_blocks]
+
+    def multiply(carry, inputs):
+        log_scales, products = carry  # [n_blocks, K], [n_blocks, K, K]
+        emission_t, valid_t = inputs  # [n_blocks, K], [n_blocks] (1 or 0)
+        unnormalized = (products @ transition) * emission_t[:, None, :]
+        normalized, log_sums = _constant_normalized(unnormalized, tiny)
+        keep = valid_t[:, None, None]
+        products = keep * normalized + (1 - keep) * products
+        log_scales = log_scales + valid_t[:, None] * log_sums[..., 0]
+        return (log_scales, products), None
+
+    eye = jnp.broadcast_to(jnp.eye(k, dtype=dtype), (n_blocks, k, k))
+    carry = (jnp.zeros((n_blocks, k), dtype), eye)
+    (log_scales, products), _ = jax.lax.scan(multiply, carry, (emission_blocks, valid_blocks))
+
+    def propagate(alpha, inputs):
+        log_scales_b, product_b = inputs  # [K], [K, K]
+        top = jnp.max(log_scales_b)
+        alpha, log_norm = _constant_normalized((alpha * jnp.exp(log_scales_b - top)) @ product_b, tiny)
+        return alpha, log_norm[0] + top
+
+    alpha, log_norms = jax.lax.scan(propagate, alpha, (log_scales, products))
+    return shifts + log_first[0] + jnp.sum(log_norms) + jnp.log(jnp.sum(alpha))
+
+
+def _constant_normalized(values: Array, tiny) -> tuple[Array, Array]:
+    """``(values / s, log s)`` for ``s`` the last-axis sum (at least ``tiny``),
+    held constant under differentiation."""
+    sums = jax.lax.stop_gradient(jnp.maximum(jnp.sum(values, axis=-1, keepdims=True), tiny))
+    return values / sums, jnp.log(sums)
+
+
 def chain_log_marginal(potentials: ChainPotentials, lengths: Array, parallel: bool = False) -> Array:
     """``[B]`` log p(x_b) of every sequence: the normalized forward recursion, or
     ``parallel_log_marginal`` when ``parallel``."""
