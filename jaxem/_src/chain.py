@@ -2,22 +2,34 @@
 
 The log-potentials of a chain are a pytree ``ChainPotentials``: the initial
 log-probabilities, the log transition matrix and the per-step log emission table.
-The log-partition of one sequence is the forward recursion, run in its *normalized*
-form: the forward message is carried normalized to sum to one, each step's
-emissions are shifted by their maximum before exponentiating, and the per-step log
-normalizers are returned and summed at the end (a pairwise sum, not a running one),
-so nothing under- or overflows and float32 stays accurate on 100 000-step sequences.
+The log-partition of one sequence (``forward_log_marginal``) is the forward
+recursion, run in its *normalized* form: the forward message is carried normalized
+to sum to one, each step's emissions are shifted by their maximum before
+exponentiating, and the per-step log normalizers are summed at the end (a pairwise
+sum, not a running one), so nothing under- or overflows and float32 stays accurate
+on 100 000-step sequences. The normalizers are held constant under differentiation
+(which leaves the gradient exact, see ``forward_log_marginal``), so the backward
+pass is the plain linear recursion of the scaled backward messages.
 
 Its gradient (``jaxem.e_step``) with respect to the three fields is, in one backward
 pass through ``lax.scan``:
 
 * ``log_initial``: the expected initial-state counts ``Σ_b p(z_b0 = k | x_b)``;
-* ``log_transition``: the expected transition counts ``Σ_b Σ_t p(z_t-1 = i, z_t = j | x_b)``;
+* ``log_transition``: the expected transition counts ``Σ_b Σ_t p(z_t-1 = i, z_t = j | x_b)``
+  (a running sum over the steps: ~1e-4 relative in float32 over 100 000 steps);
 * ``log_emission``: the smoothed marginals ``p(z_bt = k | x_b)`` (zero on padding).
 
-Memory: the forward pass keeps the normalized messages and per-step emissions as
-residuals for the backward pass, about ``B · T · K`` values each (a few ``[B, T, K]``
-arrays in all; T = 100 000, K = 8 in float32 is ~3 MB per array).
+Memory: the step is rematerialized (``jax.checkpoint``), so the backward pass keeps
+only the normalized messages, ``B · T · K`` values (T = 100 000, K = 8 in float32 is
+~3 MB), besides the emission table itself.
+
+Speed (2-core CPU, K = 8): the sequential depth is ``T``; a step costs a few
+hundred nanoseconds, mostly per-kernel overhead, so the step is kept to few
+kernels (elementwise ``α @ A`` for narrow batches). A blocked form (products of
+``√T``-step blocks for all blocks at once, then a ``√T``-step scan over blocks) was
+tried and measured slower here: its ``O(T K³)`` elementwise work and the gradient of
+``A`` through a ``[blocks · K, K]ᵀ [blocks · K, K]`` product per step cost more than
+the loop overhead it saves.
 """
 
 from __future__ import annotations
