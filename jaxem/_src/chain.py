@@ -159,26 +159,35 @@ def forward_log_marginal(
             predicted = jnp.sum(alpha[:, None] * transition, axis=0)
         else:
             predicted = alpha @ transition
-        alpha, log_norm = _constant_normalized(predicted * emission_t, tiny)
-        return alpha, (alpha, log_norm[0])
+        unnormalized = predicted * emission_t
+        return unnormalized / _constant_sum(unnormalized, tiny), unnormalized
 
-    # Padded steps (a suffix) run on (their emissions are zeroed) but are dropped
-    # outside the loop: their log normalizers are masked, and the result reads the
+    # The loop emits the unnormalized messages u_t (sums s_t); everything else is
+    # vectorized outside it. Padded steps (a suffix) run on (their emissions are
+    # zeroed) but are dropped: their log s_t are masked, and the result reads the
     # message of the last valid step, so they get no gradient either.
     # jax.checkpoint: the backward pass keeps only the messages and recomputes the
     # rest of a step (measured as fast or faster here, and fewer residuals).
-    _, (alphas, log_norms) = jax.lax.scan(jax.checkpoint(step), alpha, emission[1:])
-    alphas = jnp.concatenate([alpha[None], alphas])  # [T, K]
-    last = jax.lax.dynamic_index_in_dim(alphas, length - 1, keepdims=False)
-    step_constants = valid * (log_norms + transition_shift[0, 0] + emission_shift[1:, 0])
+    _, unnormalized = jax.lax.scan(jax.checkpoint(step), alpha, emission[1:])
+    unnormalized = jnp.concatenate([alpha[None], unnormalized])  # [T, K]; row 0 sums to 1
+    log_sums = jnp.log(_constant_sum(unnormalized, tiny))[:, 0]  # [T]
+    last = jax.lax.dynamic_index_in_dim(unnormalized, length - 1, keepdims=False)
+    step_constants = valid * (log_sums[1:] + transition_shift[0, 0] + emission_shift[1:, 0])
     constants = jnp.concatenate([log_first + initial_shift + emission_shift[0], step_constants])
-    return jnp.sum(constants) + jnp.log(jnp.sum(last))
+    # log Σ u_last, minus its constant value (already in ``constants``): zero, with
+    # the whole gradient.
+    return jnp.sum(constants) + (jnp.log(jnp.sum(last)) - jax.lax.stop_gradient(log_sums[length - 1]))
+
+
+def _constant_sum(values: Array, tiny) -> Array:
+    """The last-axis sum (kept), at least ``tiny``, held constant under differentiation."""
+    return jax.lax.stop_gradient(jnp.maximum(jnp.sum(values, axis=-1, keepdims=True), tiny))
 
 
 def _constant_normalized(values: Array, tiny) -> tuple[Array, Array]:
     """``(values / s, log s)`` for ``s`` the last-axis sum (at least ``tiny``),
     held constant under differentiation."""
-    sums = jax.lax.stop_gradient(jnp.maximum(jnp.sum(values, axis=-1, keepdims=True), tiny))
+    sums = _constant_sum(values, tiny)
     return values / sums, jnp.log(sums)
 
 
