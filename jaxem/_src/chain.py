@@ -127,7 +127,7 @@ def forward_log_marginal(
       log_initial: ``[K]``.
       log_transition: ``[K, K]``.
       log_emission: ``[T, K]``.
-      length: scalar int; steps ``t >= length`` leave the message unchanged.
+      length: scalar int; steps ``t >= length`` contribute nothing (value or gradient).
       elementwise: form the step's ``α @ A`` as a broadcast product and sum, which
         XLA fuses with the rest of the step (fewer kernels per step: faster on a CPU
         when few sequences are mapped over), instead of a matrix product (faster
@@ -138,11 +138,15 @@ def forward_log_marginal(
     stays accurate on 100 000-step sequences). Every normalizer (the sums and the
     shifts) is held constant under differentiation: dividing by a constant and
     adding its log back leaves the function, hence its gradient, unchanged, so the
-    result is ``constants + log Σ_k α_T[k]`` and the backward pass is the plain
-    linear recursion of the scaled backward messages, with no gradient through the
-    logs and divisions (fewer residuals and kernels per step). Padded steps are
-    blended out with a 0/1 weight rather than selected, so the backward pass keeps
-    only ``[T]`` weights, not a ``[T, K]`` mask.
+    result is ``constants + log Σ_k u_last[k]`` (``u`` the unnormalized message of
+    the last valid step) and the backward pass is the plain linear recursion of the
+    scaled backward messages, with no gradient through the logs and divisions. The
+    loop body is kept to the few kernels a step needs (it emits ``u_t``; sums, logs
+    and the padding mask are vectorized outside it), since on a CPU a step's cost is
+    mostly per-kernel overhead.
+
+    Example:
+      >>> log_z = forward_log_marginal(log_pi, log_a, log_e, jnp.asarray(len(log_e)))
     """
     t_max = log_emission.shape[0]
     dtype = log_emission.dtype
