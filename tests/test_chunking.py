@@ -125,3 +125,35 @@ def test_chunked_float32_fit_equals_unchunked():
         chunked = jaxem.fit(model, x, key=jax.random.key(2), max_iter=20, tol=0.0)
         np.testing.assert_allclose(np.asarray(chunked.history), np.asarray(plain.history), rtol=2e-6)
         np.testing.assert_allclose(np.asarray(chunked.params.means), np.asarray(plain.params.means), rtol=1e-4, atol=1e-4)
+
+
+def test_last_overlapping_chunk_counts_each_row_once():
+    # N = 250, chunks of 100: the last chunk is rows 150..249, rows 150..199 were
+    # counted by the chunk before and must add exact zeros. A weight on one of them
+    # alone gives exactly that row's log-likelihood and statistics (2x if counted twice).
+    from jaxem._src import chunking
+
+    x, *_ = blobs(8, n=250)
+    model = jaxem.models.gaussian_mixture(3, covariance_type="full")
+    params = jaxem.init(model, jax.random.key(0), x)
+    features = model.prepare(x)
+    for row in (120, 160, 230):
+        weight = jnp.zeros(250).at[row].set(1.0)
+        log_lik, stats = chunking.statistics(model, params, features, weight, chunk_size=100)
+        one = features._replace(stats=features.stats[row : row + 1], x=features.x[row : row + 1])
+        row_log_lik, row_stats = chunking.chunk_statistics(model, params, one)
+        assert np.isfinite(float(log_lik)) and np.all(np.isfinite(np.asarray(stats)))
+        np.testing.assert_allclose(float(log_lik), float(row_log_lik), rtol=1e-12)
+        np.testing.assert_allclose(np.asarray(stats), np.asarray(row_stats), rtol=1e-10, atol=1e-13)
+
+
+def test_weighted_chunked_fit_equals_unchunked_when_chunks_do_not_divide_n():
+    x, *_ = blobs(9, n=1001)  # 1001 = 7 * 128 + 105
+    weight = np.random.default_rng(1).uniform(0.0, 3.0, size=x.shape[0])
+    model = jaxem.models.gaussian_mixture(3, covariance_type="full")
+    plain = jaxem.fit(model, x, key=jax.random.key(3), n_restarts=2, max_iter=15, tol=0.0, sample_weight=weight, chunk_size=None)
+    chunked = jaxem.fit(model, x, key=jax.random.key(3), n_restarts=2, max_iter=15, tol=0.0, sample_weight=weight, chunk_size=128)
+    np.testing.assert_allclose(np.asarray(chunked.history), np.asarray(plain.history), rtol=1e-10)
+    np.testing.assert_allclose(np.asarray(chunked.all_log_likelihoods), np.asarray(plain.all_log_likelihoods), rtol=1e-10)
+    for a, b in zip(jax.tree_util.tree_leaves(chunked.all_params), jax.tree_util.tree_leaves(plain.all_params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-8, atol=1e-10)

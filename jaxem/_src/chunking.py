@@ -4,8 +4,10 @@ For an exponential-family mixture an EM step needs only the *additive* expected
 sufficient statistics ``Σ_n r_nk T(x_n)`` (``[K, F]``) and the log-likelihood, so the
 rows can be processed ``chunk_size`` at a time in a ``lax.fori_loop``: each chunk is a
 ``lax.dynamic_slice`` of the prepared features (no padded copy of the data), its
-E-step is the usual autodiff ``e_step`` and its statistics one matrix product. A
-tail of ``N mod chunk_size`` rows is one more (static-sized) chunk. Peak extra memory
+E-step is the usual autodiff ``e_step`` and its statistics one matrix product. When
+``chunk_size`` does not divide ``N``, the last chunk is the last ``chunk_size``
+rows with the already-counted ones weighted 0 (``chunk_weight``), so the step is
+compiled once. Peak extra memory
 is ``O(chunk_size · (K + F))`` instead of ``O(N · K)``, and the result equals the
 unchunked step up to the order of floating-point additions.
 
@@ -112,23 +114,35 @@ def statistics(model: Model, params, features, sample_weight=None, *, chunk_size
     """
     n = features.stats.shape[0]
     chunk_size = min(chunk_size, n)
-    n_full, tail = divmod(n, chunk_size)
-
-    def over(start, size):
-        weight = None if sample_weight is None else jax.lax.dynamic_slice_in_dim(sample_weight, start, size)
-        return chunk_statistics(model, params, rows(features, start, size), weight)
 
     def body(i, carry):
-        log_lik, stats = over(i * chunk_size, chunk_size)
+        start = jnp.minimum(i * chunk_size, n - chunk_size)
+        weight = chunk_weight(sample_weight, start, i * chunk_size, chunk_size, n, features.stats.dtype)
+        log_lik, stats = chunk_statistics(model, params, rows(features, start, chunk_size), weight)
         return carry[0] + log_lik, carry[1] + stats
 
-    shapes = jax.eval_shape(lambda: over(0, chunk_size))
+    shapes = jax.eval_shape(lambda: chunk_statistics(model, params, rows(features, 0, chunk_size)))
     zeros = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-    total = jax.lax.fori_loop(0, n_full, body, zeros)
-    if tail:
-        log_lik, stats = over(n_full * chunk_size, tail)
-        total = (total[0] + log_lik, total[1] + stats)
-    return total
+    return jax.lax.fori_loop(0, -(-n // chunk_size), body, zeros)
+
+
+def chunk_weight(sample_weight, start, first_new, chunk_size: int, n: int, dtype):
+    """``[chunk_size]`` weights of rows ``start:start+chunk_size`` (or None: all 1).
+
+    When ``chunk_size`` does not divide ``N``, the last chunk is the last
+    ``chunk_size`` rows, overlapping its predecessor, so that one compiled step
+    serves every chunk (a separate tail chunk compiled the step twice); its rows
+    before ``first_new`` were already counted and get weight exactly 0, so they
+    add exact zeros to the log-likelihood and the statistics (they are real,
+    finite rows, so ``0 · log p`` is 0, not NaN).
+    """
+    weight = None if sample_weight is None else jax.lax.dynamic_slice_in_dim(sample_weight, start, chunk_size)
+    if n % chunk_size == 0:  # no overlap
+        return weight
+    fresh = start + jnp.arange(chunk_size) >= first_new
+    if weight is None:
+        return fresh.astype(dtype)
+    return jnp.where(fresh, weight, jnp.zeros((), weight.dtype))
 
 
 def em_step(model: Model, params, features, sample_weight=None, *, chunk_size: int):

@@ -109,25 +109,22 @@ def feature_rows(xs: Array, covariance_type: str, block_rows: int = FEATURE_BLOC
 
     For ``full``/``tied`` (F = 1 + D + D(D+1)/2) they are built ``block_rows`` rows
     at a time into one ``[N, F]`` buffer (a ``lax.fori_loop`` of in-place row
-    updates, plus one block for the tail), so the only large allocation is the
-    result. Every entry is one product, so the result
-    is exactly the one-shot ``block_features(xs)``.
+    updates; the last block ends at row N, overlapping the one before it and
+    rewriting those rows with the same values, so the block is compiled once), so
+    the only large allocation is the result. Every entry is one product, so the
+    result is exactly the one-shot ``block_features(xs)``.
     """
     n = xs.shape[0]
     if n <= block_rows or covariance_type not in ("full", "tied"):  # narrow: one go is faster
         return block_features(xs, covariance_type)
-    n_full, tail = divmod(n, block_rows)
     width = 1 + xs.shape[1] + n_quadratic(covariance_type, xs.shape[1])
 
     def body(i, out):
-        block = jax.lax.dynamic_slice_in_dim(xs, i * block_rows, block_rows)
-        return jax.lax.dynamic_update_slice_in_dim(out, block_features(block, covariance_type), i * block_rows, 0)
+        start = jnp.minimum(i * block_rows, n - block_rows)
+        block = jax.lax.dynamic_slice_in_dim(xs, start, block_rows)
+        return jax.lax.dynamic_update_slice_in_dim(out, block_features(block, covariance_type), start, 0)
 
-    out = jax.lax.fori_loop(0, n_full, body, jnp.zeros((n, width), xs.dtype))
-    if tail:
-        start = n_full * block_rows
-        out = jax.lax.dynamic_update_slice_in_dim(out, block_features(xs[start:], covariance_type), start, 0)
-    return out
+    return jax.lax.fori_loop(0, -(-n // block_rows), body, jnp.zeros((n, width), xs.dtype))
 
 
 def block_features(xs: Array, covariance_type: str) -> Array:
