@@ -1,6 +1,6 @@
 """Vmapped restarts vs the same restarts one after another, and compile time of fit.
 
-    PYTHONPATH=. python benchmarks/restarts.py [--n 200000] [--restarts 8] [--iters 5]
+    PYTHONPATH=. python benchmarks/restarts.py [--n 200000] [--restarts 8] [--iters 5] [--compile-only]
 
 Restarts: ``jaxem.fit(..., n_restarts=R, init_params=batch)`` (all R restarts vmapped
 in one program) vs R calls of ``jaxem.fit(..., init_params=one)`` (the same compiled
@@ -49,6 +49,7 @@ def main():
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dtypes", default="float32,float64")
+    parser.add_argument("--compile-only", action="store_true", help="only the compile times")
     args = parser.parse_args()
     print(machine())
 
@@ -62,6 +63,8 @@ def main():
     print("compile time of fit (first call minus second, wall / CPU):")
     print(f"  Old Faithful, K=2 full, 16 restarts, float64: {t_demo[0]:.2f} s / {t_demo[1]:.2f} s")
     print(f"  N={args.n} K={args.k} D={args.d} full, {args.restarts} restarts, float32: {t_big[0]:.2f} s / {t_big[1]:.2f} s\n")
+    if args.compile_only:
+        return
 
     model = jaxem.models.gaussian_mixture(args.k, covariance_type="full", init="random_from_data")
     starts64 = [jaxem.init(model, r, x64) for r in range(args.restarts)]
