@@ -51,6 +51,22 @@ def as_float_array(x, name: str, *, ndim=None, allow_nan: bool = False) -> jax.A
     return x
 
 
+def as_rows(x, name: str = "x") -> jax.Array:
+    """``x`` as a finite floating ``[N, D]`` array with at least one row and column."""
+    x = as_float_array(x, name, ndim=2)
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one row and one column, got shape {x.shape}")
+    return x
+
+
+def check_n_components(n_components: int, n: int, name: str = "x") -> None:
+    """``ValueError`` unless there are at least ``n_components`` samples (in ``name``,
+    or in the data when ``name`` is empty)."""
+    if n_components > n:
+        where = f" in {name}" if name else ""
+        raise ValueError(f"n_components={n_components} must be <= the number of samples{where} ({n})")
+
+
 def to_float(x) -> jax.Array:
     """``x`` as a floating array (jit-safe): integers and booleans become the default
     float dtype, floating arrays are unchanged."""

@@ -82,15 +82,12 @@ def _count_mixture(
         if isinstance(data, families.CountFeatures):
             n, d = data.x.shape
         else:
-            x = validation.as_float_array(data, "x", ndim=2)
+            x = validation.as_rows(data)
             n, d = x.shape
-            if n == 0 or d == 0:
-                raise ValueError(f"x must have at least one row and one column, got shape {x.shape}")
             if validation.is_concrete(x):
                 check_values(x)
         if params is None:
-            if n_components > n:
-                raise ValueError(f"n_components={n_components} must be <= the number of samples in x ({n})")
+            validation.check_n_components(n_components, n)
             return
         if not isinstance(params, params_type):
             raise TypeError(f"params must be {params_type.__name__}, got {type(params).__name__}")

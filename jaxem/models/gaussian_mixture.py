@@ -171,8 +171,7 @@ def _with_missing_values(n_components, covariance_type, reg_covar, init_params, 
     def check(data, params=None):
         n, d = missing_lib.check_data(data)
         if params is None:
-            if n_components > n:
-                raise ValueError(f"n_components={n_components} must be <= the number of samples in x ({n})")
+            validation.check_n_components(n_components, n)
             return
         _check_params(params, n_components, covariance_type, d)
 
@@ -198,13 +197,10 @@ def _check(data, params, n_components: int, covariance_type: str) -> None:
         x = None
         n, d = data.x.shape
     else:
-        x = validation.as_float_array(data, "x", ndim=2)
+        x = validation.as_rows(data)
         n, d = x.shape
-        if n == 0 or d == 0:
-            raise ValueError(f"x must have at least one row and one column, got shape {x.shape}")
     if params is None:
-        if n_components > n:
-            raise ValueError(f"n_components={n_components} must be <= the number of samples in x ({n})")
+        validation.check_n_components(n_components, n)
         return
     _check_params(params, n_components, covariance_type, d)
     if x is not None and validation.is_concrete((x, params)):

@@ -155,8 +155,7 @@ def mixture(
     def check(data, params=None):
         n = check_data(data)
         if params is None:
-            if n_components > n:
-                raise ValueError(f"n_components={n_components} must be <= the number of samples ({n})")
+            validation.check_n_components(n_components, n, name="")
             return
         if not isinstance(params, MixtureParams):
             raise TypeError(f"params must be MixtureParams, got {type(params).__name__}")

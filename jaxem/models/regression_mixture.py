@@ -194,8 +194,7 @@ def regression_mixture(n_components: int, *, fit_intercept: bool = True, reg_var
             x, y = _check_pair(data)
             n, p = x.shape
         if params is None:
-            if n_components > n:
-                raise ValueError(f"n_components={n_components} must be <= the number of samples ({n})")
+            validation.check_n_components(n_components, n, name="")
             return
         if not isinstance(params, RegressionMixtureParams):
             raise TypeError(f"params must be RegressionMixtureParams, got {type(params).__name__}")
@@ -228,10 +227,8 @@ def sample_regression_response(key: Array, params: RegressionMixtureParams, x: A
 def _check_pair(data):
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise TypeError(f"data must be a pair (x, y) with x [N, P] and y [N], got {type(data).__name__}")
-    x = validation.as_float_array(data[0], "x", ndim=2)
+    x = validation.as_rows(data[0])
     y = validation.as_float_array(data[1], "y", ndim=1)
-    if x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(f"x must have at least one row and one column, got shape {x.shape}")
     if y.shape[0] != x.shape[0]:
         raise ValueError(f"y must have one entry per row of x ({x.shape[0]}), got shape {y.shape}")
     return x, y
