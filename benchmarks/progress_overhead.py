@@ -8,7 +8,6 @@ and reports the median of each.
 """
 
 import argparse
-import io
 import os
 import statistics
 import sys

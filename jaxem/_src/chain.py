@@ -20,8 +20,9 @@ pass through ``lax.scan``:
 * ``log_emission``: the smoothed marginals ``p(z_bt = k | x_b)`` (zero on padding).
 
 Memory: the step is rematerialized (``jax.checkpoint``), so the backward pass keeps
-only the normalized messages, ``B · T · K`` values (T = 100 000, K = 8 in float32 is
-~3 MB), besides the emission table itself.
+only the messages, the normalized carries and the unnormalized outputs of the loop,
+two ``[B, T, K]`` arrays (T = 100 000, K = 8 in float32 is ~3 MB each), besides the
+emission table itself.
 
 Speed (2-core CPU, K = 8): the sequential depth is ``T``; a step costs a few
 hundred nanoseconds, mostly per-kernel overhead, so the step is kept to few
