@@ -6,28 +6,30 @@ gradient of the log-partition of those log-potentials.
 """
 
 from jaxem import constraints, models
-from jaxem._src.base import Latent, Model, mixture_latent
-from jaxem._src.chain import ChainPotentials, chain_latent, viterbi
+from jaxem._src.base import AdditiveMStep, Latent, Model, mixture_latent
+from jaxem._src.chain import ChainPotentials, chain_latent
 from jaxem._src.data import load_dataset
+from jaxem._src.algorithms import Algorithm, EMInfo, EMState, SquaremState, em, squarem
 from jaxem._src.engine import (
-    EMState,
-    FitResult,
     aic,
     bic,
-    e_step,
     em_step,
+    em_step_with_info,
     fit,
     init,
     log_likelihood,
     n_parameters,
     posterior,
     predict,
-    run_em,
     sample,
     score_samples,
+    viterbi,
 )
-from jaxem._src.bounds import MStepInfo, elbo, em_step_with_info, q_function
+from jaxem._src.bounds import elbo, q_function
 from jaxem._src.expfam import ExpFamily, expected_stats, exponential_family_mixture
+from jaxem._src.inference import e_step
+from jaxem._src.loop import FitResult, RunState, run_em
+from jaxem._src.update import MStepInfo
 from jaxem._src.freezing import freeze
 from jaxem._src.generic_m_step import gradient_m_step
 from jaxem._src.hmm import ChainData, exponential_family_hmm
@@ -41,6 +43,13 @@ from jaxem._src.streaming import OnlineResult, fit_online, fit_streaming
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdditiveMStep",
+    "Algorithm",
+    "EMInfo",
+    "RunState",
+    "SquaremState",
+    "em",
+    "squarem",
     "ChainData",
     "ChainPotentials",
     "EMState",

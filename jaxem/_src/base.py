@@ -1,46 +1,164 @@
-"""The two small types every model is made of: a latent structure and a model.
+"""The small types every model is made of: a latent structure, an M-step, a model.
 
 A *model* is a NamedTuple of pure functions, in the spirit of optax's
 ``GradientTransformation``. It never holds state: parameters are pytrees passed in
 and out, and static settings (number of components, covariance type) are closed
 over by the factory that built it, so they are static under ``jax.jit``.
+
+Each function field has a ``Protocol`` naming its signature. Shapes use ``N`` items
+(rows of a mixture, sequences of a chain), ``K`` latent values, ``F`` features.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional, Protocol, TypeVar
 
 import jax
 import jax.numpy as jnp
 
 Array = jax.Array
-Params = Any  # a pytree (NamedTuple) of arrays
+PyTree = Any
+Params = TypeVar("Params")  # a pytree (NamedTuple) of arrays, one model's parameters
 Data = Any  # an array or a model-specific pytree (e.g. prepared features)
-LogPotentials = Any  # [N, K] for a mixture; a pytree for a chain
+LogPotentials = Any  # [N, K] for a mixture; ChainPotentials for a chain
 Posterior = Any  # same structure as LogPotentials
+Statistics = Any  # additive expected statistics, e.g. [K, F]
+
+
+# ----------------------------------------------------------------------------------
+# Protocols of the function fields.
+
+
+class LogMarginalFn(Protocol):
+    def __call__(self, log_potentials: LogPotentials, data: Data) -> Array: ...  # [N]
+
+
+class DecodeFn(Protocol):
+    def __call__(self, log_potentials: LogPotentials, data: Data) -> Array: ...
+
+
+class MarginalsFn(Protocol):
+    def __call__(self, posterior: Posterior) -> Array: ...
+
+
+class InitFn(Protocol):
+    def __call__(self, key: Array, data: Data) -> Any: ...
+
+
+class LogJointFn(Protocol):
+    def __call__(self, params: Any, data: Data) -> LogPotentials: ...
+
+
+class MStepFn(Protocol):
+    def __call__(self, data: Data, posterior: Posterior, params: Any) -> Any: ...
+
+
+class PrepareFn(Protocol):
+    def __call__(self, data: Data) -> Data: ...
+
+
+class CheckFn(Protocol):
+    def __call__(self, data: Data, params: Any = None) -> None: ...
+
+
+class SampleFn(Protocol):
+    def __call__(self, key: Array, params: Any, n: int) -> tuple[Any, Array]: ...
+
+
+class StatisticsFn(Protocol):
+    def __call__(self, data: Data, posterior: Posterior) -> Statistics: ...
+
+
+class MaximizeFn(Protocol):
+    def __call__(self, statistics: Statistics, data: Data, params: Any) -> Any: ...
+
+
+class RowsFn(Protocol):
+    def __call__(self, data: Data, start: Array, size: int) -> Data: ...
+
+
+# ----------------------------------------------------------------------------------
+# The types.
 
 
 class Latent(NamedTuple):
-    """The structure of the discrete latent variables; it fixes the log-partition.
+    """The structure of the latent variables: it fixes the log-partition.
+
+    The log-potentials are ``log p(x, z; θ)`` as a function of the latent ``z``; the
+    log marginal ``log p(x; θ)`` is their log-partition, and its gradient with
+    respect to the log-potentials is the posterior (expected sufficient
+    statistics of ``z``). That is the whole E-step (``jaxem.e_step``).
+
+    Discrete latents: a mixture's log-potentials are ``[N, K]`` and the
+    log-partition ``logsumexp`` (``mixture_latent``); a chain's are
+    ``ChainPotentials`` and the log-partition the normalized forward recursion
+    (``chain_latent``). A continuous latent plugs in the same way: a Gaussian
+    latent's potentials are in information form ``(h [N, L], J [N, L, L], c [N])``,
+    ``log p(x, z) = hᵀz − ½ zᵀJz + c``, with log-partition
+    ``½ hᵀJ⁻¹h − ½ log det J + (L/2) log 2π + c`` (a Cholesky factor of J, never
+    an inverse); its gradients with respect to ``h`` and ``J`` are ``E[z | x]`` and
+    ``−½ E[zzᵀ | x]``. A linear-Gaussian chain's log-partition is the Kalman
+    filter, whose gradient gives the smoothed moments. ``marginals`` turns that
+    gradient into what ``jaxem.posterior`` reports (means and covariances), and
+    ``decode`` returns the posterior mode.
 
     Attributes:
       log_marginal: ``(log_potentials, data) -> [N]``, log p(x_n) for every item
-        (a sample for a mixture, a sequence for a chain): the log-partition of the
-        log-potentials. Its gradient with respect to ``log_potentials`` is the
-        posterior over the latent variables.
+        (a sample for a mixture, a sequence for a chain): the log-partition.
       decode: ``(log_potentials, data) -> latent``, the most probable latent values
         (argmax for a mixture, the Viterbi path for a chain).
       marginals: ``posterior -> array``, the user-facing posterior marginals from
-        the gradient (the identity for a mixture).
+        the gradient (the identity for a mixture, the smoothed marginals
+        ``[B, T, K]`` for a chain).
       sizes: ``(log_potentials, data) -> [N]``, the number of observations in each
         item (ones for a mixture, sequence lengths for a chain); used to express
         the convergence tolerance per observation and by ``bic``.
     """
 
-    log_marginal: Callable[[LogPotentials, Data], Array]
-    decode: Callable[[LogPotentials, Data], Array]
-    marginals: Callable[[Posterior], Array]
-    sizes: Callable[[LogPotentials, Data], Array]
+    log_marginal: LogMarginalFn
+    decode: DecodeFn
+    marginals: MarginalsFn
+    sizes: LogMarginalFn
+
+
+class AdditiveMStep(NamedTuple):
+    """An M-step that sees the data only through additive expected statistics.
+
+    For an exponential family the M-step needs only ``Σ_n posterior_n T(x_n)``
+    (``[K, F]``), a sum over items. So the items can be processed in row chunks
+    (``chunk_size``), sharded over devices, or streamed from disk, and the sums
+    added (``jaxem/_src/chunking.py``, ``sharding.py``, ``streaming.py``): these are
+    properties of this M-step, not options of the engine.
+
+    Attributes:
+      statistics: ``(data, posterior) -> statistics``, the expected statistics of
+        the items in ``data`` (summed over them).
+      maximize: ``(statistics, data, params) -> params``, the closed-form maximizer
+        (``data`` is only read for its shared fields, e.g. a standardization).
+      rows: ``(data, start, size) -> data``, the items ``start:start+size`` of
+        prepared data: the per-row fields sliced, the shared ones kept.
+      per_row: names of the prepared fields that hold one entry per row.
+      prepare_like: ``(raw, reference) -> data``, raw rows prepared in the
+        coordinates of ``reference`` (prepared data), so that the statistics of
+        separately prepared chunks add up.
+      chunk_size: rows per chunk of the E-step, or ``None`` for one pass; set at
+        the public boundary (``fit(..., chunk_size=)``), static under ``jit``.
+    """
+
+    statistics: StatisticsFn
+    maximize: MaximizeFn
+    rows: RowsFn
+    per_row: tuple
+    prepare_like: Callable[[Any, Data], Data]
+    chunk_size: Optional[int] = None
+
+    def __call__(self, data: Data, posterior: Posterior, params):
+        """The M-step as a plain ``m_step(data, posterior, params)``."""
+        return self.maximize(self.statistics(data, posterior), data, params)
+
+    def n_rows(self, data: Data) -> int:
+        """The number of rows of prepared ``data``."""
+        return getattr(data, self.per_row[0]).shape[0]
 
 
 def _identity(x):
@@ -58,11 +176,13 @@ class Model(NamedTuple):
       init: ``(key, data) -> params``, draws starting parameters (``data`` is the
         output of ``prepare``).
       log_joint: ``(params, data) -> log_potentials``, log p(x, z; θ) for every value
-        of the discrete latent z (``[N, K]`` for a mixture).
+        of the latent z (``[N, K]`` for a mixture).
       latent: the latent structure (``jaxem.mixture_latent()`` for a mixture).
       m_step: ``(data, posterior, params) -> params``, the maximizer of
-        Q(θ) = Σ posterior · log_joint(θ), or ``None`` when the model has no closed
-        form. ``posterior`` already includes any ``sample_weight``.
+        Q(θ) = Σ posterior · log_joint(θ), or ``None`` when the model has none.
+        ``posterior`` already includes any ``sample_weight``. An
+        ``AdditiveMStep`` (exponential families) is also such a function, and
+        declares that chunking, sharding and streaming apply.
       prepare: ``data -> data``, computes once what does not depend on the
         parameters (sufficient-statistic features); it must accept its own output
         and return it unchanged, so that raw and prepared data are both accepted.
@@ -75,15 +195,20 @@ class Model(NamedTuple):
         ``jaxem.register_model``), used by ``jaxem.save``/``jaxem.load``; or ``None``.
     """
 
-    init: Callable[[Array, Data], Params]
-    log_joint: Callable[[Params, Data], LogPotentials]
+    init: InitFn
+    log_joint: LogJointFn
     latent: Latent
-    m_step: Optional[Callable[[Data, Posterior, Params], Params]] = None
-    prepare: Callable[[Data], Data] = _identity
-    check: Callable[..., None] = _no_check
-    sample: Optional[Callable[[Array, Params, int], Any]] = None
-    n_parameters: Optional[Callable[[Params], int]] = None
+    m_step: Optional[MStepFn] = None
+    prepare: PrepareFn = _identity
+    check: CheckFn = _no_check
+    sample: Optional[SampleFn] = None
+    n_parameters: Optional[Callable[[Any], int]] = None
     spec: Optional[Any] = None
+
+    @property
+    def additive(self) -> Optional[AdditiveMStep]:
+        """The M-step if it works from additive expected statistics, else ``None``."""
+        return self.m_step if isinstance(self.m_step, AdditiveMStep) else None
 
 
 def mixture_latent() -> Latent:
@@ -92,17 +217,24 @@ def mixture_latent() -> Latent:
     The log-partition of a row of ``[N, K]`` log-potentials is ``logsumexp`` over
     ``K``; its gradient is the row's responsibilities.
     """
+    return _MIXTURE_LATENT
 
-    def log_marginal(log_potentials, data):
-        del data
-        return jax.nn.logsumexp(log_potentials, axis=-1)
 
-    def decode(log_potentials, data):
-        del data
-        return jnp.argmax(log_potentials, axis=-1)
+def _mixture_log_marginal(log_potentials, data):
+    del data
+    return jax.nn.logsumexp(log_potentials, axis=-1)
 
-    def sizes(log_potentials, data):
-        del data
-        return jnp.ones(log_potentials.shape[:1], log_potentials.dtype)
 
-    return Latent(log_marginal=log_marginal, decode=decode, marginals=_identity, sizes=sizes)
+def _mixture_decode(log_potentials, data):
+    del data
+    return jnp.argmax(log_potentials, axis=-1)
+
+
+def _mixture_sizes(log_potentials, data):
+    del data
+    return jnp.ones(log_potentials.shape[:1], log_potentials.dtype)
+
+
+_MIXTURE_LATENT = Latent(
+    log_marginal=_mixture_log_marginal, decode=_mixture_decode, marginals=_identity, sizes=_mixture_sizes
+)

@@ -13,38 +13,23 @@ the log-likelihood.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxem._src import engine
+from jaxem._src.engine import check_inputs
+from jaxem._src.inference import e_step
 from jaxem._src.base import Array, Model, Params
 from jaxem._src.generic_m_step import expected_log_joint
 from jaxem._src.validation import is_concrete
 
 
-class MStepInfo(NamedTuple):
-    """What one M-step did to the Q-function (see ``em_step_with_info``).
-
-    Attributes:
-      q_before: Q(θ_t; θ_t), the expected complete-data log-likelihood at the old
-        params under their own posterior.
-      q_after: Q(θ_{t+1}; θ_t).
-      accepted: ``False`` when the M-step kept θ_t unchanged (for the gradient
-        M-step: no inner iterate had a higher Q, so θ_t was kept).
-    """
-
-    q_before: Array
-    q_after: Array
-    accepted: Array
-
-
 @functools.partial(jax.jit, static_argnums=0)
 def _q_function(model, params_old, params, data, sample_weight):
     data = model.prepare(data)
-    posterior = engine.e_step(model, params_old, data, sample_weight)[1]
+    posterior = e_step(model, params_old, data, sample_weight)[1]
     return expected_log_joint(posterior, model.log_joint(params, data))
 
 
@@ -62,7 +47,7 @@ def q_function(model: Model, params_old: Params, params: Params, data, *, sample
       >>> new, _ = jaxem.em_step(model, params, x)
       >>> jaxem.q_function(model, params, new, x) >= jaxem.q_function(model, params, params, x)
     """
-    sample_weight = engine._checked(model, data, params, sample_weight)
+    sample_weight = check_inputs(model, data, params, sample_weight)
     return _q_function(model, params_old, params, data, sample_weight)
 
 
@@ -100,7 +85,7 @@ def elbo(model: Model, params: Params, q: Any, data, *, entropy_fn: Optional[Cal
       >>> q = jaxem.posterior(model, params, x)
       >>> jaxem.elbo(model, params, q, x)  # equals jaxem.log_likelihood(model, params, x)
     """
-    engine._checked(model, data, params)
+    check_inputs(model, data, params)
     if isinstance(q, (list, np.ndarray)):  # nested lists: one array, not a pytree
         q = jnp.asarray(q)
     _check_q(model, params, q, data)
@@ -127,34 +112,3 @@ def _check_q(model, params, q, data) -> None:
             tol = max(1e-6, 1000.0 * float(jnp.finfo(q.dtype).eps))
             if bool(jnp.any(jnp.abs(jnp.sum(q, axis=1) - 1.0) > tol)):
                 raise ValueError("each row of q must sum to one")
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _em_step_with_info(model, params, data, sample_weight):
-    data = model.prepare(data)
-    log_likelihood, posterior = engine.e_step(model, params, data, sample_weight)
-    new_params = model.m_step(data, posterior, params)
-    q_before = expected_log_joint(posterior, model.log_joint(params, data))
-    q_after = expected_log_joint(posterior, model.log_joint(new_params, data))
-    changed = [jnp.any(a != b) for a, b in zip(jax.tree_util.tree_leaves(new_params), jax.tree_util.tree_leaves(params))]
-    accepted = jnp.any(jnp.stack(changed)) if changed else jnp.asarray(False)
-    return new_params, log_likelihood, MStepInfo(q_before, q_after, accepted)
-
-
-def em_step_with_info(model: Model, params: Params, data, *, sample_weight=None):
-    """``em_step`` that also reports what the M-step did to Q.
-
-    Returns:
-      ``(new_params, log_likelihood, info)``: the same ``new_params`` and
-      ``log_likelihood`` (of ``params``) as ``jaxem.em_step``, and an ``MStepInfo``
-      with ``q_before``, ``q_after`` (``q_after >= q_before`` for every jaxem
-      M-step) and ``accepted`` (``False`` when θ_t was kept).
-
-    Example:
-      >>> params, log_lik, info = jaxem.em_step_with_info(model, params, x)
-      >>> info.q_after - info.q_before  # >= 0
-    """
-    if model.m_step is None:
-        raise ValueError("this model has no m_step; give it a closed-form m_step or jaxem.gradient_m_step")
-    sample_weight = engine._checked(model, data, params, sample_weight)
-    return _em_step_with_info(model, params, data, sample_weight)

@@ -291,23 +291,3 @@ def chain_latent(*, parallel: bool = False) -> Latent:
         return data.lengths.astype(potentials.log_emission.dtype)
 
     return Latent(log_marginal=log_marginal, decode=decode, marginals=marginals, sizes=sizes)
-
-
-def viterbi(model, params, data) -> Array:
-    """The most probable state path of every sequence (max-product / Viterbi).
-
-    Args:
-      model: a chain model (e.g. ``jaxem.models.gaussian_hmm``).
-      params: its parameters.
-      data: one sequence ``[T, ...]`` or ``jaxem.Sequences(obs, lengths)``.
-
-    Returns:
-      ``[B, T_max]`` int32 state indices (``B = 1`` for a plain array); steps past a
-      sequence's length are ``-1``. Same as ``jaxem.predict`` for a chain model.
-
-    Example:
-      >>> paths = jaxem.viterbi(model, params, jaxem.Sequences(obs, lengths))
-    """
-    from jaxem._src import engine  # the public entry point checks the inputs
-
-    return engine.predict(model, params, data)

@@ -1,30 +1,32 @@
-"""Row chunking: the E-step and the expected statistics streamed over row chunks.
+"""The E-step of an additive M-step, streamed over row chunks.
 
-For an exponential-family mixture an EM step needs only the *additive* expected
-sufficient statistics ``Σ_n r_nk T(x_n)`` (``[K, F]``) and the log-likelihood, so the
-rows can be processed ``chunk_size`` at a time in a ``lax.fori_loop``: each chunk is a
-``lax.dynamic_slice`` of the prepared features (no padded copy of the data), its
-E-step is the usual autodiff ``e_step`` and its statistics one matrix product. When
+For a model whose M-step is an ``AdditiveMStep`` (every exponential-family mixture),
+an EM step needs only the log-likelihood and the additive expected statistics
+(``[K, F]``), so the rows can be processed ``chunk_size`` at a time in a
+``lax.fori_loop``: each chunk is ``AdditiveMStep.rows`` of the prepared data (a
+``lax.dynamic_slice`` of every per-row field, no padded copy), its E-step is the
+usual autodiff ``e_step`` and its statistics ``AdditiveMStep.statistics``. When
 ``chunk_size`` does not divide ``N``, the last chunk is the last ``chunk_size``
 rows with the already-counted ones weighted 0 (``chunk_weight``), so the step is
-compiled once. Peak extra memory
-is ``O(chunk_size · (K + F))`` instead of ``O(N · K)``, and the result equals the
-unchunked step up to the order of floating-point additions.
+compiled once. Peak extra memory is ``O(chunk_size · (K + F))`` instead of
+``O(N · K)``, and the result equals the unchunked step up to the order of
+floating-point additions.
 
-Chunking applies to models whose ``m_step`` is an exponential-family
-``MixtureMStep`` (every built-in mixture) and whose prepared data have per-row
-fields ``stats [N, F]`` and ``x [N, D]`` (the other fields, such as a Gaussian's
-``shift`` and ``scale``, are shared by all rows).
+"Chunk" means a block of rows here and nowhere else. The chunk size is a static
+setting of the M-step (``with_chunk_size``), chosen at the public boundary, so the
+engine calls ``log_likelihood_and_statistics`` and never sees it.
 """
 
 from __future__ import annotations
 
+from typing import Optional
+
 import jax
 import jax.numpy as jnp
 
-from jaxem._src.base import Array, Model
-from jaxem._src.expfam import MixtureMStep, expected_stats
-
+from jaxem._src import validation
+from jaxem._src.base import AdditiveMStep, Model
+from jaxem._src.inference import e_step
 
 # ``chunk_size="auto"``: the largest power-of-two rows per chunk, between these
 # bounds, whose features take at most CHUNK_BYTES (about one core's L2 cache: a
@@ -47,83 +49,104 @@ def rows_per_chunk(n_features: int, itemsize: int) -> int:
     return rows
 
 
-def auto_chunk_size(model: Model, data):
-    """The ``chunk_size="auto"`` choice: ``rows_per_chunk`` rows for an
-    exponential-family mixture on more than ``MIN_ROWS_TO_CHUNK`` rows on one
-    device, else ``None`` (unchunked). The temporaries are then O(chunk) instead
-    of O(N · K), and a chunk's features stay in cache between the two matrix
-    products. Data sharded over several devices are not chunked (a chunk would
-    gather rows across them).
+def auto_chunk_size(model: Model, data) -> Optional[int]:
+    """The ``chunk_size="auto"`` choice: ``rows_per_chunk`` rows for a model with an
+    ``AdditiveMStep`` on more than ``MIN_ROWS_TO_CHUNK`` rows on one device, else
+    ``None`` (unchunked). The temporaries are then O(chunk) instead of O(N · K),
+    and a chunk's features stay in cache between the two matrix products. Data
+    sharded over several devices are not chunked (a chunk would gather rows
+    across them).
     """
-    if not supports_statistics(model):
+    additive = model.additive
+    if additive is None:
         return None
     for leaf in jax.tree_util.tree_leaves(data):
         sharding = getattr(leaf, "sharding", None)
         if sharding is not None and len(sharding.device_set) > 1:
             return None
     prepared = jax.eval_shape(model.prepare, data)
-    if not hasattr(prepared, "stats") or prepared.stats.ndim != 2:
+    widest = max((getattr(prepared, name) for name in additive.per_row), key=lambda leaf: leaf.size)
+    if widest.ndim != 2:
         return None
-    n, n_features = prepared.stats.shape
-    return rows_per_chunk(n_features, prepared.stats.dtype.itemsize) if n > MIN_ROWS_TO_CHUNK else None
+    n, n_features = widest.shape
+    return rows_per_chunk(n_features, widest.dtype.itemsize) if n > MIN_ROWS_TO_CHUNK else None
 
 
-def supports_statistics(model: Model) -> bool:
-    """Whether ``model``'s M-step works from additive expected statistics."""
-    return isinstance(model.m_step, MixtureMStep)
-
-
-def check_chunkable(model: Model, what: str = "chunk_size") -> None:
-    if not supports_statistics(model):
+def check_chunkable(model: Model, what: str = "chunk_size") -> AdditiveMStep:
+    """``model.additive``, or a ``ValueError`` naming ``what`` needed it."""
+    if model.additive is None:
         raise ValueError(
             f"{what} needs a model whose M-step works from additive expected statistics "
             "(an exponential-family mixture, e.g. jaxem.models.gaussian_mixture); "
             "this model's m_step is a plain function"
         )
+    return model.additive
 
 
-def rows(features, start, size: int):
-    """Rows ``start:start+size`` of the per-row fields (``stats``, ``x``) of features."""
-    return features._replace(
-        stats=jax.lax.dynamic_slice_in_dim(features.stats, start, size, axis=0),
-        x=jax.lax.dynamic_slice_in_dim(features.x, start, size, axis=0),
-    )
+def with_chunk_size(model: Model, chunk_size, data) -> Model:
+    """``model`` with its ``AdditiveMStep`` set to ``chunk_size`` rows per chunk.
+
+    ``chunk_size`` is ``fit``'s argument: ``"auto"`` (``auto_chunk_size``),
+    ``None`` (one pass) or a positive int (``ValueError`` for a model without an
+    additive M-step). Models built from equal options stay equal, so ``jit``
+    caches are shared.
+    """
+    if isinstance(chunk_size, str) and chunk_size == "auto":
+        rows = auto_chunk_size(model, data)
+    elif chunk_size is None:
+        rows = None
+    else:
+        check_chunkable(model)
+        rows = validation.check_positive_int(chunk_size, "chunk_size")
+    additive = model.additive
+    if additive is None or additive.chunk_size == rows:
+        return model
+    return model._replace(m_step=additive._replace(chunk_size=rows))
 
 
 def chunk_statistics(model: Model, params, features, sample_weight=None):
-    """``(log_likelihood, stats [K, F])`` of one chunk of prepared rows.
+    """``(log_likelihood, statistics)`` of prepared rows in one pass.
 
     The posterior is the gradient of the log-partition (``jaxem.e_step``); the
-    statistics are ``posteriorᵀ @ T(x)`` (column 0: expected counts).
+    statistics are ``AdditiveMStep.statistics`` of it (``posteriorᵀ @ T(x)``).
     """
-    from jaxem._src.engine import e_step  # engine imports this module lazily
-
     log_lik, posterior = e_step(model, params, features, sample_weight)
-    return log_lik, expected_stats(posterior, features.stats)
+    return log_lik, model.additive.statistics(features, posterior)
 
 
 def statistics(model: Model, params, features, sample_weight=None, *, chunk_size: int):
-    """``(total log-likelihood, [K, F] expected statistics)`` over row chunks.
+    """``(total log-likelihood, statistics)`` summed over row chunks.
 
     Args:
-      model: an exponential-family mixture.
+      model: a model with an ``AdditiveMStep``.
       params: its parameters.
-      features: prepared data (``model.prepare(x)``) with ``stats [N, F]``.
+      features: prepared data (``model.prepare(x)``).
       sample_weight: optional ``[N]`` weights.
       chunk_size: rows per chunk (static).
     """
-    n = features.stats.shape[0]
+    additive = model.additive
+    n = additive.n_rows(features)
     chunk_size = min(chunk_size, n)
+    dtype = getattr(features, additive.per_row[0]).dtype
 
     def body(i, carry):
         start = jnp.minimum(i * chunk_size, n - chunk_size)
-        weight = chunk_weight(sample_weight, start, i * chunk_size, chunk_size, n, features.stats.dtype)
-        log_lik, stats = chunk_statistics(model, params, rows(features, start, chunk_size), weight)
-        return carry[0] + log_lik, carry[1] + stats
+        weight = chunk_weight(sample_weight, start, i * chunk_size, chunk_size, n, dtype)
+        log_lik, stats = chunk_statistics(model, params, additive.rows(features, start, chunk_size), weight)
+        return carry[0] + log_lik, jax.tree_util.tree_map(jnp.add, carry[1], stats)
 
-    shapes = jax.eval_shape(lambda: chunk_statistics(model, params, rows(features, 0, chunk_size)))
+    shapes = jax.eval_shape(lambda: chunk_statistics(model, params, additive.rows(features, 0, chunk_size)))
     zeros = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
     return jax.lax.fori_loop(0, -(-n // chunk_size), body, zeros)
+
+
+def log_likelihood_and_statistics(model: Model, params, features, sample_weight=None):
+    """``(total log-likelihood, statistics)`` in chunks of ``model.additive.chunk_size``
+    rows, or in one pass when it is ``None``."""
+    chunk_size = model.additive.chunk_size
+    if chunk_size is None:
+        return chunk_statistics(model, params, features, sample_weight)
+    return statistics(model, params, features, sample_weight, chunk_size=chunk_size)
 
 
 def chunk_weight(sample_weight, start, first_new, chunk_size: int, n: int, dtype):
@@ -145,12 +168,14 @@ def chunk_weight(sample_weight, start, first_new, chunk_size: int, n: int, dtype
     return jnp.where(fresh, weight, jnp.zeros((), weight.dtype))
 
 
-def em_step(model: Model, params, features, sample_weight=None, *, chunk_size: int):
-    """One EM step over row chunks: ``(new_params, log_likelihood of params)``."""
-    log_lik, stats = statistics(model, params, features, sample_weight, chunk_size=chunk_size)
-    return model.m_step.from_stats(stats, features, params), log_lik
+def per_row_slicer(per_row: tuple):
+    """An ``AdditiveMStep.rows`` for NamedTuple data whose ``per_row`` fields have
+    the rows on axis 0 (the other fields are shared by all rows)."""
 
+    def rows(data, start, size: int):
+        return data._replace(
+            **{name: jax.lax.dynamic_slice_in_dim(getattr(data, name), start, size, axis=0) for name in per_row}
+        )
 
-def log_likelihood(model: Model, params, features, sample_weight=None, *, chunk_size: int) -> Array:
-    """Total log-likelihood, summed over row chunks."""
-    return statistics(model, params, features, sample_weight, chunk_size=chunk_size)[0]
+    return rows
+

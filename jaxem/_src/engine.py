@@ -1,217 +1,38 @@
-"""The EM engine: the E-step is the gradient of a log-partition.
+"""The public, checked entry points: ``fit``, ``em_step``, ``posterior``, ...
 
-For a model with log-potentials ``φ = log p(x, z; θ)`` (one entry per value of the
-discrete latent ``z``), the log marginal ``log p(x; θ) = log Σ_z exp φ`` is a
-log-partition, and its gradient with respect to ``φ`` is the posterior
-``p(z | x; θ)``. So the E-step is a single ``jax.value_and_grad`` call; no model
-writes a responsibilities formula or a backward pass.
+Each validates its arguments once, outside ``jit`` (``ValueError``/``TypeError``
+naming the argument), prepares the data, resolves the options into static
+settings (the algorithm, the M-step's row chunks) and calls a pure, compiled
+function: ``loop.fit_restarts`` (or the progress driver) for ``fit``,
+``update.em_update`` for ``em_step``, ``inference.e_step`` for the rest. The
+pieces: ``inference.py`` (the E-step), ``update.py`` (one EM update),
+``algorithms.py`` (EM, SQUAREM), ``loop.py`` (the loop, restarts, best restart),
+``progress.py`` (the host driver), ``chunking.py`` (the chunked E-step of an
+additive M-step).
 """
 
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple, Optional
+from typing import Any, Callable, Optional, Union
 
 import jax
 import jax.numpy as jnp
 
-from jaxem._src import validation
-from jaxem._src.base import Array, Model, Params
+from jaxem._src import algorithms, chunking, loop, validation
+from jaxem._src import progress as progress_lib
+from jaxem._src import update as update_lib
+from jaxem._src.base import Array, Model
+from jaxem._src.inference import e_step, float_dtype, log_marginals, n_observations
+from jaxem._src.loop import FitResult, RunState, run_em  # noqa: F401  (re-exported)
 
-
-class EMState(NamedTuple):
-    """What the EM loop carries from one iteration to the next (one restart).
-
-    Attributes:
-      params: the current parameters.
-      mean_log_likelihood: log-likelihood per observation of the parameters before
-        the last update (``-inf`` before the first iteration).
-      n_iter: number of EM steps taken.
-      converged: whether the last change in ``mean_log_likelihood`` was below tol.
-      history: ``[max_iter]`` total log-likelihood at each iteration, NaN after the
-        loop stopped.
-    """
-
-    params: Params
-    mean_log_likelihood: Array
-    n_iter: Array
-    converged: Array
-    history: Array
-
-
-class FitResult(NamedTuple):
-    """What ``fit`` reports (a pytree).
-
-    Attributes:
-      params: the parameters of the best restart.
-      log_likelihood: total log-likelihood of exactly ``params``.
-      history: ``[n_restarts, max_iter]`` log-likelihood traces; entry ``t`` is the
-        log-likelihood of the parameters before update ``t``; NaN after a restart
-        stopped.
-      n_iter: ``[n_restarts]`` EM steps taken by each restart.
-      converged: ``[n_restarts]`` whether each restart met the tolerance.
-      all_params: every restart's final parameters (leading axis ``n_restarts``).
-      all_log_likelihoods: ``[n_restarts]`` total log-likelihood of each restart's
-        final parameters.
-      best_restart: index of the restart returned in ``params``.
-    """
-
-    params: Params
-    log_likelihood: Array
-    history: Array
-    n_iter: Array
-    converged: Array
-    all_params: Params
-    all_log_likelihoods: Array
-    best_restart: Array
-
-
-# ----------------------------------------------------------------------------------
-# Pure, unchecked building blocks (safe inside jit / vmap / scan / grad).
-
-
-def _log_marginals(model: Model, params, data) -> Array:
-    log_potentials = model.log_joint(params, data)
-    return model.latent.log_marginal(log_potentials, data)
-
-
-def e_step(model: Model, params, data, sample_weight=None):
-    """The E-step: ``(total log-likelihood, posterior)`` by one autodiff call.
-
-    ``posterior`` has the structure of ``model.log_joint``'s output (``[N, K]``
-    responsibilities for a mixture) and includes ``sample_weight`` when given.
-    ``data`` must already be prepared (``model.prepare``).
-    """
-    log_potentials = model.log_joint(params, data)
-
-    def total_log_likelihood(log_potentials):
-        per_item = model.latent.log_marginal(log_potentials, data)
-        if sample_weight is not None:
-            per_item = per_item * sample_weight.astype(per_item.dtype)
-        return jnp.sum(per_item)
-
-    return jax.value_and_grad(total_log_likelihood)(log_potentials)
-
-
-def _em_step(model: Model, params, data, sample_weight=None, chunk_size=None):
-    if model.m_step is None:
-        raise ValueError(
-            "this model has no m_step; give it a closed-form m_step or a generic "
-            "(gradient-based) one"
-        )
-    data = model.prepare(data)
-    if chunk_size is not None:  # statistics accumulated over row chunks
-        from jaxem._src import chunking
-
-        return chunking.em_step(model, params, data, sample_weight, chunk_size=chunk_size)
-    log_likelihood, posterior = e_step(model, params, data, sample_weight)
-    return model.m_step(data, posterior, params), log_likelihood
-
-
-_em_step_jit = jax.jit(_em_step, static_argnums=(0, 4))
-
-
-def _n_observations(model: Model, params, data, sample_weight) -> Array:
-    # Only the shape of the log-potentials is used, so XLA drops their computation.
-    sizes = model.latent.sizes(model.log_joint(params, data), data)
-    if sample_weight is not None:
-        sizes = sizes * sample_weight.astype(sizes.dtype)
-    return jnp.sum(sizes)
-
-
-def initial_state(params, dtype, max_iter: int) -> EMState:
-    """The ``EMState`` before the first iteration (one restart)."""
-    return EMState(
-        params=params,
-        mean_log_likelihood=jnp.asarray(-jnp.inf, dtype),
-        n_iter=jnp.asarray(0, jnp.int32),
-        converged=jnp.asarray(False),
-        history=jnp.full((max_iter,), jnp.nan, dtype),
-    )
-
-
-def keep_going(state: EMState, stop) -> Array:
-    """Whether EM goes on: fewer than ``stop`` steps, not converged, not NaN."""
-    return (state.n_iter < stop) & ~state.converged & ~jnp.isnan(state.mean_log_likelihood)
-
-
-def em_loop(model: Model, state: EMState, data, n_obs, *, stop, tol, sample_weight=None, chunk_size=None) -> EMState:
-    """EM steps from ``state`` in a ``lax.while_loop`` until ``keep_going`` fails
-    (one restart; ``data`` prepared, ``n_obs`` its number of observations)."""
-
-    def body(state: EMState):
-        new_params, log_likelihood = _em_step(model, state.params, data, sample_weight, chunk_size)
-        mean = log_likelihood / n_obs.astype(state.mean_log_likelihood.dtype)
-        converged = jnp.abs(mean - state.mean_log_likelihood) < tol
-        history = state.history.at[state.n_iter].set(log_likelihood)
-        return EMState(new_params, mean, state.n_iter + 1, converged, history)
-
-    return jax.lax.while_loop(lambda state: keep_going(state, stop), body, state)
-
-
-def run_em(model: Model, params, data, *, max_iter: int, tol, sample_weight=None, chunk_size=None) -> EMState:
-    """Runs EM from ``params`` in a ``lax.while_loop`` (one restart; pure, unchecked).
-
-    Stops when the change in log-likelihood per observation falls below ``tol``,
-    when the log-likelihood becomes NaN, or after ``max_iter`` steps.
-    """
-    data = model.prepare(data)
-    n_obs = _n_observations(model, params, data, sample_weight)
-    dtype = jax.eval_shape(lambda p: e_step(model, p, data, sample_weight)[0], params).dtype
-    state = initial_state(params, dtype, max_iter)
-    return em_loop(model, state, data, n_obs, stop=max_iter, tol=tol, sample_weight=sample_weight, chunk_size=chunk_size)
-
-
-@functools.partial(jax.jit, static_argnames=("model", "max_iter", "chunk_size", "accelerate"))
-def _fit(model: Model, data, keys, init_params, sample_weight, tol, *, max_iter: int, chunk_size=None, accelerate=None) -> FitResult:
-    if init_params is None:
-        init_params = jax.vmap(model.init, in_axes=(0, None))(keys, data)
-    runner = run_em
-    if accelerate == "squarem":
-        from jaxem._src.squarem import run_squarem as runner
-    run = functools.partial(runner, model, data=data, max_iter=max_iter, tol=tol, sample_weight=sample_weight, chunk_size=chunk_size)
-    states = _over_restarts(run, init_params)
-
-    def final_log_likelihood(params):
-        if chunk_size is not None:
-            from jaxem._src import chunking
-
-            return chunking.log_likelihood(model, params, data, sample_weight, chunk_size=chunk_size)
-        return e_step(model, params, data, sample_weight)[0]
-
-    return best_restart(states, _over_restarts(final_log_likelihood, states.params))
-
-
-def best_restart(states: EMState, final: Array) -> FitResult:
-    """The ``FitResult`` of vmapped ``states`` given each restart's final
-    log-likelihood ``final [R]`` (NaN counts as the worst)."""
-    best = jnp.argmax(jnp.where(jnp.isnan(final), -jnp.inf, final))
-    return FitResult(
-        params=jax.tree_util.tree_map(lambda leaf: leaf[best], states.params),
-        log_likelihood=final[best],
-        history=states.history,
-        n_iter=states.n_iter,
-        converged=states.converged,
-        all_params=states.params,
-        all_log_likelihoods=final,
-        best_restart=best,
-    )
-
-
-def _over_restarts(fn, batch):
-    """``jax.vmap(fn)(batch)``, without the vmap for a single restart (a vmapped
-    while-loop of batch size 1 was measured ~1.5x slower on a CPU)."""
-    if jax.tree_util.tree_leaves(batch)[0].shape[0] == 1:
-        one = fn(jax.tree_util.tree_map(lambda leaf: leaf[0], batch))
-        return jax.tree_util.tree_map(lambda leaf: leaf[None], one)
-    return jax.vmap(fn)(batch)
-
+Params = Any
 
 # ----------------------------------------------------------------------------------
 # Public, checked entry points.
 
 
-def _as_key(key) -> Array:
+def as_key(key) -> Array:
     if isinstance(key, int) and not isinstance(key, bool):
         return jax.random.key(key)
     if not isinstance(key, jax.Array):
@@ -219,7 +40,7 @@ def _as_key(key) -> Array:
     return key
 
 
-def _checked(model: Model, data, params=None, sample_weight=None):
+def check_inputs(model: Model, data, params=None, sample_weight=None):
     if not isinstance(model, Model):
         raise TypeError(f"model must be a jaxem Model, got {type(model).__name__}")
     model.check(data, params)
@@ -231,13 +52,13 @@ def _checked(model: Model, data, params=None, sample_weight=None):
         params if params is not None else jax.eval_shape(model.init, jax.random.key(0), prepared),
         prepared,
     ).shape[0]
-    return validation.check_sample_weight(sample_weight, n, _float_dtype(prepared))
+    return validation.check_sample_weight(sample_weight, n, float_dtype(prepared))
 
 
-def _checked_params(model: Model, data, params, sample_weight=None):
+def check_inputs_and_params(model: Model, data, params, sample_weight=None):
     if params is None:
         raise TypeError("params must be the model's parameters, got None")
-    return _checked(model, data, params, sample_weight)
+    return check_inputs(model, data, params, sample_weight)
 
 
 def em_step(model: Model, params: Params, data, *, sample_weight=None, chunk_size="auto"):
@@ -265,15 +86,47 @@ def em_step(model: Model, params: Params, data, *, sample_weight=None, chunk_siz
       >>> params = jaxem.init(model, jax.random.key(0), x)
       >>> params, log_lik = jaxem.em_step(model, params, x)
     """
-    sample_weight = _checked_params(model, data, params, sample_weight)
-    chunk_size = _check_chunk_size(model, chunk_size, data)
-    return _em_step_jit(model, params, data, sample_weight, chunk_size)
+    sample_weight = check_inputs_and_params(model, data, params, sample_weight)
+    update_lib.check_has_m_step(model)
+    model = chunking.with_chunk_size(model, chunk_size, data)
+    return _em_step(model, params, data, sample_weight)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _em_step(model: Model, params, data, sample_weight):
+    return update_lib.em_update(model, params, model.prepare(data), sample_weight)
+
+
+def em_step_with_info(model: Model, params: Params, data, *, sample_weight=None):
+    """``em_step`` that also reports what the M-step did to Q.
+
+    The same update as ``em_step`` (in one pass over the rows), plus Q before and
+    after the M-step.
+
+    Returns:
+      ``(new_params, log_likelihood, info)``: the same ``new_params`` and
+      ``log_likelihood`` (of ``params``) as ``jaxem.em_step``, and an ``MStepInfo``
+      with ``q_before``, ``q_after`` (``q_after >= q_before`` for every jaxem
+      M-step) and ``accepted`` (``False`` when θ_t was kept).
+
+    Example:
+      >>> params, log_lik, info = jaxem.em_step_with_info(model, params, x)
+      >>> info.q_after - info.q_before  # >= 0
+    """
+    update_lib.check_has_m_step(model)
+    sample_weight = check_inputs(model, data, params, sample_weight)
+    return _em_step_with_info(model, params, data, sample_weight)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _em_step_with_info(model: Model, params, data, sample_weight):
+    return update_lib.em_update_with_info(model, params, model.prepare(data), sample_weight)
 
 
 def init(model: Model, key, data) -> Params:
     """Draws starting parameters with the model's initializer: ``model.init``."""
-    _checked(model, data)
-    return jax.jit(model.init)(_as_key(key), model.prepare(data))
+    check_inputs(model, data)
+    return jax.jit(model.init)(as_key(key), model.prepare(data))
 
 
 def fit(
@@ -289,6 +142,7 @@ def fit(
     progress=False,
     chunk_size="auto",
     accelerate: Optional[str] = None,
+    algorithm: Union[str, Callable[..., algorithms.Algorithm]] = "em",
 ) -> FitResult:
     """Fits ``model`` by EM, vmapped over random restarts, in one compiled program.
 
@@ -325,7 +179,11 @@ def fit(
       accelerate: ``None`` (plain EM) or ``"squarem"``: SQUAREM extrapolation
         (Varadhan & Roland 2008) with fall-back to the plain EM step whenever it
         would lower the log-likelihood; ``max_iter`` then counts EM-step
-        evaluations (three per SQUAREM cycle). See ``jaxem/_src/squarem.py``.
+        evaluations (three per SQUAREM step). The same as ``algorithm="squarem"``.
+      algorithm: ``"em"`` (default), ``"squarem"``, or a factory
+        ``update -> jaxem.Algorithm`` (``jaxem.em``, ``jaxem.squarem`` or your
+        own: see ``jaxem/_src/algorithms.py``). Works with ``progress`` and
+        ``chunk_size``.
 
     Returns:
       A ``FitResult``.
@@ -340,7 +198,8 @@ def fit(
     tol = validation.check_nonnegative_float(tol, "tol")
     if accelerate not in (None, "squarem"):
         raise ValueError(f"accelerate must be None or 'squarem', got {accelerate!r}")
-    key = _as_key(key)
+    make_algorithm = algorithms.resolve("squarem" if accelerate == "squarem" else algorithm)
+    key = as_key(key)
     keys = jax.random.split(key, n_restarts)
     single_init = None
     if init_params is not None:
@@ -354,48 +213,21 @@ def fit(
                     f"with leading axis n_restarts={n_restarts}"
                 )
             init_params = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], init_params)
-    sample_weight = _checked(model, data, single_init, sample_weight)
-    chunk_given = chunk_size
-    chunk_size = _check_chunk_size(model, chunk_size, data)
+    sample_weight = check_inputs(model, data, single_init, sample_weight)
+    update_lib.check_has_m_step(model)
+    model = chunking.with_chunk_size(model, chunk_size, data)
     data = model.prepare(data)
-    dtype = _float_dtype(data)
+    dtype = float_dtype(data)
     if init_params is not None:  # the loop carries params in the data's dtype
         init_params = jax.tree_util.tree_map(
             lambda leaf: leaf.astype(dtype) if jnp.issubdtype(leaf.dtype, jnp.floating) else leaf,
             jax.tree_util.tree_map(jnp.asarray, init_params),
         )
     tol = jnp.asarray(tol, dtype)
+    statics = dict(make_algorithm=make_algorithm, max_iter=max_iter)
     if progress is not False and progress is not None:
-        if accelerate is not None or (chunk_size is not None and not _auto(chunk_given)):
-            raise ValueError("progress cannot be combined with accelerate or an explicit chunk_size yet")
-        from jaxem._src import progress as progress_lib
-
-        return progress_lib.fit_in_chunks(model, data, keys, init_params, sample_weight, tol, max_iter=max_iter, progress=progress)
-    return _fit(model, data, keys, init_params, sample_weight, tol, max_iter=max_iter, chunk_size=chunk_size, accelerate=accelerate)
-
-
-def _auto(chunk_size) -> bool:
-    return isinstance(chunk_size, str) and chunk_size == "auto"
-
-
-def _check_chunk_size(model: Model, chunk_size, data):
-    if chunk_size is None:
-        return None
-    from jaxem._src import chunking
-
-    if isinstance(chunk_size, str) and chunk_size == "auto":
-        return chunking.auto_chunk_size(model, data)
-
-    chunking.check_chunkable(model)
-    return validation.check_positive_int(chunk_size, "chunk_size")
-
-
-def _float_dtype(data):
-    """The dtype of the first floating leaf of (prepared) data: the compute dtype."""
-    for leaf in jax.tree_util.tree_leaves(data):
-        if jnp.issubdtype(leaf.dtype, jnp.floating):
-            return leaf.dtype
-    return jnp.asarray(0.0).dtype
+        return progress_lib.fit_in_chunks(model, data, keys, init_params, sample_weight, tol, progress=progress, **statics)
+    return loop.fit_restarts(model, data, keys, init_params, sample_weight, tol, **statics)
 
 
 def _is_batched(init_params, expected, n_restarts: int) -> bool:
@@ -422,7 +254,7 @@ def _posterior(model, params, data):
 
 @functools.partial(jax.jit, static_argnums=0)
 def _score_samples(model, params, data):
-    return _log_marginals(model, params, model.prepare(data))
+    return log_marginals(model, params, model.prepare(data))
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -442,25 +274,25 @@ def posterior(model: Model, params: Params, data) -> Array:
     Computed as the gradient of the log-likelihood with respect to the
     log-potentials.
     """
-    _checked_params(model, data, params)
+    check_inputs_and_params(model, data, params)
     return _posterior(model, params, data)
 
 
 def log_likelihood(model: Model, params: Params, data, *, sample_weight=None) -> Array:
     """Total log-likelihood ``Σ_n w_n log p(x_n; θ)`` (a scalar)."""
-    sample_weight = _checked_params(model, data, params, sample_weight)
+    sample_weight = check_inputs_and_params(model, data, params, sample_weight)
     return _log_likelihood(model, params, data, sample_weight)
 
 
 def score_samples(model: Model, params: Params, data) -> Array:
     """Log-likelihood of each item, ``[N]`` (each sample, or each sequence)."""
-    _checked_params(model, data, params)
+    check_inputs_and_params(model, data, params)
     return _score_samples(model, params, data)
 
 
 def predict(model: Model, params: Params, data) -> Array:
     """The most probable latent values (``[N]`` component labels for a mixture)."""
-    _checked_params(model, data, params)
+    check_inputs_and_params(model, data, params)
     return _predict(model, params, data)
 
 
@@ -469,7 +301,7 @@ def sample(model: Model, params: Params, key, n: int):
     if model.sample is None:
         raise ValueError("this model does not define sample")
     n = validation.check_positive_int(n, "n")
-    return model.sample(_as_key(key), params, n)
+    return model.sample(as_key(key), params, n)
 
 
 def n_parameters(model: Model, params: Params) -> int:
@@ -480,8 +312,7 @@ def n_parameters(model: Model, params: Params) -> int:
 
 
 def _n_observations_checked(model, params, data) -> Array:
-    prepared = model.prepare(data)
-    return _n_observations(model, params, prepared, None)
+    return n_observations(model, params, model.prepare(data), None)
 
 
 def bic(model: Model, params: Params, data) -> Array:
@@ -496,3 +327,20 @@ def aic(model: Model, params: Params, data) -> Array:
     log_lik = log_likelihood(model, params, data)
     return -2.0 * log_lik + 2.0 * n_parameters(model, params)
 
+
+def viterbi(model, params, data) -> Array:
+    """The most probable state path of every sequence (max-product / Viterbi).
+
+    Args:
+      model: a chain model (e.g. ``jaxem.models.gaussian_hmm``).
+      params: its parameters.
+      data: one sequence ``[T, ...]`` or ``jaxem.Sequences(obs, lengths)``.
+
+    Returns:
+      ``[B, T_max]`` int32 state indices (``B = 1`` for a plain array); steps past a
+      sequence's length are ``-1``. Same as ``jaxem.predict`` for a chain model.
+
+    Example:
+      >>> paths = jaxem.viterbi(model, params, jaxem.Sequences(obs, lengths))
+    """
+    return predict(model, params, data)

@@ -9,36 +9,46 @@ the data's sufficient-statistic features ``T(x)`` are computed once per fit
 ``log π_k − A(η_k)``, a mixture's ``[N, K]`` log-potentials are *one* matrix product
 ``T(x) @ coefficients.T``, and the expected sufficient statistics the M-step needs
 are *one* more, ``posterior.T @ T(x)`` (whose first column is the expected counts).
+Those statistics are additive over rows, so the M-step is an ``AdditiveMStep``:
+chunking, sharding and streaming apply to every such mixture.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 
-from jaxem._src.base import Array, Model, mixture_latent
+from jaxem._src.base import AdditiveMStep, Array, Model, mixture_latent
+from jaxem._src.chunking import per_row_slicer
 
 
 class ExpFamily(NamedTuple):
     """A family of component densities in exponential-family form.
 
     Attributes:
-      prepare: ``x -> features``, a NamedTuple with at least ``stats: [N, F]``,
-        whose column 0 is all ones. Must return prepared features unchanged.
+      prepare: ``x -> features``, a NamedTuple with at least ``stats: [..., F]``,
+        whose column 0 is all ones. Returns its own features unchanged and
+        refuses another family's (``ValueError``).
       coefficients: ``(params, features) -> [K, F]``, the natural parameters of each
         component against ``stats``, with column 0 holding ``h - A(η_k)``
         (everything that does not multiply a statistic).
       maximize: ``(expected_stats [K, F], features, params) -> params``, the
         closed-form M-step for the component fields of ``params`` given expected
         sufficient statistics (column 0: expected counts).
+      prepare_like: ``(x, reference) -> features`` in the coordinates of
+        ``reference`` (for families whose ``prepare`` standardizes), or ``None``
+        when ``prepare`` does not depend on the rest of the data.
+      per_row: the fields of the features with one entry per row (axis 0); the
+        others (a standardization) are shared by all rows.
     """
 
     prepare: Callable[[Any], Any]
     coefficients: Callable[[Any, Any], Array]
     maximize: Callable[[Array, Any, Any], Any]
-    prepare_like: Callable[[Any, Any], Any] | None = None
+    prepare_like: Optional[Callable[[Any, Any], Any]] = None
+    per_row: tuple = ("stats", "x")
 
 
 def prepare_like(family: ExpFamily, x, reference):
@@ -74,23 +84,28 @@ def mixture_weights(counts: Array) -> Array:
     return counts / jnp.sum(counts)
 
 
-class MixtureMStep(NamedTuple):
-    """The M-step of an exponential-family mixture, ``(features, posterior, params)
-    -> params``, that also exposes its statistics form.
+def mixture_m_step(family: ExpFamily) -> AdditiveMStep:
+    """The ``AdditiveMStep`` of a mixture of ``family``: statistics
+    ``posteriorᵀ @ T(x)``, the family's maximizer for the components and the
+    expected counts (column 0) for the weights."""
 
-    Its ``from_stats`` maps *additive* expected statistics ``[K, F]`` (which may be
-    summed over chunks of rows, streamed batches or devices) to parameters; see
-    ``jaxem/_src/chunking.py`` and ``streaming.py``.
-    """
+    def statistics(features, posterior):
+        return expected_stats(posterior, features.stats)
 
-    family: ExpFamily
-
-    def __call__(self, features, posterior, params):
-        return self.from_stats(expected_stats(posterior, features.stats), features, params)
-
-    def from_stats(self, stats: Array, features, params):
-        params = self.family.maximize(stats, features, params)
+    def maximize(stats, features, params):
+        params = family.maximize(stats, features, params)
         return params._replace(weights=mixture_weights(stats[:, 0]))
+
+    def prepare_chunk(x, reference):
+        return prepare_like(family, x, reference)
+
+    return AdditiveMStep(
+        statistics=statistics,
+        maximize=maximize,
+        rows=per_row_slicer(family.per_row),
+        per_row=family.per_row,
+        prepare_like=prepare_chunk,
+    )
 
 
 def exponential_family_mixture(
@@ -117,7 +132,7 @@ def exponential_family_mixture(
         init=init,
         log_joint=log_joint,
         latent=mixture_latent(),
-        m_step=MixtureMStep(family),
+        m_step=mixture_m_step(family),
         prepare=family.prepare,
         check=check,
         sample=sample,

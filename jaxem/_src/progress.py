@@ -1,9 +1,10 @@
-"""Progress for long fits: EM in compiled chunks of iterations, driven from the host.
+"""Progress for long fits: any algorithm in compiled stretches of iterations,
+driven from the host.
 
-``fit(..., progress=...)`` runs exactly the EM of ``fit`` (same update, stopping
-rule and best-restart choice), but the vmapped ``lax.while_loop`` stops every
-``every`` iterations and returns to Python, which reports a ``Progress`` and
-resumes. Between chunks the state stays on the device; only a few scalars per
+``fit(..., progress=...)`` runs exactly the fit of ``fit`` (the same algorithm,
+chunked E-step, stopping rule and best-restart choice: ``loop.run`` resumed from
+its ``RunState``), but the vmapped ``lax.while_loop`` stops every ``every``
+iterations and returns to Python, which reports a ``Progress`` and resumes. Between chunks the state stays on the device; only a few scalars per
 restart are read. With ``every = 10`` the overhead is a few percent at most
 (benchmarks/progress_overhead.py).
 """
@@ -20,8 +21,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxem._src import engine
+from jaxem._src import loop
+from jaxem._src import update as update_lib
 from jaxem._src.base import Model
+from jaxem._src.inference import n_observations
 
 DEFAULT_EVERY = 10
 
@@ -84,56 +87,51 @@ def resolve(progress) -> tuple[int, Callable[[Progress], None]]:
     raise TypeError(f"progress must be a bool, a positive int or a callable, got {type(progress).__name__}")
 
 
-@functools.partial(jax.jit, static_argnames=("model", "max_iter"))
-def _start(model: Model, data, keys, init_params, sample_weight, *, max_iter: int):
-    if init_params is None:
-        init_params = jax.vmap(model.init, in_axes=(0, None))(keys, data)
-    dtype = engine._float_dtype(data)
-    return jax.vmap(lambda params: engine.initial_state(params, dtype, max_iter))(init_params)
+@functools.partial(jax.jit, static_argnames=("model", "make_algorithm", "max_iter"))
+def _start(model: Model, data, keys, init_params, sample_weight, *, make_algorithm, max_iter: int):
+    return loop.restart_states(model, make_algorithm, data, keys, init_params, sample_weight, max_iter)[1]
 
 
-@functools.partial(jax.jit, static_argnames=("model", "max_iter"))
-def _advance(model: Model, data, states, sample_weight, tol, stop, *, max_iter: int):
-    """Runs every restart on until iteration ``stop`` (or it stops): the loop of
-    ``engine.em_loop``, resumed from ``states``. Also returns a small summary for
-    the report, so that one transfer per chunk suffices."""
-    one = jax.tree_util.tree_map(lambda leaf: leaf[0], states.params)
-    n_obs = engine._n_observations(model, one, data, sample_weight)
-
-    def run(state):
-        return engine.em_loop(model, state, data, n_obs, stop=stop, tol=tol, sample_weight=sample_weight)
-
-    states = jax.vmap(run)(states)
-    mean = states.mean_log_likelihood
-    stopped = states.converged | jnp.isnan(mean) | (states.n_iter >= max_iter)
+@functools.partial(jax.jit, static_argnames=("model", "make_algorithm", "max_iter"))
+def _advance(model: Model, data, run_states, sample_weight, tol, stop, *, make_algorithm, max_iter: int):
+    """Runs every restart on until evaluation ``stop`` (or it stops): ``loop.run``,
+    resumed from ``run_states``. Also returns a small summary for the report, so
+    that one transfer per chunk of iterations suffices."""
+    one = jax.tree_util.tree_map(lambda leaf: leaf[0], run_states.state)
+    algorithm = make_algorithm(update_lib.em_map(model, data, sample_weight))
+    n_obs = n_observations(model, algorithm.params(one), data, sample_weight)
+    run_states = jax.vmap(lambda s: loop.run(algorithm, s, n_obs, stop=stop, tol=tol))(run_states)
+    mean = run_states.mean_log_likelihood
+    stopped = run_states.converged | jnp.isnan(mean) | (run_states.n_iter >= max_iter)
     best = jnp.argmax(jnp.where(jnp.isnan(mean), -jnp.inf, mean))
     summary = (
-        jnp.max(states.n_iter),
-        jnp.max(jnp.where(jnp.isnan(states.history), -jnp.inf, states.history)),
-        jnp.sum(states.converged.astype(jnp.int32)),
+        jnp.max(run_states.n_iter),
+        jnp.max(jnp.where(jnp.isnan(run_states.history), -jnp.inf, run_states.history)),
+        jnp.sum(run_states.converged.astype(jnp.int32)),
         jnp.sum(stopped.astype(jnp.int32)),
     )
-    best_params = jax.tree_util.tree_map(lambda leaf: leaf[best], states.params)
-    return states, summary, best_params
+    best_params = jax.tree_util.tree_map(lambda leaf: leaf[best], algorithm.params(run_states.state))
+    return run_states, summary, best_params
 
 
-@functools.partial(jax.jit, static_argnames=("model",))
-def _finish(model: Model, data, states, sample_weight):
-    final = jax.vmap(lambda p: engine.e_step(model, p, data, sample_weight)[0])(states.params)
-    return engine.best_restart(states, final)
+@functools.partial(jax.jit, static_argnames=("model", "make_algorithm"))
+def _finish(model: Model, data, run_states, sample_weight, *, make_algorithm):
+    algorithm = make_algorithm(update_lib.em_map(model, data, sample_weight))
+    return loop.finish(model, algorithm, data, run_states, sample_weight)
 
 
-def fit_in_chunks(model: Model, data, keys, init_params, sample_weight, tol, *, max_iter: int, progress):
-    """``engine._fit`` with a host loop over chunks of iterations (arguments as
-    ``engine._fit``'s, already checked; ``progress`` as ``fit``'s)."""
+def fit_in_chunks(model: Model, data, keys, init_params, sample_weight, tol, *, make_algorithm, max_iter: int, progress):
+    """``loop.fit_restarts`` with a host loop over chunks of iterations (arguments
+    as ``loop.fit_restarts``'s, already checked; ``progress`` as ``fit``'s)."""
     every, callback = resolve(progress)
     start = time.perf_counter()
-    states = _start(model, data, keys, init_params, sample_weight, max_iter=max_iter)
+    statics = dict(make_algorithm=make_algorithm)
+    run_states = _start(model, data, keys, init_params, sample_weight, max_iter=max_iter, **statics)
     done = 0
     while done < max_iter:
         done = min(done + every, max_iter)
-        states, summary, best_params = _advance(
-            model, data, states, sample_weight, tol, jnp.asarray(done, jnp.int32), max_iter=max_iter
+        run_states, summary, best_params = _advance(
+            model, data, run_states, sample_weight, tol, jnp.asarray(done, jnp.int32), max_iter=max_iter, **statics
         )
         iteration, best_log_likelihood, n_converged, n_stopped = jax.device_get(summary)
         info = Progress(
@@ -142,11 +140,11 @@ def fit_in_chunks(model: Model, data, keys, init_params, sample_weight, tol, *, 
             best_log_likelihood=float(best_log_likelihood) if np.isfinite(best_log_likelihood) else float("nan"),
             n_converged=int(n_converged),
             n_stopped=int(n_stopped),
-            n_restarts=int(states.n_iter.shape[0]),
+            n_restarts=int(run_states.n_iter.shape[0]),
             seconds=time.perf_counter() - start,
             best_params=best_params,
         )
         callback(info)
         if info.n_stopped == info.n_restarts:
             break
-    return _finish(model, data, states, sample_weight)
+    return _finish(model, data, run_states, sample_weight, **statics)

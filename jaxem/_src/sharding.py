@@ -25,7 +25,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxem._src import validation
+from jaxem._src import chunking, validation
 from jaxem._src.base import Model
 
 
@@ -39,8 +39,8 @@ def shard_rows(model: Model, data, *, mesh: Optional[Mesh] = None, axis_name: st
     """Prepared features of ``data`` with their rows split across devices.
 
     Args:
-      model: an exponential-family mixture (prepared data with per-row ``stats``
-        and ``x``; other fields are replicated).
+      model: a model with an ``AdditiveMStep`` (every exponential-family
+        mixture): its ``per_row`` fields are split, the others replicated.
       data: raw ``[N, D]`` data or ``model.prepare(data)``. ``N`` must be a
         multiple of the number of devices on ``axis_name``.
       mesh: a ``jax.sharding.Mesh`` (default: ``data_mesh()``, all devices).
@@ -57,11 +57,10 @@ def shard_rows(model: Model, data, *, mesh: Optional[Mesh] = None, axis_name: st
     mesh = data_mesh(axis_name=axis_name) if mesh is None else mesh
     if axis_name not in mesh.axis_names:
         raise ValueError(f"axis_name {axis_name!r} is not an axis of the mesh {mesh.axis_names}")
+    additive = chunking.check_chunkable(model, "shard_rows")
     model.check(data)
     features = jax.jit(model.prepare)(data)
-    if not (hasattr(features, "stats") and hasattr(features, "x")):
-        raise ValueError("shard_rows needs prepared data with per-row fields `stats` and `x`")
-    n = features.stats.shape[0]
+    n = additive.n_rows(features)
     n_devices = mesh.shape[axis_name]
     if n % n_devices:
         raise ValueError(
@@ -72,7 +71,7 @@ def shard_rows(model: Model, data, *, mesh: Optional[Mesh] = None, axis_name: st
     rows = NamedSharding(mesh, PartitionSpec(axis_name))
     replicated = NamedSharding(mesh, PartitionSpec())
     placed = {
-        name: jax.device_put(value, rows if name in ("stats", "x") else replicated)
+        name: jax.device_put(value, rows if name in additive.per_row else replicated)
         for name, value in features._asdict().items()
     }
     return features._replace(**placed)

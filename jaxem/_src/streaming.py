@@ -1,7 +1,7 @@
 """EM over data that do not fit in memory: a streaming fit and online (mini-batch) EM.
 
 Both work for models whose M-step maps additive expected statistics to parameters
-(exponential-family mixtures, ``MixtureMStep``). Each chunk of raw rows is turned
+(``AdditiveMStep``: every exponential-family mixture). Each chunk of raw rows is turned
 into features and ``(log-likelihood, [K, F] statistics)`` by one jitted function;
 the host only adds small ``[K, F]`` arrays.
 
@@ -28,8 +28,8 @@ import numpy as np
 
 from jaxem._src import chunking, validation
 from jaxem._src.base import Array, Model
-from jaxem._src.engine import FitResult, _as_key
-from jaxem._src.expfam import prepare_like
+from jaxem._src.engine import as_key
+from jaxem._src.loop import FitResult
 
 Chunks = Union[Callable[[], Iterable[Any]], Iterable[Any]]
 
@@ -40,9 +40,8 @@ def _chunk_iterator(chunks: Chunks):
     return iter(chunks()) if callable(chunks) else iter(chunks)
 
 
-def _family(model: Model):
-    chunking.check_chunkable(model, "a streaming fit")
-    return model.m_step.family
+def _additive(model: Model):
+    return chunking.check_chunkable(model, "a streaming fit")
 
 
 def _as_chunk(chunk, dtype) -> Array:
@@ -54,14 +53,14 @@ def _as_chunk(chunk, dtype) -> Array:
 
 @functools.partial(jax.jit, static_argnames=("model", "chunk_size"))
 def _chunk_statistics(model: Model, params, x, reference, chunk_size=None):
-    features = prepare_like(model.m_step.family, x, reference)
+    features = model.additive.prepare_like(x, reference)
     size = chunk_size or x.shape[0]
     return chunking.statistics(model, params, features, None, chunk_size=size)
 
 
 @functools.partial(jax.jit, static_argnames="model")
 def _maximize(model: Model, stats, reference, params):
-    return model.m_step.from_stats(stats, reference, params)
+    return model.additive.maximize(stats, reference, params)
 
 
 def _pass(model, params, chunks, reference, dtype, chunk_size):
@@ -91,11 +90,11 @@ def _start(model, chunks, key, init_params, reference, dtype):
     if reference is None:
         reference = model.prepare(first)
     # only the shared fields (shift, scale) and the row shape are read from it
-    reference = reference._replace(stats=reference.stats[:1], x=reference.x[:1])
+    reference = model.additive.rows(reference, 0, 1)
     if init_params is None:
         if key is None:
             raise ValueError("pass init_params or a key (to draw them from the first chunk)")
-        init_params = jax.jit(model.init)(_as_key(key), prepare_like(model.m_step.family, first, reference))
+        init_params = jax.jit(model.init)(as_key(key), model.additive.prepare_like(first, reference))
     init_params = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, dtype), init_params)
     return reference, init_params
 
@@ -144,7 +143,7 @@ def fit_streaming(
       >>> chunks = lambda: (x[i : i + 100_000] for i in range(0, len(x), 100_000))
       >>> result = jaxem.fit_streaming(model, chunks, key=0, max_iter=50)
     """
-    _family(model)
+    _additive(model)
     max_iter = validation.check_positive_int(max_iter, "max_iter")
     tol = validation.check_nonnegative_float(tol, "tol")
     if chunk_size is not None:
@@ -227,7 +226,7 @@ def fit_online(
     Example:
       >>> result = jaxem.fit_online(model, (x[i : i + 4096] for i in range(0, len(x), 4096)), key=0)
     """
-    _family(model)
+    _additive(model)
     if not 0.5 < float(kappa) <= 1.0:
         raise ValueError(f"kappa must be in (0.5, 1], got {kappa!r}")
     if not float(offset) >= 1.0:
