@@ -3,11 +3,16 @@
 x64 is enabled so reference comparisons run in float64; float32 paths are tested
 by passing float32 arrays explicitly (jaxem computes in the data's dtype). Strict
 promotion (as in equinox's tests) turns silent dtype and broadcasting mistakes
-into errors.
+into errors. Four CPU devices (set before JAX starts) let the sharding tests run
+in-process; everything else runs on the first device, as usual.
+
+Models that many test files share are session fixtures (``gaussian_mixture_model``
+and friends), so their compiled programs are built once per test process.
 """
 
 import jax
 
+jax.config.update("jax_num_cpu_devices", 4)
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
@@ -23,3 +28,19 @@ def _release_compiled_programs():
     vm.max_map_count (65530) and XLA then segfaults while compiling."""
     yield
     jax.clear_caches()
+
+
+@pytest.fixture(scope="session")
+def gaussian_mixture_model():
+    """``jaxem.models.gaussian_mixture(3)`` (full covariance), shared by the whole run."""
+    import jaxem
+
+    return jaxem.models.gaussian_mixture(3)
+
+
+@pytest.fixture(scope="session")
+def diag_mixture_model():
+    """``jaxem.models.gaussian_mixture(3, covariance_type="diag")``, shared by the whole run."""
+    import jaxem
+
+    return jaxem.models.gaussian_mixture(3, covariance_type="diag")

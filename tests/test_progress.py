@@ -79,3 +79,45 @@ def test_cli_ctrl_c_leaves_last_good_params_saved(tmp_path, monkeypatch, capsys)
     for a, b in zip(jax.tree_util.tree_leaves(resumed), jax.tree_util.tree_leaves(expected)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10)
     assert "iteration 5/5" in capsys.readouterr().err  # progress is on by default in the CLI
+
+
+def _assert_same_fit(a, b, rtol=1e-12):
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=0)
+
+
+def test_progress_with_squarem_equals_squarem_without_progress():
+    # Was a ValueError: "progress cannot be combined with accelerate".
+    plain = jaxem.fit(MODEL, X, key=1, n_restarts=3, max_iter=40, tol=1e-6, accelerate="squarem")
+    reports = []
+    shown = jaxem.fit(MODEL, X, key=1, n_restarts=3, max_iter=40, tol=1e-6, accelerate="squarem", progress=reports.append)
+    _assert_same_fit(plain, shown)
+    assert reports and reports[-1].best_log_likelihood == pytest.approx(float(np.nanmax(plain.history)), rel=1e-12)
+
+
+def test_progress_with_an_explicit_chunk_size_equals_the_chunked_fit():
+    # Was a ValueError: "progress cannot be combined with ... an explicit chunk_size".
+    plain = jaxem.fit(MODEL, X, key=4, n_restarts=2, max_iter=30, tol=0.0, chunk_size=64)
+    shown = jaxem.fit(MODEL, X, key=4, n_restarts=2, max_iter=30, tol=0.0, chunk_size=64, progress=lambda info: None)
+    _assert_same_fit(plain, shown)
+
+
+def test_progress_with_auto_chunk_size_streams_the_rows(monkeypatch):
+    # progress= used to run unchunked (O(N K) temporaries) although "auto" chunks
+    # more than 32 768 rows: the chunked E-step must be the one traced.
+    from jaxem._src import chunking
+
+    calls = []
+    real = chunking.statistics
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["chunk_size"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(chunking, "statistics", spy)
+    x = np.asarray(blobs(11, n=40_000)[0], np.float32)
+    model = jaxem.models.gaussian_mixture(2, covariance_type="diag")
+    shown = jaxem.fit(model, x, key=0, max_iter=4, tol=0.0, progress=lambda info: None)
+    assert calls and all(size == chunking.auto_chunk_size(model, x) for size in calls)
+    plain = jaxem.fit(model, x, key=0, max_iter=4, tol=0.0)
+    _assert_same_fit(plain, shown, rtol=0)

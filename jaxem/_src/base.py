@@ -161,6 +161,26 @@ class AdditiveMStep(NamedTuple):
         return getattr(data, self.per_row[0]).shape[0]
 
 
+class FreezableMStep(NamedTuple):
+    """An M-step that can hold a mask of parameters fixed (``jaxem.freeze``).
+
+    Gradient M-steps are of this type: the masked entries get zero gradient and
+    keep their value exactly, so the free ones are optimized with the frozen ones
+    in place.
+
+    Attributes:
+      m_step: ``(data, posterior, params) -> params``, the M-step itself.
+      with_frozen: ``mask -> FreezableMStep``, the same M-step holding ``mask``
+        fixed (``None``, a boolean pytree like the params, or field names).
+    """
+
+    m_step: MStepFn
+    with_frozen: Callable[[Any], "FreezableMStep"]
+
+    def __call__(self, data: Data, posterior: Posterior, params):
+        return self.m_step(data, posterior, params)
+
+
 def _identity(x):
     return x
 

@@ -132,8 +132,8 @@ def statistics(model: Model, params, features, sample_weight=None, *, chunk_size
     def body(i, carry):
         start = jnp.minimum(i * chunk_size, n - chunk_size)
         weight = chunk_weight(sample_weight, start, i * chunk_size, chunk_size, n, dtype)
-        log_lik, stats = chunk_statistics(model, params, additive.rows(features, start, chunk_size), weight)
-        return carry[0] + log_lik, jax.tree_util.tree_map(jnp.add, carry[1], stats)
+        log_lik, sums = chunk_statistics(model, params, additive.rows(features, start, chunk_size), weight)
+        return carry[0] + log_lik, jax.tree_util.tree_map(jnp.add, carry[1], sums)
 
     shapes = jax.eval_shape(lambda: chunk_statistics(model, params, additive.rows(features, 0, chunk_size)))
     zeros = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)

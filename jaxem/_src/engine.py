@@ -167,7 +167,7 @@ def fit(
         log-likelihood and restarts converged to stderr every 10 iterations), an
         int ``n`` (print every ``n``), or a callable receiving a
         ``jaxem.Progress`` (every ``progress.every`` iterations if it has that
-        attribute, else 10). The same EM then runs in compiled chunks between
+        attribute, else 10). The same fit then runs in compiled stretches between
         reports.
       chunk_size: rows per chunk: stream the E-step and expected statistics over
         row chunks (extra memory O(chunk_size · (K + F)) instead of O(N · K);
@@ -226,7 +226,7 @@ def fit(
     tol = jnp.asarray(tol, dtype)
     statics = dict(make_algorithm=make_algorithm, max_iter=max_iter)
     if progress is not False and progress is not None:
-        return progress_lib.fit_in_chunks(model, data, keys, init_params, sample_weight, tol, progress=progress, **statics)
+        return progress_lib.fit_with_reports(model, data, keys, init_params, sample_weight, tol, progress=progress, **statics)
     return loop.fit_restarts(model, data, keys, init_params, sample_weight, tol, **statics)
 
 

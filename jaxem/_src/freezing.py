@@ -7,7 +7,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxem._src.base import Model
+from jaxem._src.base import FreezableMStep, Model
 from jaxem._src.generic_m_step import expected_log_joint, resolve_mask, select
 
 
@@ -47,15 +47,13 @@ def freeze(model: Model, mask: Any) -> Model:
         raise TypeError(f"model must be a jaxem Model, got {type(model).__name__}")
     if model.m_step is None:
         raise ValueError("this model has no m_step to freeze")
-    with_frozen = getattr(model.m_step, "with_frozen", None)
-    inner = model.m_step if with_frozen is None else with_frozen(mask)
-    guard = with_frozen is None
+    if isinstance(model.m_step, FreezableMStep):  # gradient M-steps: zero gradient for the mask
+        return model._replace(m_step=model.m_step.with_frozen(mask))
+    inner = model.m_step
 
     def m_step(data, posterior, params):
         resolved = resolve_mask(mask, params)
         new = select(resolved, params, inner(data, posterior, params))
-        if not guard:
-            return new
         q_old = expected_log_joint(posterior, model.log_joint(params, data))
         q_new = expected_log_joint(posterior, model.log_joint(new, data))
         keep = ~(q_new >= q_old)  # also when q_new is NaN

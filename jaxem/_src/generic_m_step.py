@@ -23,7 +23,8 @@ import jax.numpy as jnp
 import optax
 
 from jaxem._src import constraints as constraints_lib
-from jaxem._src.base import Array
+from jaxem._src.base import Array, FreezableMStep
+from jaxem._src.validation import check_positive_int
 
 DEFAULT_INNER_STEPS = 20
 
@@ -188,37 +189,38 @@ def gradient_m_step(
       frozen: a boolean mask like the params, or field names, held fixed.
 
     Returns:
-      The m_step function. ``m_step.with_frozen(mask)`` builds the same M-step
-      with ``mask`` held fixed (used by ``jaxem.freeze``).
+      A ``FreezableMStep``, called as ``m_step(data, posterior, params)``;
+      ``jaxem.freeze`` uses its ``with_frozen``.
 
     Example:
       >>> m_step = jaxem.gradient_m_step(log_joint, constraints=declared, inner_steps=30)
       >>> model = jaxem.Model(init, log_joint, jaxem.mixture_latent(), m_step=m_step)
     """
-    from jaxem._src.validation import check_positive_int
-
     inner_steps = check_positive_int(inner_steps, "inner_steps")
 
-    def m_step(data, posterior, params):
-        def q(p):
-            return expected_log_joint(posterior, log_joint(p, data))
+    def with_frozen(frozen):
+        def m_step(data, posterior, params):
+            return _gradient_update(log_joint, data, posterior, params, constraints, optimizer, inner_steps, frozen)
 
-        dtype = jax.eval_shape(q, params).dtype
-        new_params, _, _ = maximize(
-            q,
-            params,
-            constraints=constraints,
-            optimizer=optimizer,
-            inner_steps=inner_steps,
-            frozen=frozen,
-            scale=_total_weight(posterior, dtype),
-        )
-        return new_params
+        return FreezableMStep(m_step, with_frozen)
 
-    def with_frozen(mask):
-        return gradient_m_step(
-            log_joint, constraints=constraints, optimizer=optimizer, inner_steps=inner_steps, frozen=mask
-        )
+    return with_frozen(frozen)
 
-    m_step.with_frozen = with_frozen
-    return m_step
+
+def _gradient_update(log_joint, data, posterior, params, constraints, optimizer, inner_steps: int, frozen):
+    """``params`` raised by ``maximize`` on Q(θ) = Σ posterior · log_joint(θ, data)."""
+
+    def q(p):
+        return expected_log_joint(posterior, log_joint(p, data))
+
+    dtype = jax.eval_shape(q, params).dtype
+    new_params, _, _ = maximize(
+        q,
+        params,
+        constraints=constraints,
+        optimizer=optimizer,
+        inner_steps=inner_steps,
+        frozen=frozen,
+        scale=_total_weight(posterior, dtype),
+    )
+    return new_params

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxem._src.base import Model
-from jaxem._src.registry import ModelSpec, build, freeze
+from jaxem._src.registry import ModelSpec, build, hashable
 
 FORMAT = "jaxem"
 FORMAT_VERSION = 1
@@ -200,7 +200,7 @@ def load(path, *, model: Model | None = None):
                 f"{path} was written in jaxem file format version {version}; this jaxem reads "
                 f"version {FORMAT_VERSION}" + (": upgrade jaxem" if isinstance(version, int) and version > FORMAT_VERSION else "")
             )
-        spec = ModelSpec(header["model"]["factory"], tuple(sorted((k, freeze(v)) for k, v in header["model"]["options"].items())))
+        spec = ModelSpec(header["model"]["factory"], tuple(sorted((k, hashable(v)) for k, v in header["model"]["options"].items())))
         if model is not None:
             if not isinstance(model, Model):
                 raise TypeError(f"model must be a jaxem Model, got {type(model).__name__}")

@@ -4,8 +4,9 @@ driven from the host.
 ``fit(..., progress=...)`` runs exactly the fit of ``fit`` (the same algorithm,
 chunked E-step, stopping rule and best-restart choice: ``loop.run`` resumed from
 its ``RunState``), but the vmapped ``lax.while_loop`` stops every ``every``
-iterations and returns to Python, which reports a ``Progress`` and resumes. Between chunks the state stays on the device; only a few scalars per
-restart are read. With ``every = 10`` the overhead is a few percent at most
+iterations and returns to Python, which reports a ``Progress`` and resumes.
+Between reports the state stays on the device; only a few scalars per restart
+are read. With ``every = 10`` the overhead is a few percent at most
 (benchmarks/progress_overhead.py).
 """
 
@@ -30,7 +31,7 @@ DEFAULT_EVERY = 10
 
 
 class Progress(NamedTuple):
-    """What a progress callback receives after each chunk of EM iterations.
+    """What a progress callback receives after each stretch of EM iterations.
 
     Attributes:
       iteration: EM iterations done so far by the longest-running restart.
@@ -96,11 +97,11 @@ def _start(model: Model, data, keys, init_params, sample_weight, *, make_algorit
 def _advance(model: Model, data, run_states, sample_weight, tol, stop, *, make_algorithm, max_iter: int):
     """Runs every restart on until evaluation ``stop`` (or it stops): ``loop.run``,
     resumed from ``run_states``. Also returns a small summary for the report, so
-    that one transfer per chunk of iterations suffices."""
+    that one transfer per report suffices."""
     one = jax.tree_util.tree_map(lambda leaf: leaf[0], run_states.state)
     algorithm = make_algorithm(update_lib.em_map(model, data, sample_weight))
     n_obs = n_observations(model, algorithm.params(one), data, sample_weight)
-    run_states = jax.vmap(lambda s: loop.run(algorithm, s, n_obs, stop=stop, tol=tol))(run_states)
+    run_states = loop.over_restarts(lambda s: loop.run(algorithm, s, n_obs, stop=stop, tol=tol), run_states)
     mean = run_states.mean_log_likelihood
     stopped = run_states.converged | jnp.isnan(mean) | (run_states.n_iter >= max_iter)
     best = jnp.argmax(jnp.where(jnp.isnan(mean), -jnp.inf, mean))
@@ -120,8 +121,8 @@ def _finish(model: Model, data, run_states, sample_weight, *, make_algorithm):
     return loop.finish(model, algorithm, data, run_states, sample_weight)
 
 
-def fit_in_chunks(model: Model, data, keys, init_params, sample_weight, tol, *, make_algorithm, max_iter: int, progress):
-    """``loop.fit_restarts`` with a host loop over chunks of iterations (arguments
+def fit_with_reports(model: Model, data, keys, init_params, sample_weight, tol, *, make_algorithm, max_iter: int, progress):
+    """``loop.fit_restarts`` with a host loop over stretches of iterations (arguments
     as ``loop.fit_restarts``'s, already checked; ``progress`` as ``fit``'s)."""
     every, callback = resolve(progress)
     start = time.perf_counter()

@@ -31,13 +31,13 @@ class ModelSpec(NamedTuple):
         return dict(self.options)
 
 
-def freeze(value):
+def hashable(value):
     """Arrays, lists and tuples (recursively) as tuples, so that a value is hashable
     (and can be written as JSON); NumPy/JAX scalars as Python numbers."""
     if hasattr(value, "shape") and hasattr(value, "tolist"):
         value = value.tolist()
     if isinstance(value, (list, tuple)):
-        return tuple(freeze(v) for v in value)
+        return tuple(hashable(v) for v in value)
     return value
 
 
@@ -66,7 +66,7 @@ def register_model(name: str):
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
             model = factory(*args, **kwargs)
-            options = tuple(sorted((k, freeze(v)) for k, v in bound.arguments.items()))
+            options = tuple(sorted((k, hashable(v)) for k, v in bound.arguments.items()))
             return model._replace(spec=ModelSpec(name, options))
 
         _FACTORIES[name] = build_with_spec

@@ -17,7 +17,7 @@ import optax
 
 from jaxem._src import constraints as constraints_lib
 from jaxem._src import validation
-from jaxem._src.base import Array, Latent, Model, mixture_latent
+from jaxem._src.base import Array, FreezableMStep, Latent, Model, mixture_latent
 from jaxem._src.expfam import mixture_weights
 from jaxem._src.generic_m_step import (
     DEFAULT_INNER_STEPS,
@@ -149,8 +149,7 @@ def mixture(
             weights = mixture_weights(jnp.sum(posterior, axis=0)).astype(params.weights.dtype)
             return MixtureParams(select(mask.weights, params.weights, weights), components)
 
-        m_step.with_frozen = make_m_step
-        return m_step
+        return FreezableMStep(m_step, make_m_step)
 
     def check(data, params=None):
         n = check_data(data)

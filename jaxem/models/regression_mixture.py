@@ -141,7 +141,7 @@ def _regression_family(fit_intercept: bool, reg_variance: float) -> ExpFamily:
         dt = params.coefs.dtype
         return params._replace(coefs=coefs.astype(dt), intercepts=intercepts.astype(dt), variances=variance.astype(dt))
 
-    return ExpFamily(prepare=prepare, coefficients=coefficients, maximize=maximize)
+    return ExpFamily(prepare=prepare, coefficients=coefficients, maximize=maximize, per_row=("stats", "design", "y"))
 
 
 @register_model("regression_mixture")
