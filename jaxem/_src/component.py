@@ -145,3 +145,16 @@ def check_field_shape(params, field: str, k: int, d: Optional[int], role: Role) 
         f"params.{field} has shape {shape}, expected {expected} for n_{role.latent}={k}"
         + ("" if d is None else f" and {role.data} with {d} features")
     )
+
+
+def matrix_field(field: str) -> dict:
+    """``zeros`` and ``check_params`` of a ``Component`` whose params are one
+    ``[K, D]`` field named ``field`` (``Component(**matrix_field("rates"), ...)``)."""
+
+    def zeros(k: int, d: int, dtype) -> dict:
+        return {field: jnp.zeros((k, d), dtype)}
+
+    def check_params(params, k: int, d: Optional[int], role: Role) -> None:
+        check_field_shape(params, field, k, d, role)
+
+    return {"zeros": zeros, "check_params": check_params}

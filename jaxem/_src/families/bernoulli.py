@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from jaxem._src import validation
 from jaxem._src.base import Array
-from jaxem._src.component import Component, check_field_shape, is_prepared
+from jaxem._src.component import Component, is_prepared, matrix_field
 from jaxem._src.expfam import ExpFamily, ones_column, tiny_count
 
 
@@ -80,12 +80,6 @@ def check_binary(x, name: str) -> None:
 def component(field: str = "probs") -> Component:
     """The Bernoulli ``Component`` on ``params.<field> [K, D]``."""
 
-    def zeros(k, d, dtype):
-        return {field: jnp.zeros((k, d), dtype)}
-
-    def check_params(params, k, d, role):
-        check_field_shape(params, field, k, d, role)
-
     def draw(key, params, labels):
         return jax.random.bernoulli(key, getattr(params, field)[labels])
 
@@ -96,9 +90,8 @@ def component(field: str = "probs") -> Component:
     return Component(
         family=bernoulli_family(field),
         features_type=BernoulliFeatures,
-        zeros=zeros,
+        **matrix_field(field),
         check_values=check_binary,
-        check_params=check_params,
         draw=draw,
         n_parameters=n_parameters,
     )

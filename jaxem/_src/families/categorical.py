@@ -18,7 +18,7 @@ import numpy as np
 
 from jaxem._src import sequences, validation
 from jaxem._src.base import Array
-from jaxem._src.component import Component, check_field_shape, is_prepared
+from jaxem._src.component import Component, is_prepared, matrix_field
 from jaxem._src.expfam import ExpFamily, ones_column, tiny_count
 from jaxem._src.families.poisson import check_counts
 from jaxem._src.hmm import flat_dirichlet, normalized_counts
@@ -88,19 +88,9 @@ def categorical_family(field: str = "probs") -> ExpFamily:
     return ExpFamily(prepare=prepare, coefficients=coefficients, maximize=maximize)
 
 
-def _zeros_of(field: str):
-    def zeros(k, s, dtype):
-        return {field: jnp.zeros((k, s), dtype)}
-
-    return zeros
-
-
 def counts_component(field: str = "probs", *, n_trials: int = 1) -> Component:
     """The categorical ``Component`` on rows of counts ``[N, S]`` (``n_trials``
     draws per sampled row)."""
-
-    def check_params(params, k, s, role):
-        check_field_shape(params, field, k, s, role)
 
     def draw(key, params, labels):
         probs = getattr(params, field)[labels]
@@ -114,9 +104,8 @@ def counts_component(field: str = "probs", *, n_trials: int = 1) -> Component:
     return Component(
         family=categorical_family(field),
         features_type=CategoricalFeatures,
-        zeros=_zeros_of(field),
+        **matrix_field(field),
         check_values=check_counts,
-        check_params=check_params,
         draw=draw,
         n_parameters=n_parameters,
     )
@@ -164,7 +153,7 @@ def symbols_component(n_symbols: int, field: str = "emission_probs") -> Componen
     return Component(
         family=categorical_family(field),
         features_type=CategoricalFeatures,
-        zeros=_zeros_of(field),
+        zeros=matrix_field(field)["zeros"],
         check_values=check_values,
         check_params=check_params,
         draw=draw,

@@ -17,7 +17,7 @@ import numpy as np
 
 from jaxem._src import validation
 from jaxem._src.base import Array
-from jaxem._src.component import Component, check_field_shape, is_prepared
+from jaxem._src.component import Component, is_prepared, matrix_field
 from jaxem._src.expfam import ExpFamily, ones_column, tiny_count
 
 
@@ -94,12 +94,6 @@ def check_counts(x, name: str) -> None:
 def component(field: str = "rates") -> Component:
     """The Poisson ``Component`` on ``params.<field> [K, D]``."""
 
-    def zeros(k, d, dtype):
-        return {field: jnp.zeros((k, d), dtype)}
-
-    def check_params(params, k, d, role):
-        check_field_shape(params, field, k, d, role)
-
     def draw(key, params, labels):
         return jax.random.poisson(key, getattr(params, field)[labels]).astype(jnp.int32)
 
@@ -109,9 +103,8 @@ def component(field: str = "rates") -> Component:
     return Component(
         family=poisson_family(field),
         features_type=PoissonFeatures,
-        zeros=zeros,
+        **matrix_field(field),
         check_values=check_counts,
-        check_params=check_params,
         draw=draw,
         n_parameters=n_parameters,
     )

@@ -24,7 +24,6 @@ from jaxem._src import validation
 from jaxem._src.base import Array
 from jaxem._src.component import Component, is_prepared
 from jaxem._src.expfam import ExpFamily, tiny_count
-from jaxem._src.families.covariance import upper
 
 
 class RegressionMixtureParams(NamedTuple):
@@ -80,7 +79,7 @@ def regression_features(data, fit_intercept: bool) -> RegressionFeatures:
     ys = (y - y_shift) / y_scale
     ones = jnp.ones((x.shape[0], 1), x.dtype)
     design = jnp.concatenate([ones, xs], axis=1) if fit_intercept else xs
-    i, j = upper(design.shape[1])
+    i, j = np.triu_indices(design.shape[1])
     stats = jnp.concatenate([ones, (ys * ys)[:, None], ys[:, None] * design, design[:, i] * design[:, j]], axis=1)
     return RegressionFeatures(stats, design, ys, x_shift, x_scale, y_shift, y_scale)
 
@@ -103,7 +102,7 @@ def regression_family(fit_intercept: bool, reg_variance: float) -> ExpFamily:
     def coefficients(params, f):
         beta, variance = _to_standard(params, f, fit_intercept)
         p = beta.shape[1]
-        i, j = upper(p)
+        i, j = np.triu_indices(p)
         pair = jnp.asarray(np.where(i == j, 1.0, 2.0), f.stats.dtype)
         constant = -0.5 * jnp.log(2.0 * math.pi * variance) - jnp.log(f.y_scale)
         inv = 1.0 / variance
@@ -122,7 +121,7 @@ def regression_family(fit_intercept: bool, reg_variance: float) -> ExpFamily:
         p = f.design.shape[1]
         counts = statistics[:, 0] + tiny_count(dtype)
         syy, syu = statistics[:, 1], statistics[:, 2 : 2 + p]
-        i, j = upper(p)
+        i, j = np.triu_indices(p)
         gram = jnp.zeros((statistics.shape[0], p, p), dtype).at[:, i, j].set(statistics[:, 2 + p :]).at[:, j, i].set(statistics[:, 2 + p :])
         trace = jnp.trace(gram, axis1=1, axis2=2)
         ridge = 10.0 * float(jnp.finfo(dtype).eps) * trace + tiny_count(dtype)
