@@ -122,7 +122,8 @@ def regression_family(fit_intercept: bool, reg_variance: float) -> ExpFamily:
         counts = statistics[:, 0] + tiny_count(dtype)
         syy, syu = statistics[:, 1], statistics[:, 2 : 2 + p]
         i, j = np.triu_indices(p)
-        gram = jnp.zeros((statistics.shape[0], p, p), dtype).at[:, i, j].set(statistics[:, 2 + p :]).at[:, j, i].set(statistics[:, 2 + p :])
+        pairs = statistics[:, 2 + p :]
+        gram = jnp.zeros((statistics.shape[0], p, p), dtype).at[:, i, j].set(pairs).at[:, j, i].set(pairs)
         trace = jnp.trace(gram, axis1=1, axis2=2)
         ridge = 10.0 * float(jnp.finfo(dtype).eps) * trace + tiny_count(dtype)
         eye = jnp.eye(p, dtype=dtype)
