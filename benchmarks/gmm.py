@@ -42,7 +42,7 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 
 import jaxem  # noqa: E402
-from jaxem._src import engine  # noqa: E402
+from jaxem._src import algorithms, chunking, loop  # noqa: E402
 from benchmarks import _peers  # noqa: E402
 from benchmarks._common import best_time, blobs, machine, mib, xla_memory  # noqa: E402
 
@@ -125,10 +125,10 @@ def run_jaxem(x, params, covariance_type, iters, repeats, chunk_size="auto"):
     step_seconds = min(double) - seconds
     features = model.prepare(x)
     batch = jax.tree_util.tree_map(lambda leaf: leaf[None], start)
-    resolved = engine._check_chunk_size(model, chunk_size, x)
-    compiled = engine._fit.lower(
-        model, features, jax.random.split(jax.random.key(0), 1), batch, None, jnp.asarray(0.0, x.dtype),
-        max_iter=iters, chunk_size=resolved,
+    chunked = chunking.with_chunk_size(model, chunk_size, x)
+    compiled = loop.fit_restarts.lower(
+        chunked, features, jax.random.split(jax.random.key(0), 1), batch, None, jnp.asarray(0.0, x.dtype),
+        make_algorithm=algorithms.em, max_iter=iters,
     ).compile()
     memory = xla_memory(compiled)
     n_features = features.stats.shape[1]

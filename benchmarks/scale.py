@@ -32,7 +32,7 @@ def one_size(n: int, chunk_size: int | None) -> dict:
     import jax.numpy as jnp
 
     import jaxem
-    from jaxem._src import engine
+    from jaxem._src import algorithms, chunking, loop
     from benchmarks._common import best_time, blobs_lowmem, xla_memory
 
     k, d = 32, 16
@@ -56,9 +56,10 @@ def one_size(n: int, chunk_size: int | None) -> dict:
         times[iters] = best_time(lambda: jax.block_until_ready(fit(iters)), 2)
     per_iter = (times[6] - times[2]) / 4
     batch = jax.tree_util.tree_map(lambda leaf: leaf[None], start)
-    compiled = engine._fit.lower(
-        model, features, jax.random.split(jax.random.key(0), 1), batch, None, jnp.asarray(0.0, jnp.float32),
-        max_iter=4, chunk_size=chunk_size,
+    chunked = chunking.with_chunk_size(model, chunk_size, features)
+    compiled = loop.fit_restarts.lower(
+        chunked, features, jax.random.split(jax.random.key(0), 1), batch, None, jnp.asarray(0.0, jnp.float32),
+        make_algorithm=algorithms.em, max_iter=4,
     ).compile()
     return {
         "n": n,
