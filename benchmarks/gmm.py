@@ -42,7 +42,6 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 
 import jaxem  # noqa: E402
-from jaxem._src import engine  # noqa: E402
 from benchmarks import _peers  # noqa: E402
 from benchmarks._common import best_time, blobs, machine, mib, xla_memory  # noqa: E402
 
@@ -124,13 +123,9 @@ def run_jaxem(x, params, covariance_type, iters, repeats, chunk_size="auto"):
     seconds = min(single)
     step_seconds = min(double) - seconds
     features = model.prepare(x)
-    batch = jax.tree_util.tree_map(lambda leaf: leaf[None], start)
-    resolved = engine._check_chunk_size(model, chunk_size, x)
-    compiled = engine._fit.lower(
-        model, features, jax.random.split(jax.random.key(0), 1), batch, None, jnp.asarray(0.0, x.dtype),
-        max_iter=iters, chunk_size=resolved,
-    ).compile()
-    memory = xla_memory(compiled)
+    # The XLA memory plan needed the private ``engine._fit`` (gone since the
+    # compile-once refactor): the column reads nan until a public hook exists.
+    memory = {}
     n_features = features.stats.shape[1]
     return seconds / iters, np.asarray(result.history[0]) / x.shape[0], memory, n_features, step_seconds / iters
 
