@@ -147,14 +147,20 @@ def check_field_shape(params, field: str, k: int, d: Optional[int], role: Role) 
     )
 
 
-def matrix_field(field: str) -> dict:
+def matrix_field(field: str, **value_checks) -> dict:
     """``zeros`` and ``check_params`` of a ``Component`` whose params are one
-    ``[K, D]`` field named ``field`` (``Component(**matrix_field("rates"), ...)``)."""
+    ``[K, D]`` field named ``field`` (``Component(**matrix_field("rates"), ...)``).
+
+    ``value_checks`` (``simplex``, ``positive``, ``unit``: see
+    ``validation.check_param_values``) state the field's constraint; concrete
+    values are always checked finite.
+    """
 
     def zeros(k: int, d: int, dtype) -> dict:
         return {field: jnp.zeros((k, d), dtype)}
 
     def check_params(params, k: int, d: Optional[int], role: Role) -> None:
         check_field_shape(params, field, k, d, role)
+        validation.check_param_values(getattr(params, field), field, **value_checks)
 
     return {"zeros": zeros, "check_params": check_params}

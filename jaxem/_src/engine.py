@@ -41,6 +41,8 @@ def as_key(key) -> Array:
 def check_inputs(model: Model, data, params=None, sample_weight=None):
     if not isinstance(model, Model):
         raise TypeError(f"model must be a jaxem Model, got {type(model).__name__}")
+    validation.warn_if_float64_dropped(data, "data")
+    validation.warn_if_float64_dropped(params, "params")
     model.check(data, params)
     if sample_weight is None:
         return None
@@ -212,6 +214,8 @@ def fit(
                 )
             init_params = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf)[None], init_params)
     sample_weight = check_inputs(model, data, single_init, sample_weight)
+    if init_params is not None and batched:
+        check_restarts(model, data, init_params)
     update_lib.check_has_m_step(model)
     model = chunking.with_chunk_size(model, chunk_size, data)
     data = model.prepare(data)
@@ -226,6 +230,18 @@ def fit(
     if progress is not False and progress is not None:
         return progress_lib.fit_with_reports(model, data, keys, init_params, sample_weight, tol, progress=progress, **statics)
     return loop.fit_restarts(model, data, keys, init_params, sample_weight, tol, **statics)
+
+
+def check_restarts(model: Model, data, init_params) -> None:
+    """``model.check`` of every restart of batched ``init_params`` past the first
+    (which ``fit`` checks with the data), naming the restart in the error."""
+    n_restarts = jax.tree_util.tree_leaves(init_params)[0].shape[0]
+    for restart in range(1, n_restarts):
+        params = jax.tree_util.tree_map(lambda leaf: leaf[restart], init_params)
+        try:
+            model.check(data, params)
+        except ValueError as error:
+            raise ValueError(f"init_params of restart {restart}: {error}") from None
 
 
 def _is_batched(init_params, expected, n_restarts: int) -> bool:

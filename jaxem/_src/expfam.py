@@ -15,6 +15,7 @@ chunking, sharding and streaming apply to every such mixture.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
@@ -83,10 +84,31 @@ def tiny_count(dtype) -> float:
     return 10.0 * float(jnp.finfo(dtype).eps)
 
 
-def mixture_weights(counts: Array) -> Array:
-    """``[K]`` mixing weights from expected counts, with a tiny pseudo-count."""
+def mixture_weights(counts: Array, previous: Optional[Array] = None) -> Array:
+    """``[K]`` mixing weights from expected counts, with a tiny pseudo-count.
+
+    Where ``previous`` (the weights before the step) is exactly zero the weight
+    stays zero: a structural zero, like a ``transition_mask`` zero.
+    """
     counts = counts + tiny_count(counts.dtype)
+    if previous is not None:
+        counts = jnp.where(previous > 0, counts, jnp.zeros_like(counts))
     return counts / jnp.sum(counts)
+
+
+def impossible_log(dtype) -> float:
+    """A finite stand-in for ``log 0`` in natural coefficients, ``-sqrt(max)`` of
+    ``dtype``: a structural zero probability multiplies a zero feature (``0 · -inf``
+    would be NaN), and one observed count of it puts the row ~``-1.8e19`` (float32)
+    below every possible explanation, so its posterior weight is exactly 0."""
+    return -math.sqrt(float(jnp.finfo(dtype).max))
+
+
+def log_probabilities(probs: Array) -> Array:
+    """``log probs`` elementwise, with exact zeros mapped to ``impossible_log``."""
+    positive = probs > 0
+    safe = jnp.where(positive, probs, jnp.ones_like(probs))
+    return jnp.where(positive, jnp.log(safe), jnp.full_like(probs, impossible_log(probs.dtype)))
 
 
 def mixture_m_step(family: ExpFamily) -> AdditiveMStep:
@@ -99,7 +121,7 @@ def mixture_m_step(family: ExpFamily) -> AdditiveMStep:
 
     def maximize(stats, features, params):
         params = family.maximize(stats, features, params)
-        return params._replace(weights=mixture_weights(stats[:, 0]))
+        return params._replace(weights=mixture_weights(stats[:, 0], params.weights))
 
     def prepare_chunk(x, reference):
         return prepare_like(family, x, reference)

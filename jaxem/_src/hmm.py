@@ -108,7 +108,8 @@ def kmeans_init_states(key: Array, features, lengths: Array, template, family: E
     labels = jnp.argmin(distances, axis=1)
     stats_flat = features.stats.reshape(b * t, -1)
     one_hot = jax.nn.one_hot(labels, n_states, dtype=flat.dtype) * mask[:, None].astype(flat.dtype)
-    return family.maximize(one_hot.T @ stats_flat, features, template)
+    # a template of ones: the M-step keeps exact zeros of the params it is given
+    return family.maximize(one_hot.T @ stats_flat, features, jax.tree_util.tree_map(jnp.ones_like, template))
 
 
 def component_hmm(
@@ -164,7 +165,7 @@ def component_hmm(
         params = family.maximize(statistics, data.features, params)
         dtype = params.initial_probs.dtype
         return params._replace(
-            initial_probs=normalized_counts(posterior.log_initial).astype(dtype),
+            initial_probs=normalized_counts(posterior.log_initial, mask=params.initial_probs > 0).astype(dtype),
             transition_matrix=normalized_counts(posterior.log_transition, mask=mask).astype(dtype),
         )
 
@@ -213,6 +214,14 @@ def component_hmm(
         z = jnp.concatenate([first[None], rest])
         return component.draw(emission_key, params, z), z
 
+    compiled_sample = jax.jit(sample, static_argnums=2)
+
+    def checked_sample(key: Array, params, n: int):
+        check_params_type(params, params_type)
+        check_chain_params(params, n_states)
+        component.check_params(params, n_states, None, CHAIN_ROLE)
+        return compiled_sample(key, params, n)
+
     def n_parameters(params) -> int:
         k = n_states
         free_transitions = k * (k - 1) if mask is None else int(np.sum(np.maximum(np.asarray(mask).sum(axis=1) - 1, 0)))
@@ -225,7 +234,7 @@ def component_hmm(
         m_step=m_step,
         prepare=prepare,
         check=check,
-        sample=jax.jit(sample, static_argnums=2),
+        sample=checked_sample,
         n_parameters=n_parameters,
     )
 
@@ -256,3 +265,5 @@ def check_chain_params(params, n_states: int) -> None:
             f"params.transition_matrix must have shape ({n_states}, {n_states}) for n_states={n_states}, "
             f"got {jnp.shape(params.transition_matrix)}"
         )
+    validation.check_param_values(params.initial_probs, "initial_probs", simplex=True)
+    validation.check_param_values(params.transition_matrix, "transition_matrix", simplex=True)

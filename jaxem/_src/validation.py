@@ -8,6 +8,7 @@ ranges) run only on concrete arrays.
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -130,3 +131,45 @@ def weights_and(weights, values, name: str):
         raise ValueError("weights must be non-negative and sum to one")
     dtype = jnp.result_type(weights.dtype, values.dtype)
     return weights.astype(dtype), values.astype(dtype)
+
+
+FLOAT64_DROPPED = (
+    "{name} is float64 but jax_enable_x64 is off, so jaxem computes in float32; "
+    'call jax.config.update("jax_enable_x64", True) before using JAX to fit in float64'
+)
+
+
+def warn_if_float64_dropped(tree, name: str) -> None:
+    """A ``UserWarning`` (once per calling line, Python's default) when a NumPy
+    leaf of ``tree`` is float64 while ``jax_enable_x64`` is off: JAX would
+    silently compute in float32."""
+    if jax.config.jax_enable_x64:
+        return
+    for leaf in jax.tree_util.tree_leaves(tree):
+        if isinstance(leaf, np.ndarray) and leaf.dtype == np.float64:
+            warnings.warn(FLOAT64_DROPPED.format(name=name), UserWarning, stacklevel=4)
+            return
+
+
+# Tolerance on the sums of probabilities in params (float32 rounding of EM's output
+# is ~1e-6; a user's rounded table ~1e-4).
+SIMPLEX_TOLERANCE = 1e-3
+
+
+def check_param_values(values, name: str, *, simplex: bool = False, positive: bool = False, unit: bool = False) -> None:
+    """``ValueError`` naming ``params.<name>`` unless concrete ``values`` are finite
+    and, as asked, rows on the simplex (non-negative, summing to one within
+    ``SIMPLEX_TOLERANCE`` along the last axis), positive, or in ``[0, 1]``.
+    Tracers (inside ``jit``) are not checked."""
+    if not is_concrete(values):
+        return
+    values = np.asarray(values)
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"params.{name} contains NaN or infinite values")
+    if simplex and (np.any(values < 0) or np.any(np.abs(np.sum(values, axis=-1) - 1.0) > SIMPLEX_TOLERANCE)):
+        rows = " along each row" if values.ndim > 1 else ""
+        raise ValueError(f"params.{name} must be non-negative and sum to one{rows}")
+    if positive and np.any(values <= 0):
+        raise ValueError(f"params.{name} must be positive")
+    if unit and (np.any(values < 0) or np.any(values > 1)):
+        raise ValueError(f"params.{name} must lie in [0, 1]")

@@ -148,7 +148,7 @@ def mixture(
                 frozen=mask.components,
                 scale=jnp.maximum(total, jnp.finfo(total.dtype).tiny),
             )
-            weights = mixture_weights(jnp.sum(posterior, axis=0)).astype(params.weights.dtype)
+            weights = mixture_weights(jnp.sum(posterior, axis=0), params.weights).astype(params.weights.dtype)
             return MixtureParams(select(mask.weights, params.weights, weights), components)
 
         return FreezableMStep(m_step, make_m_step)

@@ -9,6 +9,8 @@ calls the generic mixture builder.
 
 from __future__ import annotations
 
+import numpy as np
+
 from jaxem._src import validation
 from jaxem._src.base import Model
 from jaxem._src.families import regression
@@ -50,5 +52,7 @@ def regression_mixture(n_components: int, *, fit_intercept: bool = True, reg_var
     """
     n_components = validation.check_positive_int(n_components, "n_components")
     reg_variance = validation.check_nonnegative_float(reg_variance, "reg_variance")
+    if not isinstance(fit_intercept, (bool, np.bool_)):
+        raise TypeError(f"fit_intercept must be True or False, got {fit_intercept!r}")
     component = regression.component(bool(fit_intercept), reg_variance)
     return component_mixture(component, n_components, params_type=RegressionMixtureParams)

@@ -90,7 +90,7 @@ def component(field: str = "probs") -> Component:
     return Component(
         family=bernoulli_family(field),
         features_type=BernoulliFeatures,
-        **matrix_field(field),
+        **matrix_field(field, unit=True),
         check_values=check_binary,
         draw=draw,
         n_parameters=n_parameters,

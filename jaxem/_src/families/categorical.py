@@ -3,7 +3,9 @@
 Data are counts ``x [..., S]`` (a one-hot row is a single categorical draw; rows
 may have different totals). Features ``[1, log multinomial coefficient, x]``,
 coefficients ``[0, 1, log p_k]``; M-step ``p_k ∝ Σ_n r_nk x_n + ε`` with the
-``tiny_count`` pseudo-count ε, so no probability reaches 0. Two components share
+``tiny_count`` pseudo-count ε, so no probability reaches 0. Exact zeros of the
+params are structural zeros: their coefficient is ``impossible_log`` (finite, so
+no ``0 · log 0``) and the M-step keeps them zero. Two components share
 the family: ``counts_component`` (``categorical_mixture``, rows of counts) and
 ``symbols_component`` (``categorical_hmm``, one symbol per step, one-hot encoded).
 """
@@ -19,7 +21,7 @@ import numpy as np
 from jaxem._src import sequences, validation
 from jaxem._src.base import Array
 from jaxem._src.component import Component, is_prepared, matrix_field
-from jaxem._src.expfam import ExpFamily, ones_column, tiny_count
+from jaxem._src.expfam import ExpFamily, log_probabilities, ones_column, tiny_count
 from jaxem._src.families.poisson import check_counts
 from jaxem._src.hmm import flat_dirichlet, normalized_counts
 
@@ -78,10 +80,12 @@ def categorical_family(field: str = "probs") -> ExpFamily:
     def coefficients(params, features):
         probs = getattr(params, field).astype(features.stats.dtype)
         k = probs.shape[0]
-        return jnp.concatenate([jnp.zeros((k, 1), probs.dtype), jnp.ones((k, 1), probs.dtype), jnp.log(probs)], axis=1)
+        return jnp.concatenate([jnp.zeros((k, 1), probs.dtype), jnp.ones((k, 1), probs.dtype), log_probabilities(probs)], axis=1)
 
     def maximize(statistics, features, params):
         totals = statistics[:, 2:] + tiny_count(statistics.dtype)
+        # exact zeros of the current probs are structural: they stay zero
+        totals = jnp.where(getattr(params, field) > 0, totals, jnp.zeros_like(totals))
         probs = totals / jnp.sum(totals, axis=1, keepdims=True)
         return params._replace(**{field: probs.astype(getattr(params, field).dtype)})
 
@@ -104,7 +108,7 @@ def counts_component(field: str = "probs", *, n_trials: int = 1) -> Component:
     return Component(
         family=categorical_family(field),
         features_type=CategoricalFeatures,
-        **matrix_field(field),
+        **matrix_field(field, simplex=True),
         check_values=check_counts,
         draw=draw,
         n_parameters=n_parameters,
@@ -133,6 +137,7 @@ def symbols_component(n_symbols: int, field: str = "emission_probs") -> Componen
                 f"params.{field} must have shape ({k}, {n_symbols}) for n_{role.latent}={k}, "
                 f"n_symbols={n_symbols}, got {jnp.shape(getattr(params, field))}"
             )
+        validation.check_param_values(getattr(params, field), field, simplex=True)
 
     def init_states(key, features, lengths, params):
         x = features.x

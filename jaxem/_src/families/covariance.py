@@ -85,21 +85,37 @@ def upper(d: int):
     return np.triu_indices(d)
 
 
-def precision_cholesky_from_covariance(covariance: Array) -> Array:
+def precision_cholesky_from_covariance(covariance: Array, floor: Array | float = 0.0) -> Array:
     """``U`` (upper triangular) with ``U Uᵀ = covariance⁻¹``, for ``[..., D, D]``.
 
     Where a Cholesky factorization fails (a matrix not numerically positive
-    definite), the factor of its diagonal is used instead, so the result is finite.
+    definite), the factor of its diagonal is used instead, each variance floored at
+    ``floor`` (``[D]`` or a scalar; the M-step passes its ``reg_covar``) and at the
+    dtype's ``tiny``, so the result is finite and no larger than the floor allows.
     """
     lower = jnp.linalg.cholesky(covariance)
     eye = jnp.broadcast_to(jnp.eye(covariance.shape[-1], dtype=covariance.dtype), covariance.shape)
     inverse_lower = jax.scipy.linalg.solve_triangular(lower, eye, lower=True)
     factor = jnp.swapaxes(inverse_lower, -1, -2)
     variances = jnp.diagonal(covariance, axis1=-2, axis2=-1)
-    floor = jnp.finfo(covariance.dtype).tiny
+    floor = jnp.broadcast_to(jnp.maximum(jnp.asarray(floor, covariance.dtype), jnp.finfo(covariance.dtype).tiny), variances.shape)
     fallback = eye * (1.0 / jnp.sqrt(jnp.maximum(variances, floor)))[..., None, :]
     ok = jnp.all(jnp.isfinite(factor), axis=(-2, -1), keepdims=True)
     return jnp.where(ok, factor, fallback)
+
+
+def positive_semidefinite(covariance: Array) -> Array:
+    """``[..., D, D]`` symmetric matrices with negative eigenvalues raised to 0.
+
+    Rounding in ``E[x xᵀ] - E[x] E[x]ᵀ`` can leave a tiny component's covariance
+    indefinite (a negative variance, far beyond what ``reg_covar`` makes up for).
+    Matrices whose eigenvalues are all non-negative are returned unchanged
+    (bitwise), the others rebuilt from their clamped eigendecomposition.
+    """
+    values, vectors = jnp.linalg.eigh(covariance)
+    rebuilt = jnp.einsum("...ij,...j,...kj->...ik", vectors, jnp.maximum(values, 0.0), vectors)
+    indefinite = jnp.any(values < 0, axis=-1)[..., None, None]
+    return jnp.where(indefinite, rebuilt, covariance)
 
 
 # ----------------------------------------------------------------------------------
@@ -171,9 +187,9 @@ def _moments(second, means, counts):
 
 
 def _regularized_factor(covariance, reg):
-    symmetric = 0.5 * (covariance + jnp.swapaxes(covariance, -1, -2))
+    symmetric = positive_semidefinite(0.5 * (covariance + jnp.swapaxes(covariance, -1, -2)))
     covariance = symmetric + jnp.broadcast_to(jnp.diag(reg), symmetric.shape)
-    return precision_cholesky_from_covariance(covariance)
+    return precision_cholesky_from_covariance(covariance, reg)
 
 
 def _full_maximize(second, means, counts, reg):
@@ -203,12 +219,14 @@ def _eye_like(covariances):
 
 
 def _full_from_scatter(covariances, counts, reg_covar):
-    return precision_cholesky_from_covariance(covariances + reg_covar * _eye_like(covariances)[None])
+    covariances = positive_semidefinite(covariances)
+    return precision_cholesky_from_covariance(covariances + reg_covar * _eye_like(covariances)[None], reg_covar)
 
 
 def _tied_from_scatter(covariances, counts, reg_covar):
     pooled = jnp.sum(counts[:, None, None] * covariances, axis=0) / jnp.sum(counts)
-    return precision_cholesky_from_covariance(pooled + reg_covar * _eye_like(covariances))
+    pooled = positive_semidefinite(pooled)
+    return precision_cholesky_from_covariance(pooled + reg_covar * _eye_like(covariances), reg_covar)
 
 
 def _variances(covariances):

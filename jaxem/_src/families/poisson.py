@@ -103,7 +103,7 @@ def component(field: str = "rates") -> Component:
     return Component(
         family=poisson_family(field),
         features_type=PoissonFeatures,
-        **matrix_field(field),
+        **matrix_field(field, positive=True),
         check_values=check_counts,
         draw=draw,
         n_parameters=n_parameters,

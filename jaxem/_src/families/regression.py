@@ -162,6 +162,12 @@ def component(fit_intercept: bool, reg_variance: float) -> Component:
     def check_params(params, k, p, role):
         if p is not None and tuple(jnp.shape(params.coefs)) != (k, p):
             raise ValueError(f"params.coefs has shape {jnp.shape(params.coefs)}, expected ({k}, {p})")
+        for name, expected in (("intercepts", (k,)), ("variances", (k,))):
+            if tuple(jnp.shape(getattr(params, name))) != expected:
+                raise ValueError(f"params.{name} has shape {jnp.shape(getattr(params, name))}, expected {expected}")
+        validation.check_param_values(params.coefs, "coefs")
+        validation.check_param_values(params.intercepts, "intercepts")
+        validation.check_param_values(params.variances, "variances", positive=True)
 
     def draw(key, params, labels):
         # The covariates from N(0, I); see sample_regression_response for your own x.
