@@ -26,13 +26,15 @@ from jaxem._src.engine import (
     viterbi,
 )
 from jaxem._src.bounds import elbo, q_function
+from jaxem._src.component import Component
 from jaxem._src.expfam import ExpFamily, expected_stats, exponential_family_mixture
 from jaxem._src.inference import e_step
+from jaxem._src.mixture import component_mixture
 from jaxem._src.loop import FitResult, RunState, run_em
 from jaxem._src.update import MStepInfo
 from jaxem._src.freezing import freeze
 from jaxem._src.generic_m_step import gradient_m_step
-from jaxem._src.hmm import ChainData, exponential_family_hmm
+from jaxem._src.hmm import ChainData, component_hmm
 from jaxem._src.io import load, save
 from jaxem._src.progress import Progress
 from jaxem._src.registry import ModelSpec, register_model
@@ -52,6 +54,7 @@ __all__ = [
     "squarem",
     "ChainData",
     "ChainPotentials",
+    "Component",
     "EMState",
     "ExpFamily",
     "FitResult",
@@ -65,6 +68,8 @@ __all__ = [
     "aic",
     "bic",
     "chain_latent",
+    "component_hmm",
+    "component_mixture",
     "constraints",
     "data_mesh",
     "e_step",
@@ -72,7 +77,6 @@ __all__ = [
     "em_step",
     "em_step_with_info",
     "expected_stats",
-    "exponential_family_hmm",
     "exponential_family_mixture",
     "fit",
     "fit_online",

@@ -31,6 +31,7 @@ except ImportError as e:  # pragma: no cover - depends on the environment
     ) from e
 
 from jaxem._src import engine
+from jaxem._src.families.covariance import covariance_of
 from jaxem._src.sequences import Sequences, step_mask
 from jaxem.models.gaussian_hmm import GaussianHMMParams, gaussian_hmm
 from jaxem.models.gaussian_mixture import GaussianMixtureParams, gaussian_mixture
@@ -176,24 +177,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _set_fitted(self, result, n):
         params = result.params
         best = int(result.best_restart)
-        full = np.asarray(full_covariances(params, self.covariance_type))
-        covariances = {
-            "full": full,
-            "tied": full[0],
-            "diag": np.diagonal(full, axis1=1, axis2=2),
-            "spherical": np.diagonal(full, axis1=1, axis2=2).mean(axis=1),
-        }[self.covariance_type]
+        covariance = covariance_of(self.covariance_type)
+        full = full_covariances(params, self.covariance_type)
         self.weights_ = np.asarray(params.weights)
         self.means_ = np.asarray(params.means)
-        self.covariances_ = np.asarray(covariances)
+        self.covariances_ = np.asarray(covariance.reduce_covariances(full))
         self.precisions_cholesky_ = np.asarray(params.precisions_cholesky)
-        u = self.precisions_cholesky_
-        if self.covariance_type == "full":
-            self.precisions_ = np.einsum("kij,klj->kil", u, u)
-        elif self.covariance_type == "tied":
-            self.precisions_ = u @ u.T
-        else:
-            self.precisions_ = u * u
+        self.precisions_ = np.asarray(covariance.precisions(params.precisions_cholesky))
         self.converged_ = bool(result.converged[best])
         self.n_iter_ = int(result.n_iter[best])
         self.lower_bound_ = float(result.log_likelihood) / n

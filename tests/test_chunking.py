@@ -62,12 +62,14 @@ def test_chunk_size_validation():
 @pytest.mark.parametrize("n", [7, 64, 200, 257])
 def test_block_built_features_equal_one_shot_exactly(covariance_type, n):
     # Blocks of 64 rows: none (n <= 64), whole blocks only, and whole blocks plus a tail.
-    from jaxem._src import gaussian
+    from jaxem._src.families import gaussian
+    from jaxem._src.families.covariance import COVARIANCES
 
+    covariance = COVARIANCES[covariance_type]
     xs = jnp.asarray(np.random.default_rng(n).normal(size=(n, 5)), jnp.float32)
-    one_shot = jax.jit(gaussian.block_features, static_argnums=1)(xs, covariance_type)
-    blocks = jax.jit(gaussian.feature_rows, static_argnums=(1, 2))(xs, covariance_type, 64)
-    assert blocks.shape == (n, 1 + 5 + gaussian.n_quadratic(covariance_type, 5))
+    one_shot = jax.jit(gaussian.block_features, static_argnums=1)(xs, covariance)
+    blocks = jax.jit(gaussian.feature_rows, static_argnums=(1, 2))(xs, covariance, 64)
+    assert blocks.shape == (n, 1 + 5 + covariance.n_quadratic(5))
     np.testing.assert_array_equal(np.asarray(blocks), np.asarray(one_shot))
     i, j = np.triu_indices(5)
     if covariance_type in ("full", "tied"):  # the layout T(x) = [1, x, upper(x xᵀ)]
@@ -78,12 +80,13 @@ def test_block_built_features_equal_one_shot_exactly(covariance_type, n):
 
 def test_prepare_with_block_built_features_equals_unblocked_prepare():
     # Above FEATURE_BLOCK_ROWS rows prepare builds the features block by block.
-    from jaxem._src import gaussian
+    from jaxem._src.families import gaussian
+    from jaxem._src.families.covariance import COVARIANCES
 
     x, *_ = blobs(5, n=gaussian.FEATURE_BLOCK_ROWS * 2 + 13)
     model = jaxem.models.gaussian_mixture(3, covariance_type="full")
     features = model.prepare(x)
-    one_shot = jax.jit(gaussian.block_features, static_argnums=1)(features.x, "full")
+    one_shot = jax.jit(gaussian.block_features, static_argnums=1)(features.x, COVARIANCES["full"])
     np.testing.assert_array_equal(np.asarray(features.stats), np.asarray(one_shot))
 
 

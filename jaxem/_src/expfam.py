@@ -73,6 +73,11 @@ def expected_stats(posterior: Array, stats: Array) -> Array:
     return posterior.T @ stats
 
 
+def ones_column(x: Array) -> Array:
+    """``[..., 1]`` ones in ``x``'s dtype: column 0 of every family's features."""
+    return jnp.ones(x.shape[:-1] + (1,), x.dtype)
+
+
 def tiny_count(dtype) -> float:
     """The pseudo-count added to every component's expected count (10 eps)."""
     return 10.0 * float(jnp.finfo(dtype).eps)

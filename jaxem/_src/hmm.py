@@ -1,7 +1,7 @@
-"""Hidden Markov models with exponential-family emissions: the shared builder.
+"""Hidden Markov models with the emissions of any ``Component``: the generic builder.
 
 An HMM is a ``jaxem.Model`` whose latent structure is ``chain_latent()``. With
-emissions in exponential-family form (``ExpFamily``), the per-step log emission
+emissions in exponential-family form (a ``Component``'s ``ExpFamily``), the per-step log emission
 table ``[B, T, K]`` is one contraction of the prepared features ``[B, T, F]`` with
 the ``[K, F]`` natural coefficients, and the emission M-step's expected statistics
 are one more, of the smoothed marginals with the same features (padded steps have
@@ -12,7 +12,7 @@ that is never visited keeps finite parameters.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +22,7 @@ from jaxem._src import sequences as seqs_lib
 from jaxem._src import validation
 from jaxem._src.base import Array, Model
 from jaxem._src.chain import ChainPotentials, chain_latent
+from jaxem._src.component import CHAIN_ROLE, Component, check_params_type
 from jaxem._src.expfam import ExpFamily, tiny_count
 
 
@@ -94,70 +95,56 @@ def masked_kmeans_plus_plus(key: Array, x: Array, mask: Array, n_centres: int) -
     return jax.lax.fori_loop(1, n_centres, add_centre, carry)[0]
 
 
-def kmeans_emission_init(family: ExpFamily, n_states: int) -> Callable:
-    """Emission init: masked k-means++ centres on the pooled steps, nearest-centre
-    hard assignment, then the family's M-step of that assignment."""
-
-    def init(key: Array, data: ChainData, template):
-        x = data.features.x
-        b, t, d = x.shape
-        flat = x.reshape(b * t, d)
-        mask = seqs_lib.step_mask(data.lengths, t).reshape(b * t)
-        centres = masked_kmeans_plus_plus(key, flat, mask, n_states)
-        distances = jnp.sum((flat[:, None, :] - centres[None, :, :]) ** 2, axis=2)
-        labels = jnp.argmin(distances, axis=1)
-        stats_flat = data.features.stats.reshape(b * t, -1)
-        one_hot = jax.nn.one_hot(labels, n_states, dtype=flat.dtype) * mask[:, None].astype(flat.dtype)
-        return family.maximize(one_hot.T @ stats_flat, data.features, template)
-
-    return init
+def kmeans_init_states(key: Array, features, lengths: Array, template, family: ExpFamily, n_states: int):
+    """Emission init: masked k-means++ centres on the pooled steps of
+    ``features.x [B, T, D]``, nearest-centre hard assignment, then the family's
+    M-step of that assignment."""
+    x = features.x
+    b, t, d = x.shape
+    flat = x.reshape(b * t, d)
+    mask = seqs_lib.step_mask(lengths, t).reshape(b * t)
+    centres = masked_kmeans_plus_plus(key, flat, mask, n_states)
+    distances = jnp.sum((flat[:, None, :] - centres[None, :, :]) ** 2, axis=2)
+    labels = jnp.argmin(distances, axis=1)
+    stats_flat = features.stats.reshape(b * t, -1)
+    one_hot = jax.nn.one_hot(labels, n_states, dtype=flat.dtype) * mask[:, None].astype(flat.dtype)
+    return family.maximize(one_hot.T @ stats_flat, features, template)
 
 
-def exponential_family_hmm(
-    family: ExpFamily,
-    *,
+def component_hmm(
+    component: Component,
     n_states: int,
-    event_ndim: int,
-    encode: Callable[[Array, Array], Array],
-    init_emissions: Callable[[Array, ChainData, Any], Any],
-    template: Callable[[ChainData], Any],
-    check_obs: Callable[[Array], None],
-    check_emissions: Callable[[Any, Array], None],
-    emit: Callable[[Array, Any, Array], Array],
-    n_emission_parameters: Callable[[Any], int],
+    *,
+    params_type: type,
     transition_mask: Optional[Array] = None,
     parallel: bool = False,
 ) -> Model:
-    """An HMM whose emissions are in ``family`` (the builder behind the HMM models).
-
-    ``params`` must be a NamedTuple with ``initial_probs [K]`` and
-    ``transition_matrix [K, K]`` plus the emission fields ``family`` reads/writes.
+    """An HMM whose emissions are densities of ``component`` (the builder behind the HMM models).
 
     Args:
-      family: the emission ``ExpFamily``.
+      component: the emission family (e.g. ``jaxem._src.families.poisson.component("rates")``).
       n_states: K.
-      event_ndim: 1 for vector observations (``[T, D]``; ``[T]`` means D = 1),
-        0 for scalar symbols (``[T]``).
-      encode: ``(obs [B, T, ...], mask [B, T]) -> x`` turns normalized raw obs into
-        the family's input, with finite values on padded steps.
-      init_emissions: ``(key, data, template_params) -> params`` sets the emissions.
-      template: ``data -> params`` of the right shapes and dtype (values unused).
-      check_obs: raises on bad observation values (gets the valid steps, host).
-      check_emissions: ``(params, data_shape) -> None`` raises on bad emission shapes.
-      emit: ``(key, params, z [n]) -> x [n, ...]`` draws observations given states.
-      n_emission_parameters: ``params -> int``.
+      params_type: the params NamedTuple: ``initial_probs [K]`` and
+        ``transition_matrix [K, K]`` plus the component's fields.
       transition_mask: optional ``[K, K]`` bool; False entries are structural zeros
         of the transition matrix (e.g. left-to-right), kept zero by the M-step.
       parallel: use the parallel-in-time log-partition (``chain_latent(parallel=True)``).
+
+    Returns:
+      A ``Model`` on ``ChainData``: one contraction ``[B, T, F] x [K, F]`` gives the
+      log emission table, the emission M-step is the family's maximizer of the
+      smoothed marginals' expected statistics.
     """
+    family = component.family
     mask = None if transition_mask is None else jnp.asarray(check_transition_mask(transition_mask, n_states))
 
     def prepare(data) -> ChainData:
         if isinstance(data, ChainData):
+            family.prepare(data.features)  # refuses another family's features
             return data
-        seqs = seqs_lib.as_sequences(data, event_ndim)
+        seqs = seqs_lib.as_sequences(data, component.event_ndim)
         step_mask = seqs_lib.step_mask(seqs.lengths, seqs.obs.shape[1])
-        return ChainData(family.prepare(encode(seqs.obs, step_mask)), seqs.lengths)
+        return ChainData(family.prepare(component.encode(seqs.obs, step_mask)), seqs.lengths)
 
     def log_joint(params, data: ChainData) -> ChainPotentials:
         stats = data.features.stats
@@ -169,8 +156,12 @@ def exponential_family_hmm(
         )
 
     def m_step(data: ChainData, posterior: ChainPotentials, params):
-        stats = jnp.einsum("btk,btf->kf", posterior.log_emission, data.features.stats)
-        params = family.maximize(stats, data.features, params)
+        # The posterior is the gradient of the log-partition with respect to the
+        # log-potentials: its log_emission field holds the smoothed marginals
+        # p(z_t = k | x) [B, T, K] (zero on padded steps), not log-probabilities.
+        marginals = posterior.log_emission
+        statistics = jnp.einsum("btk,btf->kf", marginals, data.features.stats)
+        params = family.maximize(statistics, data.features, params)
         dtype = params.initial_probs.dtype
         return params._replace(
             initial_probs=normalized_counts(posterior.log_initial).astype(dtype),
@@ -179,9 +170,16 @@ def exponential_family_hmm(
 
     def init(key: Array, data: ChainData):
         emission_key, transition_key = jax.random.split(key)
-        params = template(data)
-        dtype = params.initial_probs.dtype
-        params = init_emissions(emission_key, data, params)
+        dtype = data.features.x.dtype
+        params = params_type(
+            initial_probs=jnp.zeros((n_states,), dtype),
+            transition_matrix=jnp.zeros((n_states, n_states), dtype),
+            **component.zeros(n_states, component.n_features(data.features), dtype),
+        )
+        if component.init_states is None:
+            params = kmeans_init_states(emission_key, data.features, data.lengths, params, family, n_states)
+        else:
+            params = component.init_states(emission_key, data.features, data.lengths, params)
         initial = jnp.full((n_states,), 1.0 / n_states, dtype)
         if mask is not None:  # a left-to-right chain starts in state 0
             initial = normalized_counts(jnp.zeros((n_states,), dtype), mask=_start_states(mask))
@@ -189,15 +187,16 @@ def exponential_family_hmm(
 
     def check(data, params=None):
         if isinstance(data, ChainData):
-            shape = data.features.x.shape
+            d = component.n_features(family.prepare(data.features))
         else:
-            seqs = seqs_lib.check_sequences(data, event_ndim)
+            seqs = seqs_lib.check_sequences(data, component.event_ndim)
             if validation.is_concrete(seqs):
-                check_obs(seqs_lib.valid_values(seqs))
-            shape = seqs.obs.shape
+                component.check_values(seqs_lib.valid_values(seqs), CHAIN_ROLE.data)
+            d = seqs.obs.shape[-1] if component.event_ndim else None
         if params is not None:
+            check_params_type(params, params_type)
             check_chain_params(params, n_states)
-            check_emissions(params, shape)
+            component.check_params(params, n_states, d, CHAIN_ROLE)
 
     def sample(key: Array, params, n: int):
         state_key, emission_key = jax.random.split(key)
@@ -212,17 +211,17 @@ def exponential_family_hmm(
 
         _, rest = jax.lax.scan(step, first, keys[1:])
         z = jnp.concatenate([first[None], rest])
-        return emit(emission_key, params, z), z
+        return component.draw(emission_key, params, z), z
 
     def n_parameters(params) -> int:
         k = n_states
         free_transitions = k * (k - 1) if mask is None else int(np.sum(np.maximum(np.asarray(mask).sum(axis=1) - 1, 0)))
-        return (k - 1) + free_transitions + n_emission_parameters(params)
+        return (k - 1) + free_transitions + component.n_parameters(params)
 
     return Model(
         init=init,
         log_joint=log_joint,
-        latent=chain_latent(parallel=parallel),
+        latent=chain_latent(parallel=bool(parallel)),
         m_step=m_step,
         prepare=prepare,
         check=check,
@@ -250,9 +249,6 @@ def check_transition_mask(transition_mask, n_states: int) -> np.ndarray:
 
 def check_chain_params(params, n_states: int) -> None:
     """Shapes (and, when concrete, values) of ``initial_probs`` and ``transition_matrix``."""
-    for name in ("initial_probs", "transition_matrix"):
-        if not hasattr(params, name):
-            raise TypeError(f"params must have a {name} field, got {type(params).__name__}")
     if tuple(jnp.shape(params.initial_probs)) != (n_states,):
         raise ValueError(f"params.initial_probs must have shape ({n_states},) for n_states={n_states}, got {jnp.shape(params.initial_probs)}")
     if tuple(jnp.shape(params.transition_matrix)) != (n_states, n_states):
@@ -260,15 +256,3 @@ def check_chain_params(params, n_states: int) -> None:
             f"params.transition_matrix must have shape ({n_states}, {n_states}) for n_states={n_states}, "
             f"got {jnp.shape(params.transition_matrix)}"
         )
-
-
-def check_probabilities(values, name: str, shape: tuple) -> Array:
-    """A user's probability vector/rows: right shape, finite, >= 0, rows sum to one."""
-    x = validation.as_float_array(values, name, ndim=len(shape))
-    if tuple(x.shape) != tuple(shape):
-        raise ValueError(f"{name} must have shape {tuple(shape)}, got {x.shape}")
-    if bool(jnp.any(x < 0)):
-        raise ValueError(f"{name} must be non-negative")
-    if not bool(jnp.all(jnp.abs(jnp.sum(x, axis=-1) - 1.0) < 1e-4)):
-        raise ValueError(f"{name} must sum to one{' along each row' if x.ndim > 1 else ''}")
-    return x

@@ -21,14 +21,15 @@ the missing terms.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from jaxem._src import gaussian, validation
-from jaxem._src.base import Array
+from jaxem._src import validation
+from jaxem._src.base import Array, Model, mixture_latent
 from jaxem._src.expfam import mixture_weights, tiny_count
+from jaxem._src.families.covariance import Covariance, covariances_from_factor
 
 
 class MissingData(NamedTuple):
@@ -77,15 +78,15 @@ def _masked_system(covariances: Array, mask: Array):
     return lower, m[..., :, None] * inverse * m[..., None, :]
 
 
-def _full_covariances(params, covariance_type: str) -> Array:
+def _full_covariances(params, covariance: Covariance) -> Array:
     k, d = params.means.shape
-    return gaussian.covariances_from_factor(params.precisions_cholesky, k, d, covariance_type)
+    return covariances_from_factor(params.precisions_cholesky, k, d, covariance)
 
 
-def log_densities(params, data: MissingData, covariance_type: str) -> Array:
+def log_densities(params, data: MissingData, covariance: Covariance) -> Array:
     """``[N, K]`` log N(x_O; μ_k,O, Σ_k,OO) (0 for a row with nothing observed)."""
     dtype = data.x.dtype
-    covariances = _full_covariances(params, covariance_type).astype(dtype)
+    covariances = _full_covariances(params, covariance).astype(dtype)
     means = params.means.astype(dtype)
     lower, _ = _masked_system(covariances, data.mask)
     delta = data.mask[:, None, :] * (data.x[:, None, :] - means[None, :, :])
@@ -95,16 +96,16 @@ def log_densities(params, data: MissingData, covariance_type: str) -> Array:
     return -0.5 * (n_observed * math.log(2.0 * math.pi) + log_det + jnp.sum(whitened * whitened, axis=-1))
 
 
-def log_joint(params, data: MissingData, covariance_type: str) -> Array:
+def log_joint(params, data: MissingData, covariance: Covariance) -> Array:
     log_weights = jnp.log(params.weights).astype(data.x.dtype)
-    return log_densities(params, data, covariance_type) + log_weights[None, :]
+    return log_densities(params, data, covariance) + log_weights[None, :]
 
 
-def m_step(data: MissingData, posterior: Array, params, covariance_type: str, reg_covar: float):
+def m_step(data: MissingData, posterior: Array, params, covariance: Covariance, reg_covar: float):
     """Closed-form M-step of EM for incomplete data (see the module docstring)."""
     dtype = data.x.dtype
     k, d = params.means.shape
-    covariances = _full_covariances(params, covariance_type).astype(dtype)
+    covariances = _full_covariances(params, covariance).astype(dtype)
     means = params.means.astype(dtype)
     _, precision = _masked_system(covariances, data.mask)
     delta = data.mask[:, None, :] * (data.x[:, None, :] - means[None, :, :])
@@ -117,21 +118,45 @@ def m_step(data: MissingData, posterior: Array, params, covariance_type: str, re
     scatter = jnp.einsum("nk,nki,nkj->kij", posterior, centred, centred) + jnp.einsum("nk,nkij->kij", posterior, conditional)
     new_covariances = scatter / counts[:, None, None]
     new_covariances = 0.5 * (new_covariances + jnp.swapaxes(new_covariances, -1, -2))
-    eye = jnp.eye(d, dtype=dtype)
-    if covariance_type == "full":
-        factor = gaussian.precision_cholesky_from_covariance(new_covariances + reg_covar * eye[None])
-    elif covariance_type == "tied":
-        pooled = jnp.sum(counts[:, None, None] * new_covariances, axis=0) / jnp.sum(counts)
-        factor = gaussian.precision_cholesky_from_covariance(pooled + reg_covar * eye)
-    elif covariance_type == "diag":
-        variances = jnp.diagonal(new_covariances, axis1=-2, axis2=-1)
-        factor = 1.0 / jnp.sqrt(jnp.maximum(variances, 0.0) + reg_covar)
-    else:
-        variances = jnp.mean(jnp.diagonal(new_covariances, axis1=-2, axis2=-1), axis=-1)
-        factor = 1.0 / jnp.sqrt(jnp.maximum(variances, 0.0) + reg_covar)
+    factor = covariance.factor_from_scatter(new_covariances, counts, reg_covar)
     template = params.means.dtype
     return params._replace(
         weights=mixture_weights(counts - tiny_count(dtype)).astype(template),
         means=new_means.astype(template),
         precisions_cholesky=factor.astype(template),
+    )
+
+
+def marginalizing(model: Model, covariance: Covariance, reg_covar: float, n_components: int, check_params: Callable) -> Model:
+    """A Gaussian mixture ``model`` whose data may hold NaN entries, integrated out:
+    same params, ``init`` from column-mean imputation.
+
+    Args:
+      model: the complete-data ``gaussian_mixture`` (gives ``init``, ``sample``,
+        ``n_parameters``).
+      covariance: its covariance type.
+      reg_covar: added to every variance in the M-step.
+      n_components: K.
+      check_params: ``(params, d) -> None``, the mixture's params check.
+    """
+
+    def init(key, data):
+        return model.init(key, model.prepare(fill_with_column_means(data)))
+
+    def check(data, params=None):
+        n, d = check_data(data)
+        if params is None:
+            validation.check_n_components(n_components, n)
+            return
+        check_params(params, d)
+
+    def log_joint_fn(params, data):
+        return log_joint(params, data, covariance)
+
+    def m_step_fn(data, posterior, params):
+        return m_step(data, posterior, params, covariance, reg_covar)
+
+    return Model(
+        init=init, log_joint=log_joint_fn, latent=mixture_latent(), m_step=m_step_fn,
+        prepare=prepare, check=check, sample=model.sample, n_parameters=model.n_parameters,
     )

@@ -104,3 +104,29 @@ def check_sample_weight(sample_weight, n: int, dtype) -> jax.Array | None:
         if not bool(jnp.any(w > 0)):
             raise ValueError("sample_weight must have at least one positive entry")
     return w.astype(dtype)
+
+
+def check_probabilities(values, name: str, shape: tuple) -> Array:
+    """A user's probability vector/rows: right shape, finite, >= 0, rows sum to one."""
+    x = as_float_array(values, name, ndim=len(shape))
+    if tuple(x.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {x.shape}")
+    if bool(jnp.any(x < 0)):
+        raise ValueError(f"{name} must be non-negative")
+    if not bool(jnp.all(jnp.abs(jnp.sum(x, axis=-1) - 1.0) < 1e-4)):
+        raise ValueError(f"{name} must sum to one{' along each row' if x.ndim > 1 else ''}")
+    return x
+
+
+def weights_and(weights, values, name: str):
+    """A user's mixture ``weights [K]`` (non-negative, summing to one) and
+    ``values [K, ...]`` named ``name``, in their common float dtype."""
+    weights = as_float_array(weights, "weights", ndim=1)
+    values = as_float_array(values, name, ndim=2)
+    k = values.shape[0]
+    if weights.shape != (k,):
+        raise ValueError(f"weights must have shape ({k},) to match {name} {values.shape}, got {weights.shape}")
+    if bool(jnp.any(weights < 0)) or abs(float(jnp.sum(weights)) - 1.0) > 1e-4:
+        raise ValueError("weights must be non-negative and sum to one")
+    dtype = jnp.result_type(weights.dtype, values.dtype)
+    return weights.astype(dtype), values.astype(dtype)

@@ -1,0 +1,105 @@
+"""The Bernoulli family: independent binary features, ``x [..., D]`` in {0, 1}, ``probs [K, D]``.
+
+Features ``[1, x]``, coefficients ``[Σ_d log(1 - p_kd), logit p_k]``; M-step
+``p_k = (Σ_n r_nk x_n + ε) / (Σ_n r_nk + 2ε)`` with the ``tiny_count``
+pseudo-count ε, kept in ``[eps, 1 - eps]`` of the dtype. Serves
+``bernoulli_mixture`` (field ``probs``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxem._src import validation
+from jaxem._src.base import Array
+from jaxem._src.component import Component, is_prepared, matrix_field
+from jaxem._src.expfam import ExpFamily, ones_column, tiny_count
+
+
+class BernoulliFeatures(NamedTuple):
+    """Prepared binary data.
+
+    Attributes:
+      stats: ``[..., 1 + D]`` features ``[1, x]``.
+      x: ``[..., D]`` the data as floats.
+    """
+
+    stats: Array
+    x: Array
+
+
+class BernoulliMixtureParams(NamedTuple):
+    """Parameters of a Bernoulli mixture.
+
+    Attributes:
+      weights: ``[K]`` mixing weights.
+      probs: ``[K, D]`` probability that feature ``d`` is 1 in component ``k``.
+    """
+
+    weights: Array
+    probs: Array
+
+
+def bernoulli_family(field: str = "probs") -> ExpFamily:
+    """The Bernoulli ``ExpFamily``, reading and writing ``params.<field> [K, D]``."""
+
+    def prepare(x):
+        if is_prepared(x, BernoulliFeatures):
+            return x
+        x = validation.to_float(x)
+        return BernoulliFeatures(jnp.concatenate([ones_column(x), x], axis=-1), x)
+
+    def coefficients(params, features):
+        dtype = features.stats.dtype
+        machine_eps = float(jnp.finfo(dtype).eps)
+        # Clipped in the compute dtype: a float64 1 - 1e-15 would round to 1 in float32.
+        probs = jnp.clip(getattr(params, field).astype(dtype), machine_eps, 1.0 - machine_eps)
+        constant = jnp.sum(jnp.log1p(-probs), axis=1, keepdims=True)
+        return jnp.concatenate([constant, jnp.log(probs) - jnp.log1p(-probs)], axis=1)
+
+    def maximize(statistics, features, params):
+        dtype = statistics.dtype
+        eps = tiny_count(dtype)
+        probs = (statistics[:, 1:] + eps) / (statistics[:, :1] + 2.0 * eps)
+        machine_eps = float(jnp.finfo(dtype).eps)
+        probs = jnp.clip(probs, machine_eps, 1.0 - machine_eps)
+        return params._replace(**{field: probs.astype(getattr(params, field).dtype)})
+
+    return ExpFamily(prepare=prepare, coefficients=coefficients, maximize=maximize)
+
+
+def check_binary(x, name: str) -> None:
+    """``ValueError`` unless every entry of ``x`` is 0 or 1."""
+    if not bool(jnp.all((x == 0) | (x == 1))):
+        raise ValueError(f"{name} must be binary (every entry 0 or 1) for a Bernoulli model")
+
+
+def component(field: str = "probs") -> Component:
+    """The Bernoulli ``Component`` on ``params.<field> [K, D]``."""
+
+    def draw(key, params, labels):
+        return jax.random.bernoulli(key, getattr(params, field)[labels])
+
+    def n_parameters(params) -> int:
+        k, d = jnp.shape(getattr(params, field))
+        return k * d
+
+    return Component(
+        family=bernoulli_family(field),
+        features_type=BernoulliFeatures,
+        **matrix_field(field),
+        check_values=check_binary,
+        draw=draw,
+        n_parameters=n_parameters,
+    )
+
+
+def bernoulli_mixture_params(weights, probs) -> BernoulliMixtureParams:
+    """``BernoulliMixtureParams`` from ``weights [K]`` and ``probs [K, D]`` in (0, 1)."""
+    weights, probs = validation.weights_and(weights, probs, "probs")
+    if bool(jnp.any((probs <= 0) | (probs >= 1))):
+        raise ValueError("probs must lie strictly between 0 and 1")
+    return BernoulliMixtureParams(weights, probs)

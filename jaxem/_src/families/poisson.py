@@ -1,0 +1,145 @@
+"""The Poisson family: independent counts per feature, ``x [..., D]``, ``rates [K, D]``.
+
+Features ``[1, -Σ_d log x_d!, x]`` (column 0 all ones; the base measure is a
+column whose coefficient is 1 for every component), coefficients
+``[-Σ_d λ_kd, 1, log λ_k]``; M-step ``λ_k = (Σ_n r_nk x_n + ε) / (Σ_n r_nk + ε)``
+with the ``tiny_count`` pseudo-count ε, so no rate reaches 0. Serves
+``poisson_mixture`` (field ``rates``) and ``poisson_hmm`` (field ``rates``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxem._src import validation
+from jaxem._src.base import Array
+from jaxem._src.component import Component, is_prepared, matrix_field
+from jaxem._src.expfam import ExpFamily, ones_column, tiny_count
+
+
+class PoissonFeatures(NamedTuple):
+    """Prepared Poisson data.
+
+    Attributes:
+      stats: ``[..., 2 + D]`` features ``[1, -Σ_d log x_d!, x]``.
+      x: ``[..., D]`` the counts as floats.
+    """
+
+    stats: Array
+    x: Array
+
+
+class PoissonMixtureParams(NamedTuple):
+    """Parameters of a mixture of independent Poissons.
+
+    Attributes:
+      weights: ``[K]`` mixing weights.
+      rates: ``[K, D]`` Poisson rate of feature ``d`` in component ``k``.
+    """
+
+    weights: Array
+    rates: Array
+
+
+class PoissonHMMParams(NamedTuple):
+    """Parameters of a Poisson HMM.
+
+    Attributes:
+      initial_probs: ``[K]`` initial state probabilities.
+      transition_matrix: ``[K, K]``, row ``i`` is p(z_t = · | z_t-1 = i).
+      rates: ``[K, D]`` Poisson rates of the D independent counts in each state.
+    """
+
+    initial_probs: Array
+    transition_matrix: Array
+    rates: Array
+
+
+def poisson_family(field: str = "rates") -> ExpFamily:
+    """The Poisson ``ExpFamily``, reading and writing ``params.<field> [K, D]``."""
+
+    def prepare(x):
+        if is_prepared(x, PoissonFeatures):
+            return x
+        x = validation.to_float(x)
+        log_base = -jnp.sum(jax.scipy.special.gammaln(x + 1.0), axis=-1, keepdims=True)
+        return PoissonFeatures(jnp.concatenate([ones_column(x), log_base, x], axis=-1), x)
+
+    def coefficients(params, features):
+        rates = getattr(params, field).astype(features.stats.dtype)
+        k = rates.shape[0]
+        constant = -jnp.sum(rates, axis=1, keepdims=True)
+        return jnp.concatenate([constant, jnp.ones((k, 1), rates.dtype), jnp.log(rates)], axis=1)
+
+    def maximize(statistics, features, params):
+        eps = tiny_count(statistics.dtype)
+        rates = (statistics[:, 2:] + eps) / (statistics[:, :1] + eps)
+        return params._replace(**{field: rates.astype(getattr(params, field).dtype)})
+
+    return ExpFamily(prepare=prepare, coefficients=coefficients, maximize=maximize)
+
+
+def check_counts(x, name: str) -> None:
+    """``ValueError`` unless every entry of ``x`` is a non-negative integer."""
+    if bool(jnp.any(x < 0)):
+        raise ValueError(f"{name} must hold non-negative counts (found a negative entry)")
+    if not bool(jnp.all(x == jnp.round(x))):
+        raise ValueError(f"{name} must hold integer counts (found a non-integer entry)")
+
+
+def component(field: str = "rates") -> Component:
+    """The Poisson ``Component`` on ``params.<field> [K, D]``."""
+
+    def draw(key, params, labels):
+        return jax.random.poisson(key, getattr(params, field)[labels]).astype(jnp.int32)
+
+    def n_parameters(params) -> int:
+        return int(np.prod(jnp.shape(getattr(params, field))))
+
+    return Component(
+        family=poisson_family(field),
+        features_type=PoissonFeatures,
+        **matrix_field(field),
+        check_values=check_counts,
+        draw=draw,
+        n_parameters=n_parameters,
+    )
+
+
+def positive_rates(rates, ndim=2) -> Array:
+    """A user's ``rates``, checked positive (``[K]`` becomes ``[K, 1]`` when ``ndim`` allows 1)."""
+    rates = validation.as_float_array(rates, "rates", ndim=ndim)
+    if rates.ndim == 1:
+        rates = rates[:, None]
+    if not bool(jnp.all(rates > 0)):
+        raise ValueError("rates must be positive")
+    return rates
+
+
+def poisson_mixture_params(weights, rates) -> PoissonMixtureParams:
+    """``PoissonMixtureParams`` from ``weights [K]`` and positive ``rates [K, D]``."""
+    weights, rates = validation.weights_and(weights, rates, "rates")
+    return PoissonMixtureParams(weights, positive_rates(rates))
+
+
+def poisson_hmm_params(initial_probs, transition_matrix, rates) -> PoissonHMMParams:
+    """Builds Poisson HMM params from a user's arrays.
+
+    Args:
+      initial_probs: ``[K]`` non-negative, summing to one.
+      transition_matrix: ``[K, K]`` non-negative, rows summing to one.
+      rates: ``[K, D]`` (or ``[K]`` for one count per step), positive.
+
+    Example:
+      >>> params = poisson_hmm_params([0.5, 0.5], [[0.9, 0.1], [0.1, 0.9]], [1.0, 6.0])
+    """
+    rates = positive_rates(rates, ndim=(1, 2))
+    k = rates.shape[0]
+    initial_probs = validation.check_probabilities(initial_probs, "initial_probs", (k,))
+    transition_matrix = validation.check_probabilities(transition_matrix, "transition_matrix", (k, k))
+    dtype = jnp.result_type(initial_probs.dtype, transition_matrix.dtype, rates.dtype)
+    return PoissonHMMParams(initial_probs.astype(dtype), transition_matrix.astype(dtype), rates.astype(dtype))

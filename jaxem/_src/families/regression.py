@@ -1,0 +1,236 @@
+"""The linear-regression family: ``y`` given ``x``, a mixture of experts with constant gating.
+
+    y_n | z_n = k  ~  N(a_k + x_nᵀ b_k, σ_k²),   z_n ~ Categorical(π).
+
+It is an exponential-family mixture in ``(x, y)``: with the standardized design
+``u = [1, x']`` and response ``y'``, the features are
+``T = [1, y'², y' u, upper(u uᵀ)]``, so log-potentials are one matrix product and
+the M-step is weighted least squares from ``posteriorᵀ @ T``:
+``β_k = G_k⁻¹ c_k`` with ``G_k = Σ r_nk u_n u_nᵀ``, ``c_k = Σ r_nk y'_n u_n``, and
+``σ_k² = Σ r_nk (y'_n − u_nᵀ β_k)² / Σ r_nk + reg_variance``. A ridge of 10·eps·trace
+keeps ``G_k`` invertible for a component with (almost) no points.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxem._src import validation
+from jaxem._src.base import Array
+from jaxem._src.component import Component, is_prepared
+from jaxem._src.expfam import ExpFamily, tiny_count
+
+
+class RegressionMixtureParams(NamedTuple):
+    """Parameters of a mixture of linear regressions (original units).
+
+    Attributes:
+      weights: ``[K]`` mixing weights.
+      coefs: ``[K, P]`` regression coefficients of each component.
+      intercepts: ``[K]`` intercepts (zeros when ``fit_intercept=False``).
+      variances: ``[K]`` noise variances.
+    """
+
+    weights: Array
+    coefs: Array
+    intercepts: Array
+    variances: Array
+
+
+class RegressionFeatures(NamedTuple):
+    """Prepared ``(x, y)``: ``stats [N, F]``, standardized ``design [N, P']`` and
+    ``y [N]``, and the shifts/scales used (``x_shift, x_scale [P]``, ``y_shift, y_scale []``)."""
+
+    stats: Array
+    design: Array
+    y: Array
+    x_shift: Array
+    x_scale: Array
+    y_shift: Array
+    y_scale: Array
+
+
+def _spread(values: Array, centre: Array) -> Array:
+    spread = jnp.sqrt(jnp.mean((values - centre) ** 2, axis=0))
+    return jnp.where((spread > 0) & jnp.isfinite(spread), spread, jnp.ones_like(spread))
+
+
+def regression_features(data, fit_intercept: bool) -> RegressionFeatures:
+    """Standardizes ``(x [N, P], y [N])`` and builds the sufficient statistics."""
+    if is_prepared(data, RegressionFeatures):
+        if data.design.shape[1] != data.x_scale.shape[0] + int(fit_intercept):
+            raise ValueError(f"x holds RegressionFeatures prepared with fit_intercept={not fit_intercept}")
+        return data
+    x, y = data
+    x = validation.to_float(x)
+    y = validation.to_float(y).astype(x.dtype)
+    if fit_intercept:
+        x_shift, y_shift = jnp.mean(x, axis=0), jnp.mean(y)
+    else:  # centring would add an intercept the model does not have
+        x_shift, y_shift = jnp.zeros(x.shape[1:], x.dtype), jnp.zeros((), x.dtype)
+    x_scale = _spread(x, x_shift[None, :])
+    y_scale = _spread(y, y_shift)
+    xs = (x - x_shift[None, :]) / x_scale[None, :]
+    ys = (y - y_shift) / y_scale
+    ones = jnp.ones((x.shape[0], 1), x.dtype)
+    design = jnp.concatenate([ones, xs], axis=1) if fit_intercept else xs
+    i, j = np.triu_indices(design.shape[1])
+    stats = jnp.concatenate([ones, (ys * ys)[:, None], ys[:, None] * design, design[:, i] * design[:, j]], axis=1)
+    return RegressionFeatures(stats, design, ys, x_shift, x_scale, y_shift, y_scale)
+
+
+def _to_standard(params: RegressionMixtureParams, f: RegressionFeatures, fit_intercept: bool):
+    dtype = f.stats.dtype
+    coefs = params.coefs.astype(dtype)
+    slopes = coefs * f.x_scale[None, :] / f.y_scale
+    if not fit_intercept:
+        return slopes, params.variances.astype(dtype) / (f.y_scale * f.y_scale)
+    offset = (params.intercepts.astype(dtype) - f.y_shift + coefs @ f.x_shift) / f.y_scale
+    beta = jnp.concatenate([offset[:, None], slopes], axis=1)
+    return beta, params.variances.astype(dtype) / (f.y_scale * f.y_scale)
+
+
+def regression_family(fit_intercept: bool, reg_variance: float) -> ExpFamily:
+    def prepare(data):
+        return regression_features(data, fit_intercept)
+
+    def coefficients(params, f):
+        beta, variance = _to_standard(params, f, fit_intercept)
+        p = beta.shape[1]
+        i, j = np.triu_indices(p)
+        pair = jnp.asarray(np.where(i == j, 1.0, 2.0), f.stats.dtype)
+        constant = -0.5 * jnp.log(2.0 * math.pi * variance) - jnp.log(f.y_scale)
+        inv = 1.0 / variance
+        return jnp.concatenate(
+            [
+                constant[:, None],
+                -0.5 * inv[:, None],
+                beta * inv[:, None],
+                -0.5 * inv[:, None] * pair[None, :] * beta[:, i] * beta[:, j],
+            ],
+            axis=1,
+        )
+
+    def maximize(statistics, f, params):
+        dtype = statistics.dtype
+        p = f.design.shape[1]
+        counts = statistics[:, 0] + tiny_count(dtype)
+        syy, syu = statistics[:, 1], statistics[:, 2 : 2 + p]
+        i, j = np.triu_indices(p)
+        gram = jnp.zeros((statistics.shape[0], p, p), dtype).at[:, i, j].set(statistics[:, 2 + p :]).at[:, j, i].set(statistics[:, 2 + p :])
+        trace = jnp.trace(gram, axis1=1, axis2=2)
+        ridge = 10.0 * float(jnp.finfo(dtype).eps) * trace + tiny_count(dtype)
+        eye = jnp.eye(p, dtype=dtype)
+        beta = jnp.linalg.solve(gram + ridge[:, None, None] * eye[None, :, :], syu[:, :, None])[:, :, 0]
+        fitted = jnp.einsum("ki,kij,kj->k", beta, gram, beta)
+        rss = jnp.maximum(syy - 2.0 * jnp.sum(beta * syu, axis=1) + fitted, 0.0)
+        variance = rss / counts * (f.y_scale * f.y_scale) + reg_variance
+        slopes = beta[:, 1:] if fit_intercept else beta
+        coefs = slopes * f.y_scale / f.x_scale[None, :]
+        if fit_intercept:
+            intercepts = f.y_shift + f.y_scale * beta[:, 0] - coefs @ f.x_shift
+        else:
+            intercepts = jnp.zeros_like(variance)
+        dt = params.coefs.dtype
+        return params._replace(coefs=coefs.astype(dt), intercepts=intercepts.astype(dt), variances=variance.astype(dt))
+
+    return ExpFamily(
+        prepare=prepare, coefficients=coefficients, maximize=maximize, per_row=("stats", "design", "y")
+    )
+
+
+def component(fit_intercept: bool, reg_variance: float) -> Component:
+    """The regression ``Component`` (fields ``coefs``, ``intercepts``, ``variances``)."""
+
+    def zeros(k, p, dtype):
+        return {
+            "coefs": jnp.zeros((k, p), dtype),
+            "intercepts": jnp.zeros((k,), dtype),
+            "variances": jnp.ones((k,), dtype),
+        }
+
+    def check_data(data, role):
+        x, y = _check_pair(data)
+        return (x, y), x.shape[0], x.shape[1]
+
+    def check_params(params, k, p, role):
+        if p is not None and tuple(jnp.shape(params.coefs)) != (k, p):
+            raise ValueError(f"params.coefs has shape {jnp.shape(params.coefs)}, expected ({k}, {p})")
+
+    def draw(key, params, labels):
+        # The covariates from N(0, I); see sample_regression_response for your own x.
+        x_key, e_key = jax.random.split(key)
+        x = jax.random.normal(x_key, (labels.shape[0], params.coefs.shape[1]), params.coefs.dtype)
+        return x, response(e_key, params, x, labels)
+
+    def n_parameters(params) -> int:
+        k, p = jnp.shape(params.coefs)
+        return k * (p + int(fit_intercept) + 1)
+
+    return Component(
+        family=regression_family(fit_intercept, reg_variance),
+        features_type=RegressionFeatures,
+        zeros=zeros,
+        n_features=_n_covariates,
+        check_data=check_data,
+        check_params=check_params,
+        draw=draw,
+        n_parameters=n_parameters,
+        seed_points=_seed_points,
+    )
+
+
+def _n_covariates(features: RegressionFeatures) -> int:
+    return features.x_scale.shape[0]
+
+
+def _seed_points(features: RegressionFeatures) -> Array:
+    return jnp.concatenate([features.design, features.y[:, None]], axis=1)
+
+
+def response(key: Array, params: RegressionMixtureParams, x: Array, z: Array) -> Array:
+    """``[N]`` responses drawn at covariates ``x [N, P]`` from the components ``z [N]``."""
+    noise = jax.random.normal(key, (x.shape[0],), params.coefs.dtype)
+    mean = jnp.sum(x * params.coefs[z], axis=1) + params.intercepts[z]
+    return mean + jnp.sqrt(params.variances[z]) * noise
+
+
+def sample_regression_response(key: Array, params: RegressionMixtureParams, x: Array):
+    """Draws ``(y [N], z [N])`` from a regression mixture at covariates ``x [N, P]``."""
+    z_key, e_key = jax.random.split(key)
+    z = jax.random.categorical(z_key, jnp.log(params.weights), shape=(x.shape[0],))
+    return response(e_key, params, x, z), z
+
+
+def _check_pair(data):
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise TypeError(f"data must be a pair (x, y) with x [N, P] and y [N], got {type(data).__name__}")
+    x = validation.as_rows(data[0])
+    y = validation.as_float_array(data[1], "y", ndim=1)
+    if y.shape[0] != x.shape[0]:
+        raise ValueError(f"y must have one entry per row of x ({x.shape[0]}), got shape {y.shape}")
+    return x, y
+
+
+def regression_mixture_params(weights, coefs, intercepts, variances) -> RegressionMixtureParams:
+    """``RegressionMixtureParams`` from ``weights [K]``, ``coefs [K, P]``, ``intercepts [K]``
+    and positive ``variances [K]``."""
+    weights = validation.as_float_array(weights, "weights", ndim=1)
+    coefs = validation.as_float_array(coefs, "coefs", ndim=2)
+    intercepts = validation.as_float_array(intercepts, "intercepts", ndim=1)
+    variances = validation.as_float_array(variances, "variances", ndim=1)
+    k = coefs.shape[0]
+    for name, value in [("weights", weights), ("intercepts", intercepts), ("variances", variances)]:
+        if value.shape != (k,):
+            raise ValueError(f"{name} must have shape ({k},) to match coefs {coefs.shape}, got {value.shape}")
+    if bool(jnp.any(weights < 0)) or abs(float(jnp.sum(weights)) - 1.0) > 1e-4:
+        raise ValueError("weights must be non-negative and sum to one")
+    if bool(jnp.any(variances <= 0)):
+        raise ValueError("variances must be positive")
+    dtype = jnp.result_type(weights.dtype, coefs.dtype, intercepts.dtype, variances.dtype)
+    return RegressionMixtureParams(*(a.astype(dtype) for a in (weights, coefs, intercepts, variances)))

@@ -1,0 +1,105 @@
+"""Finite mixtures of any ``Component``: the generic builder behind the mixture models.
+
+The log-potentials, the M-step and everything chunking, sharding and streaming
+need come from the component's ``ExpFamily`` (``exponential_family_mixture``);
+this module adds what every such mixture does the same way: k-means++ seeding and
+the M-step of the nearest-centre hard assignment, the checks of data and params,
+sampling and the parameter count.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from jaxem._src import seeding, validation
+from jaxem._src.base import Array, Model
+from jaxem._src.component import MIXTURE_ROLE, Component, check_params_type, is_prepared
+from jaxem._src.expfam import exponential_family_mixture, hard_assignment_stats, mixture_m_step, mixture_weights
+
+
+def component_mixture(
+    component: Component,
+    n_components: int,
+    *,
+    params_type: type,
+    seed: Callable[[Array, Array, int], Array] = seeding.kmeans_plus_plus,
+) -> Model:
+    """A mixture of ``n_components`` densities of ``component``.
+
+    Args:
+      component: the family (e.g. ``jaxem._src.families.poisson.component("rates")``).
+      n_components: K.
+      params_type: the params NamedTuple: a ``weights [K]`` field plus the
+        component's fields.
+      seed: ``(key, points [N, P], K) -> centres [K, P]``, the seeding of ``init``
+        (``seeding.kmeans_plus_plus`` or ``seeding.random_from_data``).
+
+    Returns:
+      A ``Model`` whose ``init`` assigns every row to the nearest seeded centre and
+      takes the M-step of that hard assignment.
+    """
+    family = component.family
+    n_rows = mixture_m_step(family).n_rows
+    role = MIXTURE_ROLE
+
+    def init(key: Array, features) -> object:
+        points = component.seed_points(features)
+        centres = seed(key, points, n_components)
+        labels = seeding.nearest_centre(points, centres)
+        statistics = hard_assignment_stats(features.stats, labels, n_components)
+        dtype = features.stats.dtype
+        template = params_type(
+            weights=jnp.zeros((n_components,), dtype),
+            **component.zeros(n_components, component.n_features(features), dtype),
+        )
+        params = family.maximize(statistics, features, template)
+        return params._replace(weights=mixture_weights(statistics[:, 0]))
+
+    def check(data, params=None):
+        if is_prepared(data, component.features_type, role.data):
+            features = family.prepare(data)  # checks that they fit this model
+            checked, n, d = None, n_rows(features), component.n_features(features)
+        else:
+            checked, n, d = component.check_data(data, role)
+            if validation.is_concrete(checked):
+                component.check_values(checked, role.data)
+        if params is None:
+            validation.check_n_components(n_components, n)
+            return
+        check_mixture_params(params, d, component, params_type, n_components)
+        if checked is not None and validation.is_concrete((checked, params)):
+            component.check_evaluable(params, checked)
+
+    def sample(key: Array, params, n: int):
+        check_mixture_params(params, None, component, params_type, n_components)
+        z_key, x_key = jax.random.split(key)
+        z = jax.random.categorical(z_key, jnp.log(params.weights), shape=(n,))
+        dtype = params.weights.dtype
+        x = jax.tree_util.tree_map(lambda draws: draws.astype(dtype), component.draw(x_key, params, z))
+        return x, z
+
+    def n_parameters(params) -> int:
+        return component.n_parameters(params) + n_components - 1
+
+    return exponential_family_mixture(family, init=init, check=check, sample=sample, n_parameters=n_parameters)
+
+
+def check_mixture_params(params, d, component: Component, params_type: type, n_components: int) -> None:
+    """Type, component fields (``d`` features, or ``None`` when unknown) and weights of mixture params."""
+    check_params_type(params, params_type)
+    component.check_params(params, n_components, d, MIXTURE_ROLE)
+    check_weights(params.weights, n_components)
+
+
+def check_weights(weights, k: int) -> None:
+    """``params.weights``: shape ``[K]``; when concrete, non-negative and summing to one."""
+    if tuple(jnp.shape(weights)) != (k,):
+        raise ValueError(f"params.weights must have shape ({k},), got {jnp.shape(weights)}")
+    if not validation.is_concrete(weights):
+        return
+    weights = jnp.asarray(weights)
+    if bool(jnp.any(weights < 0)) or abs(float(jnp.sum(weights)) - 1.0) > 1e-3:
+        raise ValueError("params.weights must be non-negative and sum to one")
