@@ -6,6 +6,7 @@ gradient of the log-partition of those log-potentials.
 """
 
 from jaxem import constraints, models
+from jaxem._src.compilation_cache import enable_default_cache as _enable_default_cache
 from jaxem._src.base import AdditiveMStep, Latent, Model, mixture_latent
 from jaxem._src.chain import ChainPotentials, chain_latent
 from jaxem._src.data import load_dataset
@@ -43,6 +44,10 @@ from jaxem._src.sharding import data_mesh, shard_rows
 from jaxem._src.streaming import OnlineResult, fit_online, fit_streaming
 
 __version__ = "0.1.0"
+
+# The directory of JAX's persistent compilation cache in use, or None
+# (jaxem/_src/compilation_cache.py: JAXEM_COMPILATION_CACHE=0 turns it off).
+COMPILATION_CACHE_DIR = _enable_default_cache()
 
 __all__ = [
     "AdditiveMStep",

@@ -33,10 +33,12 @@ def test_progress_prints_only_when_enabled(capsys):
     assert captured.out == "" and captured.err == ""
     jaxem.fit(MODEL, X, key=0, max_iter=25, tol=0.0, progress=True)
     err = capsys.readouterr().err.splitlines()
+    assert err[0] == "jaxem fit: compiling ..."  # before anything is compiled
+    err = err[1:]
     assert [line.split()[3] for line in err] == ["10/25", "20/25", "25/25"]
     assert all("best log-likelihood" in line and "converged 0/1" in line for line in err)
     jaxem.fit(MODEL, X, key=0, max_iter=25, tol=0.0, progress=5)
-    assert len(capsys.readouterr().err.splitlines()) == 5
+    assert len(capsys.readouterr().err.splitlines()) == 1 + 5
 
 
 def test_bad_progress_argument():
@@ -121,3 +123,12 @@ def test_progress_with_auto_chunk_size_streams_the_rows(monkeypatch):
     assert calls and all(size == chunking.auto_chunk_size(model, x) for size in calls)
     plain = jaxem.fit(model, x, key=0, max_iter=4, tol=0.0)
     _assert_same_fit(plain, shown, rtol=0)
+
+
+def test_reported_time_excludes_compilation():
+    reports = []
+    model = jaxem.models.gaussian_mixture(3, reg_covar=3e-6)  # a model no other test compiled
+    jaxem.fit(model, X, key=0, max_iter=20, tol=0.0, progress=reports.append)
+    assert reports[0].compile_seconds > 0  # this fit traced and compiled (or loaded) its programs
+    assert all(r.seconds < r.compile_seconds for r in reports)  # 20 iterations on 300 rows: ms, not seconds
+    assert [r.compile_seconds for r in reports] == sorted(r.compile_seconds for r in reports)

@@ -14,7 +14,7 @@ additive M-step).
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Optional, Union
+from typing import Callable, Optional, Union
 
 import jax
 import jax.numpy as jnp
@@ -22,11 +22,9 @@ import jax.numpy as jnp
 from jaxem._src import algorithms, chunking, loop, validation
 from jaxem._src import progress as progress_lib
 from jaxem._src import update as update_lib
-from jaxem._src.base import Array, Model
+from jaxem._src.base import Array, Model, Params
 from jaxem._src.inference import e_step, float_dtype, log_marginals, n_observations
 from jaxem._src.loop import FitResult, RunState, run_em  # noqa: F401  (re-exported)
-
-Params = Any
 
 # ----------------------------------------------------------------------------------
 # Public, checked entry points.

@@ -41,9 +41,11 @@ class Progress(NamedTuple):
       n_converged: restarts that met the tolerance.
       n_stopped: restarts that stopped (converged, NaN, or ``max_iter``).
       n_restarts: number of restarts.
-      seconds: wall time since the fit started (including compilation).
+      seconds: wall time since the fit started, less the time spent compiling.
       best_params: the current params of the restart with the best current
         log-likelihood: the last good params, e.g. for a checkpoint.
+      compile_seconds: time spent compiling (tracing, lowering, XLA) so far in
+        this fit; 0 when every program came from a cache.
     """
 
     iteration: int
@@ -54,18 +56,46 @@ class Progress(NamedTuple):
     n_restarts: int
     seconds: float
     best_params: Any
+    compile_seconds: float = 0.0
 
 
 def print_progress(info: Progress, file=None) -> None:
     """The default display: one line per report on stderr."""
     file = sys.stderr if file is None else file
+    compiled = f"; compiling {info.compile_seconds:.1f} s" if info.compile_seconds >= 0.05 else ""
     print(
         f"jaxem fit: iteration {info.iteration}/{info.max_iter}  "
         f"best log-likelihood {info.best_log_likelihood:.6g}  "
-        f"converged {info.n_converged}/{info.n_restarts}  ({info.seconds:.1f} s)",
+        f"converged {info.n_converged}/{info.n_restarts}  ({info.seconds:.2f} s{compiled})",
         file=file,
         flush=True,
     )
+
+
+def print_compiling(file=None) -> None:
+    """The default display's first line, before anything is compiled."""
+    print("jaxem fit: compiling ...", file=sys.stderr if file is None else file, flush=True)
+
+
+class _CompileClock:
+    """Seconds JAX spends compiling, from its monitoring events (tracing, lowering
+    and the XLA compile of every program), summed from ``start()`` on."""
+
+    total = 0.0
+    _listening = False
+
+    @classmethod
+    def start(cls) -> float:
+        if not cls._listening:
+            jax.monitoring.register_event_duration_secs_listener(cls._record)
+            cls._listening = True
+        return cls.total
+
+    @classmethod
+    def _record(cls, event: str, duration: float, **kwargs) -> None:
+        del kwargs
+        if event.startswith("/jax/core/compile/"):
+            cls.total += duration
 
 
 def resolve(progress) -> tuple[int, Callable[[Progress], None]]:
@@ -125,7 +155,10 @@ def fit_with_reports(model: Model, data, keys, init_params, sample_weight, tol, 
     """``loop.fit_restarts`` with a host loop over stretches of iterations (arguments
     as ``loop.fit_restarts``'s, already checked; ``progress`` as ``fit``'s)."""
     every, callback = resolve(progress)
+    if callback is print_progress:
+        print_compiling()
     start = time.perf_counter()
+    compile_start = _CompileClock.start()
     statics = dict(make_algorithm=make_algorithm)
     run_states = _start(model, data, keys, init_params, sample_weight, max_iter=max_iter, **statics)
     done = 0
@@ -135,6 +168,7 @@ def fit_with_reports(model: Model, data, keys, init_params, sample_weight, tol, 
             model, data, run_states, sample_weight, tol, jnp.asarray(done, jnp.int32), max_iter=max_iter, **statics
         )
         iteration, best_log_likelihood, n_converged, n_stopped = jax.device_get(summary)
+        compiling = _CompileClock.total - compile_start
         info = Progress(
             iteration=int(iteration),
             max_iter=max_iter,
@@ -142,8 +176,9 @@ def fit_with_reports(model: Model, data, keys, init_params, sample_weight, tol, 
             n_converged=int(n_converged),
             n_stopped=int(n_stopped),
             n_restarts=int(run_states.n_iter.shape[0]),
-            seconds=time.perf_counter() - start,
+            seconds=max(time.perf_counter() - start - compiling, 0.0),
             best_params=best_params,
+            compile_seconds=compiling,
         )
         callback(info)
         if info.n_stopped == info.n_restarts:

@@ -19,6 +19,7 @@ from jaxem._src import constraints as constraints_lib
 from jaxem._src import validation
 from jaxem._src.base import Array, FreezableMStep, Latent, Model, mixture_latent
 from jaxem._src.expfam import mixture_weights
+from jaxem._src.registry import memoized
 from jaxem._src.generic_m_step import (
     DEFAULT_INNER_STEPS,
     expected_log_joint,
@@ -69,6 +70,7 @@ def check_data(data) -> int:
     return n
 
 
+@memoized
 def mixture(
     component_log_prob: Callable[[Any, Any], Array],
     init: Callable[[Array, Any], Any],
@@ -187,6 +189,7 @@ def mixture(
     )
 
 
+@memoized
 def latent_model(
     log_joint: Callable[[Any, Any], Any],
     init: Callable[[Array, Any], Any],
