@@ -317,9 +317,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 model, x, key=key, n_restarts=n_init, max_iter=self.max_iter, tol=self.tol,
                 init_params=init_params, progress=progress,
             )
-            if not all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in result.params) or not np.isfinite(
-                float(result.log_likelihood)
-            ):
+            if not np.isfinite(float(result.log_likelihood)):
                 raise ValueError(_ILL_DEFINED)
             self._set_fitted(result, X.shape[0])
         if previous_bound is not None and abs(self.lower_bound_ - previous_bound) < self.tol:
@@ -336,13 +334,22 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _set_start(self, model, init_params, x):
         """Fitted attributes for ``max_iter=0``: the first restart's starting params."""
         params = jax.tree_util.tree_map(lambda leaf: leaf[0], init_params)
-        if not all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in params):
-            raise ValueError(_ILL_DEFINED)
-        self._set_parameters(self._sklearn_parameters(params))
+        self._set_parameters(self._well_defined(self._sklearn_parameters(params)))
         self.converged_ = False
         self.n_iter_ = 0
         self.lower_bound_ = float(jnp.mean(engine.score_samples(model, params, x)))
         self.lower_bounds_ = np.zeros((0,), np.asarray(x).dtype)
+
+    def _well_defined(self, parameters):
+        """``parameters`` (scikit-learn's tuple) unchanged when finite with positive
+        definite covariances; else scikit-learn's ``ValueError`` (collapsed
+        components with ``reg_covar=0``), before any attribute is set."""
+        if not all(np.all(np.isfinite(p)) for p in parameters):
+            raise ValueError(_ILL_DEFINED)
+        covariances = np.asarray(parameters[2])
+        if not bool(np.all(np.asarray(covariance_of(self.covariance_type).positive_definite(jnp.asarray(covariances))))):
+            raise ValueError(_ILL_DEFINED)
+        return parameters
 
     def _sklearn_parameters(self, params):
         covariance = covariance_of(self.covariance_type)
@@ -356,7 +363,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _set_fitted(self, result, n):
         best = int(result.best_restart)
-        self._set_parameters(self._sklearn_parameters(result.params))
+        self._set_parameters(self._well_defined(self._sklearn_parameters(result.params)))
         self.converged_ = bool(result.converged[best])
         self.n_iter_ = int(result.n_iter[best])
         self.lower_bound_ = float(result.log_likelihood) / n

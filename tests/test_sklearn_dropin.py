@@ -123,9 +123,10 @@ def test_convergence_warning_and_sample_wording(x):
         gm.sample(0)
 
 
-def test_reg_covar_zero_on_degenerate_data_raises_scikit_learn_error():
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_reg_covar_zero_on_degenerate_data_raises_scikit_learn_error(covariance_type):
     x = np.vstack([np.ones((5, 3)), np.zeros((5, 3))])
-    gm = GaussianMixture(4, covariance_type="diag", reg_covar=0, random_state=0)
+    gm = GaussianMixture(4, covariance_type=covariance_type, reg_covar=0, random_state=0)
     with pytest.raises(ValueError, match="ill-defined empirical covariance"):
         gm.fit(x)
 

@@ -12,7 +12,7 @@ followed by each failure: those listed in ``KNOWN_FAILURES`` with the recorded
 reason, any other as ``UNEXPECTED``. scikit-learn's test code is never stored in
 this repository.
 
-Usage: ``python tests/peers/run_sklearn_suite.py [--min-passed N]``; exit status 1
+Usage: ``python tests/peers/run_sklearn_suite.py [--min-passed N] [pytest options, e.g. -n 2]``; exit status 1
 when fewer than ``N`` tests pass (default: ``MIN_PASSED``), else 0.
 """
 
@@ -29,7 +29,7 @@ from pathlib import Path
 import sklearn
 
 # The pass count reached on scikit-learn 1.9.1; CI fails below it.
-MIN_PASSED = 0
+MIN_PASSED = 48
 
 IMPORT_LINE = "from sklearn.mixture import GaussianMixture\n"
 REPLACEMENT = "from jaxem.sklearn import GaussianMixture\n"
@@ -41,7 +41,30 @@ jax.config.update("jax_enable_x64", True)
 """
 
 # Tests of scikit-learn that jaxem's estimator fails by design, with why.
-KNOWN_FAILURES: dict[str, str] = {}
+KNOWN_FAILURES: dict[str, str] = {
+    "test_gaussian_mixture_precisions_init": (
+        "calls the private GaussianMixture._initialize(X, resp) of scikit-learn's EM loop; "
+        "jaxem initializes inside its compiled restarts and has no such method"
+    ),
+    "test_gaussian_mixture_all_init_does_not_estimate_gaussian_parameters": (
+        "counts calls of scikit-learn's private _estimate_gaussian_parameters through a Mock; "
+        "jaxem's M-step is its own compiled function"
+    ),
+    "test_gaussian_mixture_precisions_init_diag": (
+        "builds precisions_init from scikit-learn's own KMeans labels and expects the same "
+        "n_iter_ as a fit from init_params='kmeans'; jaxem's k-means (in JAX, other k-means++ "
+        "draws) starts elsewhere, so n_iter_ differs by one"
+    ),
+    "test_multiple_init": (
+        "lower_bound_ of n_init=5 vs n_init=1 differs in the last bit: the shared first "
+        "restart is computed in a vmapped batch of another size (rounding)"
+    ),
+    "test_regularisation": (
+        "reg_covar=0 on two collapsed points, covariance_type='tied': jaxem's M-step keeps the "
+        "pooled covariance barely positive definite (~1e-16) where scikit-learn's Cholesky "
+        "fails, so no ValueError (full, diag, spherical raise it)"
+    ),
+}
 
 _RESULT = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\s+(\S+)", re.M)
 _NODE = re.compile(r"^(?P<file>[^:]+)::(?P<name>[^\[\s]+)(?P<params>\[.*\])?$")
@@ -114,9 +137,8 @@ def report(outcomes: dict) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--min-passed", type=int, default=MIN_PASSED)
-    parser.add_argument("pytest_args", nargs="*")
-    args = parser.parse_args(argv)
-    outcomes = run_suite(args.pytest_args)
+    args, pytest_args = parser.parse_known_args(argv)  # the rest goes to pytest (e.g. -n 2)
+    outcomes = run_suite(pytest_args)
     print(report(outcomes))
     if len(outcomes["passed"]) < args.min_passed:
         print(f"pass count {len(outcomes['passed'])} is below the threshold {args.min_passed}")
