@@ -12,6 +12,7 @@ scikit-learn is imported only by this module; ``import jaxem`` never needs it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import numbers
 import warnings
@@ -23,7 +24,7 @@ import numpy as np
 try:
     from sklearn.base import BaseEstimator, DensityMixin
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.utils import check_random_state
+    from sklearn.utils import check_array, check_random_state
     from sklearn.utils.validation import check_is_fitted, validate_data
 except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError(
@@ -39,7 +40,25 @@ from jaxem.models.gaussian_mixture import covariances as full_covariances
 
 __all__ = ["GaussianHMM", "GaussianMixture"]
 
-_INIT_NAMES = {"kmeans++": "kmeans++", "k-means++": "kmeans++", "random_from_data": "random_from_data"}
+# scikit-learn's init_params names -> jaxem's seeders (``gaussian_mixture(init=...)``).
+_INIT_NAMES = {
+    "kmeans": "kmeans",
+    "k-means++": "kmeans++",
+    "kmeans++": "kmeans++",
+    "random": "random",
+    "random_from_data": "random_from_data",
+}
+
+_ILL_DEFINED = (
+    "Fitting the mixture model failed because some components have ill-defined empirical "
+    "covariance (for instance caused by singleton or collapsed samples). Try to decrease the "
+    "number of components, increase reg_covar, or scale the input data."
+)
+
+_NOT_CONVERGED = (
+    "Best performing initialization did not converge. Try different init parameters, or "
+    "increase max_iter, tol, or check for degenerate data."
+)
 
 
 @functools.lru_cache(maxsize=64)
@@ -64,23 +83,99 @@ def _seed(random_state) -> int:
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
+def _precision(dtype):
+    """A context computing in ``dtype``: float64 data turn on JAX's 64-bit mode for the
+    duration only (``jax.enable_x64``), so float64 stays float64 without the user
+    setting ``jax_enable_x64``; float32 data need nothing."""
+    if np.dtype(dtype) == np.float64:
+        return jax.enable_x64(True)
+    return contextlib.nullcontext()
+
+
+def _check_shape(value, shape, name):
+    if value.shape != shape:
+        raise ValueError(f"The parameter '{name}' should have the shape of {shape}, but got {value.shape}")
+
+
+def check_weights_init(weights, n_components) -> np.ndarray:
+    """``weights_init [K]``: in [0, 1] and summing to one (scikit-learn's messages)."""
+    weights = check_array(weights, dtype=[np.float64, np.float32], ensure_2d=False)
+    _check_shape(weights, (n_components,), "weights")
+    if np.any(weights < 0.0) or np.any(weights > 1.0):
+        # scikit-learn's message, which names the minimum "max value" and the maximum "min value".
+        raise ValueError(
+            "The parameter 'weights' should be in the range [0, 1], but got "
+            f"max value {np.min(weights):.5f}, min value {np.max(weights):.5f}"
+        )
+    atol = 1e-6 if weights.dtype == np.float32 else 1e-8
+    if not np.allclose(abs(1.0 - float(np.sum(weights))), 0.0, atol=atol):
+        raise ValueError(f"The parameter 'weights' should be normalized, but got sum(weights) = {np.sum(weights):.5f}")
+    return weights
+
+
+def check_means_init(means, n_components, n_features) -> np.ndarray:
+    """``means_init [K, D]``."""
+    means = check_array(means, dtype=[np.float64, np.float32], ensure_2d=False)
+    _check_shape(means, (n_components, n_features), "means")
+    return means
+
+
+def check_precisions_init(precisions, covariance_type, n_components, n_features) -> np.ndarray:
+    """``precisions_init`` in scikit-learn's shape for ``covariance_type`` (full
+    ``[K, D, D]``, tied ``[D, D]``, diag ``[K, D]``, spherical ``[K]``): symmetric
+    positive definite matrices, or positive entries."""
+    precisions = check_array(precisions, dtype=[np.float64, np.float32], ensure_2d=False, allow_nd=True)
+    shape = covariance_of(covariance_type).factor_shape(n_components, n_features)
+    _check_shape(precisions, tuple(shape), f"{covariance_type} precision")
+    if covariance_type in ("diag", "spherical"):
+        if np.any(precisions <= 0.0):
+            raise ValueError(f"'{covariance_type} precision' should be positive")
+        return precisions
+    for matrix in precisions.reshape((-1, n_features, n_features)):
+        if not (np.allclose(matrix, matrix.T) and np.all(np.linalg.eigvalsh(matrix) > 0.0)):
+            raise ValueError(f"'{covariance_type} precision' should be symmetric, positive-definite")
+    return precisions
+
+
+def _precisions_cholesky(precisions, covariance_type) -> np.ndarray:
+    """The factor ``U`` (``P = U Uᵀ``; scikit-learn's ``precisions_cholesky_``) of
+    checked precisions in the covariance type's shape."""
+    if covariance_type in ("diag", "spherical"):
+        return np.sqrt(precisions)
+    return np.linalg.cholesky(precisions)
+
+
 class GaussianMixture(DensityMixin, BaseEstimator):
     """A Gaussian mixture fitted by EM with jaxem, in scikit-learn's API.
+
+    A drop-in for ``sklearn.mixture.GaussianMixture``: the same constructor
+    arguments, methods and fitted attributes (``tests/peers/run_sklearn_suite.py``
+    runs scikit-learn's own tests against it).
 
     Args:
       n_components: number of components K.
       covariance_type: ``"full"``, ``"tied"``, ``"diag"`` or ``"spherical"``.
       tol: convergence tolerance on the change of the mean log-likelihood per sample.
       reg_covar: added to the diagonal of every covariance (data units).
-      max_iter: maximum number of EM iterations per restart.
+      max_iter: maximum number of EM iterations per restart; 0 gives the starting
+        params (no EM step).
       n_init: number of random restarts, run together under ``vmap``; the best
         (highest log-likelihood) is kept.
-      init_params: ``"kmeans++"`` (also spelled ``"k-means++"``) or
-        ``"random_from_data"``.
+      init_params: ``"kmeans"`` (default: k-means++ then Lloyd's k-means
+        iterations, in JAX), ``"k-means++"`` (also ``"kmeans++"``), ``"random"``
+        (random responsibilities) or ``"random_from_data"``.
+      weights_init: optional ``[K]`` starting weights.
+      means_init: optional ``[K, D]`` starting means.
+      precisions_init: optional starting precisions, scikit-learn's shape for the
+        covariance type (full ``[K, D, D]``, tied ``[D, D]``, diag ``[K, D]``,
+        spherical ``[K]``). What is not given comes from ``init_params``.
       random_state: ``None``, an int or a ``numpy.random.RandomState``. An int ``s``
         gives exactly ``jaxem.fit(..., key=s)``.
+      warm_start: if true, a second ``fit`` starts from the fitted params (one
+        restart) instead of initializing.
       verbose: 0 for silence; ``n >= 1`` prints progress to stderr every ``10 * n``
         EM iterations (see ``jaxem.fit``'s ``progress``).
+      verbose_interval: accepted for scikit-learn compatibility (unused).
 
     Fitted attributes: ``weights_ [K]``, ``means_ [K, D]``, ``covariances_`` and
     ``precisions_cholesky_`` and ``precisions_`` (scikit-learn's shape for the
@@ -88,8 +183,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     log-likelihood per sample of the fitted params), ``lower_bounds_`` (its trace),
     ``n_features_in_``.
 
-    Arrays are computed in the input's float dtype (float64 needs
-    ``jax.config.update("jax_enable_x64", True)``; otherwise float32).
+    Arrays are computed in the input's float dtype: float64 input runs in JAX's
+    64-bit mode for the duration of the call (no global ``jax_enable_x64`` needed),
+    float32 input in float32.
 
     Example:
       >>> from jaxem.sklearn import GaussianMixture
@@ -106,9 +202,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         reg_covar=1e-6,
         max_iter=100,
         n_init=1,
-        init_params="kmeans++",
+        init_params="kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
         random_state=None,
+        warm_start=False,
         verbose=0,
+        verbose_interval=10,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -117,8 +218,13 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.max_iter = max_iter
         self.n_init = n_init
         self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
         self.random_state = random_state
+        self.warm_start = warm_start
         self.verbose = verbose
+        self.verbose_interval = verbose_interval
 
     # -- helpers ------------------------------------------------------------------
 
@@ -137,53 +243,127 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _validate(self, X, reset):
         return validate_data(self, X, reset=reset, dtype=[np.float64, np.float32], ensure_min_samples=1 if not reset else 2)
 
-    def _fitted(self, X):
+    def _is_fitted(self) -> bool:
+        return "precisions_cholesky_" in vars(self)
+
+    def _call(self, function, X):
+        """``function(model, params, x)`` on checked ``X`` in its precision, as NumPy."""
         check_is_fitted(self)
         X = self._validate(X, reset=False)
-        x = jnp.asarray(X)
-        return self._get_model(), self._params(x.dtype), x
+        with _precision(X.dtype):
+            x = jnp.asarray(X)
+            return np.asarray(function(self._get_model(), self._params(x.dtype), x))
+
+    def _check_initial_values(self, n_features):
+        """The user's ``weights_init``, ``means_init``, ``precisions_init`` (checked; ``None`` when not given)."""
+        k = self.n_components
+        weights = None if self.weights_init is None else check_weights_init(self.weights_init, k)
+        means = None if self.means_init is None else check_means_init(self.means_init, k, n_features)
+        factor = None
+        if self.precisions_init is not None:
+            precisions = check_precisions_init(self.precisions_init, self.covariance_type, k, n_features)
+            factor = _precisions_cholesky(precisions, self.covariance_type)
+        return weights, means, factor
+
+    def _initial_params(self, model, x, key, n_init, given):
+        """``[n_init]``-batched starting params: the model's seeding (from the keys
+        ``jaxem.fit`` would split from ``key``), with the user's initial values in
+        place of the seeded ones."""
+        keys = jax.random.split(key, n_init)
+        seeded = jax.vmap(model.init, in_axes=(0, None))(keys, model.prepare(x))
+        fields = []
+        for seeded_field, user in zip(seeded, given):
+            if user is None:
+                fields.append(seeded_field)
+            else:
+                fields.append(jnp.broadcast_to(jnp.asarray(user, x.dtype), seeded_field.shape))
+        return GaussianMixtureParams(*fields)
 
     # -- scikit-learn API ----------------------------------------------------------
 
     def fit(self, X, y=None):
-        """Fits the mixture to ``X [n_samples, n_features]``; ``y`` is ignored."""
+        """Fits the mixture to ``X [n_samples, n_features]``; ``y`` is ignored.
+
+        With ``warm_start`` and a fitted estimator, EM continues from the fitted params.
+        """
         del y
         X = self._validate(X, reset=True)
-        model = self._get_model()
         if X.shape[0] < self.n_components:
             raise ValueError(
                 f"Expected n_samples >= n_components but got n_components = {self.n_components}, "
                 f"n_samples = {X.shape[0]}"
             )
-        progress = 10 * int(self.verbose) if self.verbose else False
-        result = engine.fit(
-            model,
-            jnp.asarray(X),
-            key=_seed(self.random_state),
-            n_restarts=self.n_init,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            progress=progress,
-        )
-        self._set_fitted(result, X.shape[0])
-        if not self.converged_:
-            warnings.warn(
-                f"Best of {self.n_init} initializations did not converge in max_iter={self.max_iter} "
-                "iterations; try a larger max_iter or tol, or check the data.",
-                ConvergenceWarning,
+        model = self._get_model()
+        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, numbers.Integral) or self.max_iter < 0:
+            raise ValueError(f"max_iter must be a non-negative integer, got {self.max_iter!r}")
+        continuing = bool(self.warm_start) and self._is_fitted()
+        given = (None, None, None) if continuing else self._check_initial_values(X.shape[1])
+        previous_bound = self.lower_bound_ if continuing else None
+        with _precision(X.dtype):
+            x = jnp.asarray(X)
+            key = jax.random.key(_seed(self.random_state))
+            n_init = 1 if continuing else self.n_init
+            if continuing:
+                init_params = jax.tree_util.tree_map(lambda leaf: leaf[None], self._params(x.dtype))
+            elif any(value is not None for value in given) or self.max_iter == 0:
+                init_params = self._initial_params(model, x, key, n_init, given)
+            else:
+                init_params = None
+            if self.max_iter == 0:
+                self._set_start(model, init_params, x)
+                return self
+            progress = 10 * int(self.verbose) if self.verbose else False
+            result = engine.fit(
+                model, x, key=key, n_restarts=n_init, max_iter=self.max_iter, tol=self.tol,
+                init_params=init_params, progress=progress,
             )
+            if not np.isfinite(float(result.log_likelihood)):
+                raise ValueError(_ILL_DEFINED)
+            self._set_fitted(result, X.shape[0])
+        if previous_bound is not None and abs(self.lower_bound_ - previous_bound) < self.tol:
+            self.converged_ = True  # as scikit-learn: the change from the previous fit's bound
+        if not self.converged_:
+            warnings.warn(_NOT_CONVERGED, ConvergenceWarning)
         return self
 
-    def _set_fitted(self, result, n):
-        params = result.params
-        best = int(result.best_restart)
+    def fit_predict(self, X, y=None):
+        """Fits the mixture to ``X`` and returns ``[n_samples]`` the most probable
+        component of each sample under the fitted params (as ``fit(X).predict(X)``)."""
+        return self.fit(X, y).predict(X)
+
+    def _set_start(self, model, init_params, x):
+        """Fitted attributes for ``max_iter=0``: the first restart's starting params."""
+        params = jax.tree_util.tree_map(lambda leaf: leaf[0], init_params)
+        self._set_parameters(self._well_defined(self._sklearn_parameters(params)))
+        self.converged_ = False
+        self.n_iter_ = 0
+        self.lower_bound_ = float(jnp.mean(engine.score_samples(model, params, x)))
+        self.lower_bounds_ = np.zeros((0,), np.asarray(x).dtype)
+
+    def _well_defined(self, parameters):
+        """``parameters`` (scikit-learn's tuple) unchanged when finite with positive
+        definite covariances; else scikit-learn's ``ValueError`` (collapsed
+        components with ``reg_covar=0``), before any attribute is set."""
+        if not all(np.all(np.isfinite(p)) for p in parameters):
+            raise ValueError(_ILL_DEFINED)
+        covariances = np.asarray(parameters[2])
+        if not bool(np.all(np.asarray(covariance_of(self.covariance_type).positive_definite(jnp.asarray(covariances))))):
+            raise ValueError(_ILL_DEFINED)
+        return parameters
+
+    def _sklearn_parameters(self, params):
         covariance = covariance_of(self.covariance_type)
         full = full_covariances(params, self.covariance_type)
-        self.weights_ = np.asarray(params.weights)
-        self.means_ = np.asarray(params.means)
-        self.covariances_ = np.asarray(covariance.reduce_covariances(full))
-        self.precisions_cholesky_ = np.asarray(params.precisions_cholesky)
-        self.precisions_ = np.asarray(covariance.precisions(params.precisions_cholesky))
+        return (
+            np.asarray(params.weights),
+            np.asarray(params.means),
+            np.asarray(covariance.reduce_covariances(full)),
+            np.asarray(params.precisions_cholesky),
+        )
+
+    def _set_fitted(self, result, n):
+        best = int(result.best_restart)
+        self._set_parameters(self._well_defined(self._sklearn_parameters(result.params)))
         self.converged_ = bool(result.converged[best])
         self.n_iter_ = int(result.n_iter[best])
         self.lower_bound_ = float(result.log_likelihood) / n
@@ -191,20 +371,37 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.lower_bounds_ = history[: self.n_iter_] / n
         return self
 
+    def _get_parameters(self):
+        """``(weights_, means_, covariances_, precisions_cholesky_)`` (scikit-learn's private API)."""
+        return (self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)
+
+    def _set_parameters(self, params):
+        """Sets ``(weights_, means_, covariances_, precisions_cholesky_)`` and
+        ``precisions_`` from them (scikit-learn's private API)."""
+        self.weights_, self.means_, self.covariances_, self.precisions_cholesky_ = (np.asarray(p) for p in params)
+        factor = self.precisions_cholesky_
+        if self.covariance_type in ("diag", "spherical"):
+            self.precisions_ = factor**2
+        else:
+            self.precisions_ = factor @ np.swapaxes(factor, -1, -2)
+
+    def _n_parameters(self) -> int:
+        """Number of free parameters (scikit-learn's private API)."""
+        check_is_fitted(self)
+        with _precision(self.means_.dtype):
+            return engine.n_parameters(self._get_model(), self._params(self.means_.dtype))
+
     def predict(self, X):
         """``[n_samples]`` the most probable component of each sample."""
-        model, params, x = self._fitted(X)
-        return np.asarray(engine.predict(model, params, x))
+        return self._call(engine.predict, X)
 
     def predict_proba(self, X):
         """``[n_samples, n_components]`` posterior probabilities of the components."""
-        model, params, x = self._fitted(X)
-        return np.asarray(engine.posterior(model, params, x))
+        return self._call(engine.posterior, X)
 
     def score_samples(self, X):
         """``[n_samples]`` log-density of each sample."""
-        model, params, x = self._fitted(X)
-        return np.asarray(engine.score_samples(model, params, x))
+        return self._call(engine.score_samples, X)
 
     def score(self, X, y=None):
         """Mean log-likelihood per sample (higher is better)."""
@@ -213,13 +410,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def bic(self, X):
         """Bayesian information criterion on ``X`` (lower is better)."""
-        model, params, x = self._fitted(X)
-        return float(engine.bic(model, params, x))
+        return float(self._call(engine.bic, X))
 
     def aic(self, X):
         """Akaike information criterion on ``X`` (lower is better)."""
-        model, params, x = self._fitted(X)
-        return float(engine.aic(model, params, x))
+        return float(self._call(engine.aic, X))
 
     def sample(self, n_samples=1):
         """Draws ``(X [n_samples, n_features], y [n_samples])`` from the fitted mixture.
@@ -228,12 +423,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         check_is_fitted(self)
         if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
-        model = self._get_model()
-        params = self._params(jnp.asarray(self.means_).dtype)
-        key = jax.random.fold_in(jax.random.key(_seed(self.random_state)), 1)
-        x, z = engine.sample(model, params, key, int(n_samples))
-        return np.asarray(x), np.asarray(z)
+            raise ValueError(
+                f"Invalid value for 'n_samples': {n_samples!r} . The sampling requires at least one sample."
+            )
+        with _precision(self.means_.dtype):
+            model = self._get_model()
+            params = self._params(self.means_.dtype)
+            key = jax.random.fold_in(jax.random.key(_seed(self.random_state)), 1)
+            x, z = engine.sample(model, params, key, int(n_samples))
+            return np.asarray(x), np.asarray(z)
 
 
 @functools.lru_cache(maxsize=64)

@@ -14,6 +14,7 @@ additive M-step).
 from __future__ import annotations
 
 import functools
+import numbers
 from typing import Callable, Optional, Union
 
 import jax
@@ -31,19 +32,28 @@ from jaxem._src.loop import FitResult, RunState, run_em  # noqa: F401  (re-expor
 
 
 def as_key(key) -> Array:
-    if isinstance(key, int) and not isinstance(key, bool):
-        return jax.random.key(key)
+    """``key`` as a PRNG key: a key passes unchanged, any integer seed (Python or
+    NumPy, e.g. ``np.int64``) becomes ``jax.random.key(seed)``."""
+    if isinstance(key, numbers.Integral) and not isinstance(key, bool):
+        return jax.random.key(int(key))
     if not isinstance(key, jax.Array):
         raise TypeError(f"key must be a JAX PRNG key (e.g. jax.random.key(0)) or an int, got {type(key).__name__}")
     return key
 
 
 def check_inputs(model: Model, data, params=None, sample_weight=None):
+    """Checks ``data`` (already through ``validation.as_data``), ``params`` and
+    ``sample_weight`` for ``model``; returns the checked ``sample_weight`` (or ``None``).
+
+    Value checks run on concrete arrays also inside a user's ``jax.jit``
+    (``validation.on_values``) and are skipped for tracers.
+    """
     if not isinstance(model, Model):
         raise TypeError(f"model must be a jaxem Model, got {type(model).__name__}")
     validation.warn_if_float64_dropped(data, "data")
     validation.warn_if_float64_dropped(params, "params")
-    model.check(data, params)
+    with validation.on_values():
+        model.check(data, params)
     if sample_weight is None:
         return None
     prepared = jax.eval_shape(model.prepare, data)
@@ -52,7 +62,8 @@ def check_inputs(model: Model, data, params=None, sample_weight=None):
         params if params is not None else jax.eval_shape(model.init, jax.random.key(0), prepared),
         prepared,
     ).shape[0]
-    return validation.check_sample_weight(sample_weight, n, float_dtype(prepared))
+    with validation.on_values():
+        return validation.check_sample_weight(sample_weight, n, float_dtype(prepared))
 
 
 def check_inputs_and_params(model: Model, data, params, sample_weight=None):
@@ -86,6 +97,7 @@ def em_step(model: Model, params: Params, data, *, sample_weight=None, chunk_siz
       >>> params = jaxem.init(model, jax.random.key(0), x)
       >>> params, log_lik = jaxem.em_step(model, params, x)
     """
+    data = validation.as_data(data)
     sample_weight = check_inputs_and_params(model, data, params, sample_weight)
     update_lib.check_has_m_step(model)
     model = chunking.with_chunk_size(model, chunk_size, data)
@@ -114,6 +126,7 @@ def em_step_with_info(model: Model, params: Params, data, *, sample_weight=None)
       >>> info.q_after - info.q_before  # >= 0
     """
     update_lib.check_has_m_step(model)
+    data = validation.as_data(data)
     sample_weight = check_inputs(model, data, params, sample_weight)
     return _em_step_with_info(model, params, data, sample_weight)
 
@@ -125,6 +138,7 @@ def _em_step_with_info(model: Model, params, data, sample_weight):
 
 def init(model: Model, key, data) -> Params:
     """Draws starting parameters with the model's initializer: ``model.init``."""
+    data = validation.as_data(data)
     check_inputs(model, data)
     return jax.jit(model.init)(as_key(key), model.prepare(data))
 
@@ -201,6 +215,7 @@ def fit(
     make_algorithm = algorithms.resolve("squarem" if accelerate == "squarem" else algorithm)
     key = as_key(key)
     keys = jax.random.split(key, n_restarts)
+    data = validation.as_data(data)
     single_init = None
     if init_params is not None:
         expected = jax.eval_shape(model.init, key, jax.eval_shape(model.prepare, data))
@@ -288,24 +303,28 @@ def posterior(model: Model, params: Params, data) -> Array:
     Computed as the gradient of the log-likelihood with respect to the
     log-potentials.
     """
+    data = validation.as_data(data)
     check_inputs_and_params(model, data, params)
     return _posterior(model, params, data)
 
 
 def log_likelihood(model: Model, params: Params, data, *, sample_weight=None) -> Array:
     """Total log-likelihood ``Σ_n w_n log p(x_n; θ)`` (a scalar)."""
+    data = validation.as_data(data)
     sample_weight = check_inputs_and_params(model, data, params, sample_weight)
     return _log_likelihood(model, params, data, sample_weight)
 
 
 def score_samples(model: Model, params: Params, data) -> Array:
     """Log-likelihood of each item, ``[N]`` (each sample, or each sequence)."""
+    data = validation.as_data(data)
     check_inputs_and_params(model, data, params)
     return _score_samples(model, params, data)
 
 
 def predict(model: Model, params: Params, data) -> Array:
     """The most probable latent values (``[N]`` component labels for a mixture)."""
+    data = validation.as_data(data)
     check_inputs_and_params(model, data, params)
     return _predict(model, params, data)
 
@@ -331,6 +350,7 @@ def _n_observations_checked(model, params, data) -> Array:
 
 def bic(model: Model, params: Params, data) -> Array:
     """Bayesian information criterion ``-2 log L + p log n`` (lower is better)."""
+    data = validation.as_data(data)
     log_lik = log_likelihood(model, params, data)
     n = _n_observations_checked(model, params, data).astype(log_lik.dtype)
     return -2.0 * log_lik + n_parameters(model, params) * jnp.log(n)

@@ -2,8 +2,8 @@
 
 The log-potentials, the M-step and everything chunking, sharding and streaming
 need come from the component's ``ExpFamily`` (``exponential_family_mixture``);
-this module adds what every such mixture does the same way: k-means++ seeding and
-the M-step of the nearest-centre hard assignment, the checks of data and params,
+this module adds what every such mixture does the same way: seeding and the M-step
+of the seeded responsibilities, the checks of data and params,
 sampling and the parameter count.
 """
 
@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jaxem._src import seeding, validation
 from jaxem._src.base import Array, Model
 from jaxem._src.component import MIXTURE_ROLE, Component, check_params_type, is_prepared
-from jaxem._src.expfam import exponential_family_mixture, hard_assignment_stats, mixture_m_step, mixture_weights
+from jaxem._src.expfam import exponential_family_mixture, expected_stats, mixture_m_step, mixture_weights
 
 
 def component_mixture(
@@ -25,7 +25,7 @@ def component_mixture(
     n_components: int,
     *,
     params_type: type,
-    seed: Callable[[Array, Array, int], Array] = seeding.kmeans_plus_plus,
+    seed: Callable[[Array, Array, int], Array] = seeding.SEEDERS["kmeans++"],
 ) -> Model:
     """A mixture of ``n_components`` densities of ``component``.
 
@@ -34,12 +34,12 @@ def component_mixture(
       n_components: K.
       params_type: the params NamedTuple: a ``weights [K]`` field plus the
         component's fields.
-      seed: ``(key, points [N, P], K) -> centres [K, P]``, the seeding of ``init``
-        (``seeding.kmeans_plus_plus`` or ``seeding.random_from_data``).
+      seed: ``(key, points [N, P], K) -> responsibilities [N, K]``, the seeding of
+        ``init`` (one of ``seeding.SEEDERS``: one-hot on the nearest k-means++,
+        k-means or random-row centre, or random responsibilities).
 
     Returns:
-      A ``Model`` whose ``init`` assigns every row to the nearest seeded centre and
-      takes the M-step of that hard assignment.
+      A ``Model`` whose ``init`` takes the M-step of the seeded responsibilities.
     """
     family = component.family
     n_rows = mixture_m_step(family).n_rows
@@ -47,9 +47,7 @@ def component_mixture(
 
     def init(key: Array, features) -> object:
         points = component.seed_points(features)
-        centres = seed(key, points, n_components)
-        labels = seeding.nearest_centre(points, centres)
-        statistics = hard_assignment_stats(features.stats, labels, n_components)
+        statistics = expected_stats(seed(key, points, n_components), features.stats)
         dtype = features.stats.dtype
         template = params_type(
             weights=jnp.zeros((n_components,), dtype),

@@ -2,7 +2,11 @@
 
 Shape and dtype checks work on tracers too (shapes are static), so they also run
 when a user calls ``em_step`` under their own ``jax.jit``; value checks (NaN/inf,
-ranges) run only on concrete arrays.
+ranges) run only on concrete arrays. A concrete array closed over inside a user's
+``jax.jit`` stays concrete, but a ``jnp`` operation on it under the trace gives a
+tracer; the public entry points therefore run their checks inside ``on_values()``
+(``jax.ensure_compile_time_eval``), where ``jnp`` on concrete values computes
+values, and the checks here test finiteness with NumPy.
 """
 
 from __future__ import annotations
@@ -18,6 +22,45 @@ import numpy as np
 def is_concrete(x) -> bool:
     """True when ``x`` holds values (not a tracer inside ``jit``/``vmap``)."""
     return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(x))
+
+
+def on_values():
+    """A context in which ``jnp`` operations on concrete arrays compute values, also
+    under a user's ``jax.jit`` or ``lax.scan`` (``jax.ensure_compile_time_eval``);
+    operations on tracers still give tracers, which the checks skip."""
+    return jax.ensure_compile_time_eval()
+
+
+def all_finite(x) -> bool:
+    """Whether every entry of the concrete array ``x`` is finite (NumPy, never a tracer)."""
+    return bool(np.all(np.isfinite(np.asarray(x))))
+
+
+def as_data(data):
+    """Raw data in array form, converted once at the public boundary.
+
+    A list (nested numbers) becomes a NumPy array; any leaf of ``data`` that is not
+    a JAX or NumPy array or a number (a pandas ``DataFrame`` or ``Series``, a
+    ``memoryview``) becomes ``np.asarray(leaf)``. Arrays, prepared features,
+    ``Sequences`` and tuples of arrays pass unchanged; what cannot be converted is
+    passed on for the model's check to reject with its own message.
+    """
+    if isinstance(data, list):
+        return _try_asarray(data)
+    return jax.tree_util.tree_map(_leaf_as_array, data)
+
+
+def _leaf_as_array(leaf):
+    if isinstance(leaf, (jax.Array, np.ndarray, np.generic, numbers.Number, str, bytes)):
+        return leaf
+    return _try_asarray(leaf)
+
+
+def _try_asarray(value):
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError):  # ragged lists and the like: the model's check names them
+        return value
 
 
 def as_real_array(x, name: str, *, ragged_hint: str = ""):
@@ -47,7 +90,7 @@ def as_float_array(x, name: str, *, ndim=None, allow_nan: bool = False) -> jax.A
     x = to_float(as_real_array(x, name))
     if ndim is not None and x.ndim not in np.atleast_1d(ndim):
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {x.shape}")
-    if not allow_nan and is_concrete(x) and x.size and not bool(jnp.all(jnp.isfinite(x))):
+    if not allow_nan and is_concrete(x) and x.size and not all_finite(x):
         raise ValueError(f"{name} contains NaN or infinite values")
     return x
 
@@ -100,9 +143,10 @@ def check_sample_weight(sample_weight, n: int, dtype) -> jax.Array | None:
     if w.shape[0] != n:
         raise ValueError(f"sample_weight must have shape ({n},), got {w.shape}")
     if is_concrete(w):
-        if bool(jnp.any(w < 0)):
+        values = np.asarray(w)
+        if np.any(values < 0):
             raise ValueError("sample_weight must be non-negative")
-        if not bool(jnp.any(w > 0)):
+        if not np.any(values > 0):
             raise ValueError("sample_weight must have at least one positive entry")
     return w.astype(dtype)
 

@@ -42,9 +42,11 @@ def gaussian_mixture(
       covariance_type: ``"full"``, ``"tied"``, ``"diag"`` or ``"spherical"``.
       reg_covar: added to the diagonal of every covariance in the M-step (in data
         units), so that no component collapses.
-      init: ``"kmeans++"`` (k-means++ seeding) or ``"random_from_data"`` (K random
-        rows); either way the rows are assigned to the nearest centre and the
-        starting params are the M-step of that hard assignment.
+      init: ``"kmeans++"`` (k-means++ seeding), ``"kmeans"`` (k-means++ then
+        Lloyd's k-means iterations) or ``"random_from_data"`` (K random rows):
+        the rows are assigned to the nearest centre and the starting params are
+        the M-step of that hard assignment; or ``"random"``: the M-step of random
+        responsibilities (scikit-learn's ``init_params="random"``).
       missing: ``"reject"`` (default: NaN in the data is an error) or
         ``"marginalize"``: NaN entries are missing at random and integrated out
         exactly (EM for incomplete data; see ``jaxem/_src/missing.py``). Costs

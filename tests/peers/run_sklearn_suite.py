@@ -1,0 +1,150 @@
+"""Runs scikit-learn's own GaussianMixture tests against ``jaxem.sklearn.GaussianMixture``.
+
+At run time this copies ``sklearn/mixture/tests/test_gaussian_mixture.py`` out of the
+installed scikit-learn into a temporary directory, rewrites only the line
+``from sklearn.mixture import GaussianMixture`` to import jaxem's estimator (every
+other import, helper and test is scikit-learn's, unchanged), writes a conftest that
+turns on ``jax_enable_x64``, runs it with pytest in a subprocess and prints
+
+    N passed, M failed
+
+followed by each failure: those listed in ``KNOWN_FAILURES`` with the recorded
+reason, any other as ``UNEXPECTED``. scikit-learn's test code is never stored in
+this repository.
+
+Usage: ``python tests/peers/run_sklearn_suite.py [--min-passed N] [pytest options, e.g. -n 2]``; exit status 1
+when fewer than ``N`` tests pass (default: ``MIN_PASSED``), else 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import sklearn
+
+# The pass count reached on scikit-learn 1.9.1; CI fails below it.
+MIN_PASSED = 48
+
+IMPORT_LINE = "from sklearn.mixture import GaussianMixture\n"
+REPLACEMENT = "from jaxem.sklearn import GaussianMixture\n"
+
+CONFTEST = """\
+import jax
+
+jax.config.update("jax_enable_x64", True)
+"""
+
+# Tests of scikit-learn that jaxem's estimator fails by design, with why.
+KNOWN_FAILURES: dict[str, str] = {
+    "test_gaussian_mixture_precisions_init": (
+        "calls the private GaussianMixture._initialize(X, resp) of scikit-learn's EM loop; "
+        "jaxem initializes inside its compiled restarts and has no such method"
+    ),
+    "test_gaussian_mixture_all_init_does_not_estimate_gaussian_parameters": (
+        "counts calls of scikit-learn's private _estimate_gaussian_parameters through a Mock; "
+        "jaxem's M-step is its own compiled function"
+    ),
+    "test_gaussian_mixture_precisions_init_diag": (
+        "builds precisions_init from scikit-learn's own KMeans labels and expects the same "
+        "n_iter_ as a fit from init_params='kmeans'; jaxem's k-means (in JAX, other k-means++ "
+        "draws) starts elsewhere, so n_iter_ differs by one"
+    ),
+    "test_multiple_init": (
+        "lower_bound_ of n_init=5 vs n_init=1 differs in the last bit: the shared first "
+        "restart is computed in a vmapped batch of another size (rounding)"
+    ),
+    "test_regularisation": (
+        "reg_covar=0 on two collapsed points, covariance_type='tied': jaxem's M-step keeps the "
+        "pooled covariance barely positive definite (~1e-16) where scikit-learn's Cholesky "
+        "fails, so no ValueError (full, diag, spherical raise it)"
+    ),
+}
+
+_RESULT = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\s+(\S+)", re.M)
+_NODE = re.compile(r"^(?P<file>[^:]+)::(?P<name>[^\[\s]+)(?P<params>\[.*\])?$")
+
+
+def suite_source() -> str:
+    """scikit-learn's ``test_gaussian_mixture.py`` with jaxem's ``GaussianMixture`` imported."""
+    path = Path(sklearn.__file__).parent / "mixture" / "tests" / "test_gaussian_mixture.py"
+    source = path.read_text()
+    if source.count(IMPORT_LINE) != 1:
+        raise RuntimeError(f"expected one line {IMPORT_LINE.strip()!r} in {path}")
+    return source.replace(IMPORT_LINE, REPLACEMENT)
+
+
+def run_suite(extra_args: list[str] | None = None) -> dict[str, list[str]]:
+    """Runs the rewritten suite; returns ``{"passed": [...], "failed": [...], "skipped": [...]}``
+    (pytest node names, ``failed`` including errors)."""
+    with tempfile.TemporaryDirectory(prefix="jaxem_sklearn_suite_") as tmp:
+        tmp_path = Path(tmp)
+        (tmp_path / "test_gaussian_mixture_jaxem.py").write_text(suite_source())
+        (tmp_path / "conftest.py").write_text(CONFTEST)
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+        env["COLUMNS"] = "400"  # pytest's summary lines are cut to the terminal width
+        command = [
+            sys.executable, "-m", "pytest", "-q", "-rA", "-p", "sklearn.conftest", "-p", "no:cacheprovider",
+            "-o", "addopts=", "--rootdir", tmp, "test_gaussian_mixture_jaxem.py", *(extra_args or []),
+        ]
+        done = subprocess.run(command, cwd=tmp, env=env, capture_output=True, text=True)
+    outcomes = {"passed": [], "failed": [], "skipped": []}
+    for status, node in _RESULT.findall(done.stdout):
+        key = {"PASSED": "passed", "XPASS": "passed", "FAILED": "failed", "ERROR": "failed"}.get(status, "skipped")
+        outcomes[key].append(node)
+    if not any(outcomes.values()):
+        raise RuntimeError(f"pytest produced no results:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+    outcomes["reasons"] = _failure_reasons(done.stdout)
+    return outcomes
+
+
+def _failure_reasons(stdout: str) -> dict[str, str]:
+    """``{node: one-line error}`` from pytest's short test summary (``FAILED node - msg``)."""
+    reasons = {}
+    for line in stdout.splitlines():
+        match = re.match(r"^(FAILED|ERROR) (\S+)(?: - (.*))?$", line)
+        if match:
+            reasons[match.group(2)] = (match.group(3) or "")[:160]
+    return reasons
+
+
+def test_name(node: str) -> str:
+    """``file::test_x[params]`` -> ``test_x``."""
+    match = _NODE.match(node)
+    return match.group("name") if match else node
+
+
+def report(outcomes: dict) -> str:
+    lines = [f"{len(outcomes['passed'])} passed, {len(outcomes['failed'])} failed"]
+    for node in outcomes["failed"]:
+        name = test_name(node)
+        why = KNOWN_FAILURES.get(name)
+        shown = node.split("::", 1)[-1]
+        if why is None:
+            lines.append(f"  UNEXPECTED {shown}: {outcomes['reasons'].get(node, '')}")
+        else:
+            lines.append(f"  known {shown}: {why}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--min-passed", type=int, default=MIN_PASSED)
+    args, pytest_args = parser.parse_known_args(argv)  # the rest goes to pytest (e.g. -n 2)
+    outcomes = run_suite(pytest_args)
+    print(report(outcomes))
+    if len(outcomes["passed"]) < args.min_passed:
+        print(f"pass count {len(outcomes['passed'])} is below the threshold {args.min_passed}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
