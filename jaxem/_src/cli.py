@@ -63,11 +63,18 @@ def _format_params(params, covariance_type: str, names: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _in_compute_dtype(x: np.ndarray, jax) -> np.ndarray:
+    """The CSV's float64 values in JAX's float dtype (float32 unless x64 is on):
+    the command line picks the precision, so jaxem's float64 warning is not for it."""
+    return np.asarray(x, jax.dtypes.canonicalize_dtype(np.float64))
+
+
 def _fit(x, n_components, covariance_type, restarts, seed, max_iter, tol, progress=False, init_params=None):
     import jax
 
     import jaxem
 
+    x = _in_compute_dtype(x, jax)
     model = jaxem.models.gaussian_mixture(n_components, covariance_type=covariance_type)
     result = jaxem.fit(
         model, x, key=jax.random.key(seed), n_restarts=restarts, max_iter=max_iter, tol=tol,
@@ -196,6 +203,8 @@ def fit_command(args) -> int:
     import jax
 
     import jaxem
+
+    x = _in_compute_dtype(x, jax)
 
     model = jaxem.models.gaussian_mixture(args.components, covariance_type=args.covariance)
     init_params, restarts = None, args.restarts
