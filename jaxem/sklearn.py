@@ -13,7 +13,6 @@ scikit-learn is imported only by this module; ``import jaxem`` never needs it.
 from __future__ import annotations
 
 import contextlib
-import functools
 import numbers
 import warnings
 
@@ -61,9 +60,8 @@ _NOT_CONVERGED = (
 )
 
 
-@functools.lru_cache(maxsize=64)
 def _model(n_components, covariance_type, reg_covar, init):
-    # One Model object per configuration, so that jit caches are reused across calls.
+    # Registered factories return one Model object per configuration, so jit caches are reused.
     return gaussian_mixture(n_components, covariance_type=covariance_type, reg_covar=reg_covar, init=init)
 
 
@@ -434,7 +432,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             return np.asarray(x), np.asarray(z)
 
 
-@functools.lru_cache(maxsize=64)
 def _hmm_model(n_components, covariance_type, reg_covar, parallel):
     return gaussian_hmm(n_components, covariance_type=covariance_type, reg_covar=reg_covar, parallel=parallel)
 

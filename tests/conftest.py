@@ -5,9 +5,6 @@ by passing float32 arrays explicitly (jaxem computes in the data's dtype). Stric
 promotion (as in equinox's tests) turns silent dtype and broadcasting mistakes
 into errors. Four CPU devices (set before JAX starts) let the sharding tests run
 in-process; everything else runs on the first device, as usual.
-
-Models that many test files share are session fixtures (``gaussian_mixture_model``
-and friends), so their compiled programs are built once per test process.
 """
 
 import jax
@@ -29,18 +26,3 @@ def _release_compiled_programs():
     yield
     jax.clear_caches()
 
-
-@pytest.fixture(scope="session")
-def gaussian_mixture_model():
-    """``jaxem.models.gaussian_mixture(3)`` (full covariance), shared by the whole run."""
-    import jaxem
-
-    return jaxem.models.gaussian_mixture(3)
-
-
-@pytest.fixture(scope="session")
-def diag_mixture_model():
-    """``jaxem.models.gaussian_mixture(3, covariance_type="diag")``, shared by the whole run."""
-    import jaxem
-
-    return jaxem.models.gaussian_mixture(3, covariance_type="diag")

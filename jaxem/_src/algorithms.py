@@ -105,7 +105,8 @@ class SquaremState(NamedTuple):
     step_max: Array
 
 
-def _changed(new, old) -> Array:
+def params_changed(new, old) -> Array:
+    """Whether any entry of ``new`` differs from ``old`` (a boolean scalar)."""
     changed = [jnp.any(a != b) for a, b in zip(jax.tree_util.tree_leaves(new), jax.tree_util.tree_leaves(old))]
     return jnp.any(jnp.stack(changed)) if changed else jnp.asarray(False)
 
@@ -115,7 +116,7 @@ def em(update: EMMap) -> Algorithm:
 
     def step(state: EMState):
         new, log_likelihood = update(state.params)
-        info = EMInfo(log_likelihood, log_likelihood, log_likelihood[None], _changed(new, state.params))
+        info = EMInfo(log_likelihood, log_likelihood, log_likelihood[None], params_changed(new, state.params))
         return EMState(new), info
 
     return Algorithm(init=EMState, step=step, params=lambda state: state.params, evaluations=1)

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 from typing import NamedTuple, Optional
 
-import jax
-import jax.numpy as jnp
-
 from jaxem._src import chunking
+from jaxem._src.algorithms import params_changed
 from jaxem._src.base import Array, Data, Model
 from jaxem._src.generic_m_step import expected_log_joint
 from jaxem._src.inference import e_step
@@ -79,6 +77,4 @@ def em_update_with_info(model: Model, params, data: Data, sample_weight: Optiona
     new_params = model.m_step(data, posterior, params)
     q_before = expected_log_joint(posterior, model.log_joint(params, data))
     q_after = expected_log_joint(posterior, model.log_joint(new_params, data))
-    changed = [jnp.any(a != b) for a, b in zip(jax.tree_util.tree_leaves(new_params), jax.tree_util.tree_leaves(params))]
-    accepted = jnp.any(jnp.stack(changed)) if changed else jnp.asarray(False)
-    return new_params, log_likelihood, MStepInfo(q_before, q_after, accepted)
+    return new_params, log_likelihood, MStepInfo(q_before, q_after, params_changed(new_params, params))
