@@ -19,6 +19,8 @@ weights, initial, rows      Dirichlet concentration ``α``    ``families/dirichl
 Gaussian means, covariance  ``GaussianPrior`` (NIW form)     ``families/gaussian.py``
 categorical emission rows   Dirichlet concentration ``α``    ``families/categorical.py``
 Poisson rates               ``GammaPrior(shape, rate)``      ``families/poisson.py``
+Bernoulli probabilities     ``BetaPrior(a, b)``              ``families/bernoulli.py``
+regression coefs, variance  ``RegressionPrior`` (NIG)        ``families/regression.py``
 ==========================  ===============================  ==========================
 
 This module holds the model-level bundles (``HMMPrior``, ``MixturePrior``), the

@@ -64,17 +64,13 @@ def check_prior(prior, k: int, name: str = "prior"):
     NumPy fields; ``None`` passes."""
     if prior is None:
         return None
-    if isinstance(prior, (tuple, list)) and not isinstance(prior, BetaPrior) and len(prior) == 2:
-        prior = BetaPrior(*prior)
-    if not isinstance(prior, BetaPrior):
-        raise TypeError(f"{name} must be a jaxem.priors.BetaPrior, got {type(prior).__name__}")
-    fields = [np.asarray(v, dtype=np.float64) for v in prior]
-    for field, value in zip(prior._fields, fields):
-        if not (np.all(np.isfinite(value)) and np.all(value >= 1.0)):
+    prior = validation.prior_fields(prior, BetaPrior, name)
+    for field, value in zip(prior._fields, prior):
+        if not np.all(value >= 1.0):
             raise ValueError(f"{name}.{field} must be finite and >= 1 (below 1 the Beta density has no MAP)")
         if value.ndim > 2 or (value.ndim == 2 and value.shape[0] not in (1, k)):
             raise ValueError(f"{name}.{field} has shape {value.shape}, which does not broadcast to ({k}, D)")
-    return BetaPrior(*fields)
+    return prior
 
 
 def bernoulli_family(field: str = "probs", prior: BetaPrior | None = None) -> ExpFamily:

@@ -633,18 +633,7 @@ def check_prior(prior, covariance: Covariance, k: int) -> GaussianPrior:
     """``prior`` (a ``GaussianPrior``, or its fields as a plain tuple, as read back
     from a saved model) checked, with float64 NumPy fields (``ValueError``/
     ``TypeError`` naming the field)."""
-    if isinstance(prior, tuple) and not isinstance(prior, GaussianPrior) and len(prior) == len(GaussianPrior._fields):
-        prior = GaussianPrior(*prior)
-    if not isinstance(prior, GaussianPrior):
-        raise TypeError(f"prior must be a jaxem.priors.GaussianPrior, got {type(prior).__name__}")
-    fields = {}
-    for name, value in zip(prior._fields, prior):
-        try:
-            fields[name] = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise TypeError(f"prior.{name} must be a number or an array of numbers, got {type(value).__name__}") from None
-        if not np.all(np.isfinite(fields[name])):
-            raise ValueError(f"prior.{name} must be finite")
+    fields = validation.prior_fields(prior, GaussianPrior)._asdict()
     for name in ("means_weight", "covariances_weight"):
         if np.any(fields[name] < 0):
             raise ValueError(f"prior.{name} must be >= 0")

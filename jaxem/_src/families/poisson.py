@@ -80,19 +80,15 @@ def check_prior(prior, k: int, name: str = "prior"):
     model) checked, with float64 NumPy fields; ``None`` passes."""
     if prior is None:
         return None
-    if isinstance(prior, (tuple, list)) and not isinstance(prior, GammaPrior) and len(prior) == 2:
-        prior = GammaPrior(*prior)
-    if not isinstance(prior, GammaPrior):
-        raise TypeError(f"{name} must be a jaxem.priors.GammaPrior, got {type(prior).__name__}")
-    shape, rate = (np.asarray(v, dtype=np.float64) for v in prior)
-    if not (np.all(np.isfinite(shape)) and np.all(shape >= 1.0)):
-        raise ValueError(f"{name}.shape must be finite and >= 1 (below 1 the Gamma density has no MAP), got {prior.shape!r}")
-    if not (np.all(np.isfinite(rate)) and np.all(rate >= 0.0)):
-        raise ValueError(f"{name}.rate must be finite and >= 0, got {prior.rate!r}")
+    shape, rate = prior = validation.prior_fields(prior, GammaPrior, name)
+    if not np.all(shape >= 1.0):
+        raise ValueError(f"{name}.shape must be >= 1 (below 1 the Gamma density has no MAP), got {shape.tolist()!r}")
+    if not np.all(rate >= 0.0):
+        raise ValueError(f"{name}.rate must be >= 0, got {rate.tolist()!r}")
     for field, value in (("shape", shape), ("rate", rate)):
         if value.ndim > 2 or (value.ndim == 2 and value.shape[0] not in (1, k)):
             raise ValueError(f"{name}.{field} has shape {value.shape}, which does not broadcast to ({k}, D)")
-    return GammaPrior(shape, rate)
+    return prior
 
 
 def poisson_family(field: str = "rates", prior: GammaPrior | None = None) -> ExpFamily:
