@@ -420,3 +420,26 @@ def test_gradient_m_step_with_log_prior_reaches_the_closed_form_map():
     objective = float(fitted.log_likelihood + fitted.log_prior)
     assert abs(objective - float(reference.log_likelihood + reference.log_prior)) / x.shape[0] < 1e-4
     np.testing.assert_allclose(np.asarray(fitted.params.means), np.asarray(reference.params.means), rtol=1e-3)
+
+
+def test_bernoulli_and_multinomial_hmm_emission_priors_are_the_closed_form_map():
+    rng = np.random.default_rng(7)
+    binary = (rng.random((80, 3)) < 0.3).astype(np.float64)
+    counts = rng.multinomial(4, [0.2, 0.5, 0.3], size=80).astype(np.float64)
+    cases = [
+        (jaxem.models.bernoulli_hmm, priors.BetaPrior(a=np.array([2.0, 1.0, 3.0]), b=1.5), binary, "probs"),
+        (jaxem.models.multinomial_hmm, np.array([[2.0, 1.0, 1.5], [1.0, 3.0, 1.0]]), counts, "emission_probs"),
+    ]
+    for factory, emission_prior, x, field in cases:
+        model = factory(2, prior=priors.HMMPrior(initial_probs=2.0, transition_matrix=3.0, emissions=emission_prior))
+        params = jaxem.init(model, jax.random.key(0), x)
+        new, _ = jaxem.em_step(model, params, x)
+        gamma = np.asarray(jaxem.posterior(model, params, x))[0]  # [T, K]
+        sums, n = gamma.T @ x, gamma.sum(axis=0)[:, None]
+        if field == "probs":
+            expected = (sums + emission_prior.a - 1.0) / (n + emission_prior.a + emission_prior.b - 2.0)
+        else:
+            totals = sums + emission_prior - 1.0
+            expected = totals / totals.sum(axis=1, keepdims=True)
+        np.testing.assert_allclose(np.asarray(getattr(new, field)), expected, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(np.asarray(new.initial_probs), (gamma[0] + 1.0) / (1.0 + 2.0), rtol=1e-9)

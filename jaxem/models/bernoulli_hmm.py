@@ -7,7 +7,7 @@ from typing import NamedTuple, Optional
 
 import jax.numpy as jnp
 
-from jaxem._src import validation
+from jaxem._src import priors, validation
 from jaxem._src.base import Array, Model
 from jaxem._src.families import bernoulli
 from jaxem._src.hmm import component_hmm
@@ -56,7 +56,13 @@ def bernoulli_hmm_params(initial_probs, transition_matrix, probs) -> BernoulliHM
 
 
 @register_model("bernoulli_hmm")
-def bernoulli_hmm(n_states: int, *, transition_mask: Optional[Array] = None, parallel: bool = False) -> Model:
+def bernoulli_hmm(
+    n_states: int,
+    *,
+    transition_mask: Optional[Array] = None,
+    parallel: bool = False,
+    prior: Optional[priors.HMMPrior] = None,
+) -> Model:
     """A hidden Markov model whose emissions are D independent binary features.
 
     Data: one sequence of 0/1 vectors ``[T, D]`` (``[T]`` means D = 1) or
@@ -70,6 +76,8 @@ def bernoulli_hmm(n_states: int, *, transition_mask: Optional[Array] = None, par
       transition_mask: optional ``[K, K]`` bool of allowed transitions.
       parallel: compute the log-partition in parallel over time
         (``lax.associative_scan``; see ``jaxem.chain_latent``).
+      prior: optional ``jaxem.priors.HMMPrior`` whose ``emissions`` is a
+        ``jaxem.priors.BetaPrior`` of the probabilities: MAP-EM (``docs/priors.md``).
 
     Returns:
       A ``Model`` whose params are ``BernoulliHMMParams``. ``init`` seeds the
@@ -86,10 +94,15 @@ def bernoulli_hmm(n_states: int, *, transition_mask: Optional[Array] = None, par
       >>> result = jaxem.fit(model, x, key=0, n_restarts=4)
     """
     n_states = validation.check_positive_int(n_states, "n_states")
+    initial, transition, emissions = priors.check_hmm_prior(
+        prior, n_states, lambda value: bernoulli.check_prior(value, n_states, "prior.emissions")
+    )
     return component_hmm(
-        bernoulli.component("probs"),
+        bernoulli.component("probs", emissions),
         n_states,
         params_type=BernoulliHMMParams,
         transition_mask=transition_mask,
         parallel=bool(parallel),
+        initial_prior=initial,
+        transition_prior=transition,
     )

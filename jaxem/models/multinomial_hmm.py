@@ -9,7 +9,7 @@ from typing import NamedTuple, Optional
 import jax.numpy as jnp
 import numpy as np
 
-from jaxem._src import validation
+from jaxem._src import priors, validation
 from jaxem._src.base import Array, Model
 from jaxem._src.families import categorical
 from jaxem._src.families.poisson import check_counts
@@ -76,7 +76,12 @@ def count_checker(n_trials: Optional[int]):
 
 @register_model("multinomial_hmm")
 def multinomial_hmm(
-    n_states: int, *, n_trials: Optional[int] = None, transition_mask: Optional[Array] = None, parallel: bool = False
+    n_states: int,
+    *,
+    n_trials: Optional[int] = None,
+    transition_mask: Optional[Array] = None,
+    parallel: bool = False,
+    prior: Optional[priors.HMMPrior] = None,
 ) -> Model:
     """A hidden Markov model whose emission at each step is a vector of counts over
     S categories drawn from a multinomial with the state's probabilities.
@@ -95,6 +100,9 @@ def multinomial_hmm(
         ``n_trials`` is left unset; ``sample`` then needs it.
       transition_mask: optional ``[K, K]`` bool of allowed transitions.
       parallel: compute the log-partition in parallel over time.
+      prior: optional ``jaxem.priors.HMMPrior`` whose ``emissions`` is a Dirichlet
+        concentration (``>= 1``; a scalar, ``[S]`` or ``[K, S]``) of the emission
+        rows: MAP-EM (``docs/priors.md``).
 
     Returns:
       A ``Model`` whose params are ``MultinomialHMMParams``; ``init`` seeds the
@@ -112,7 +120,12 @@ def multinomial_hmm(
     n_states = validation.check_positive_int(n_states, "n_states")
     if n_trials is not None:
         n_trials = validation.check_positive_int(n_trials, "n_trials")
-    component = categorical.counts_component("emission_probs", n_trials=1 if n_trials is None else n_trials)
+    initial, transition, emissions = priors.check_hmm_prior(
+        prior, n_states, lambda value: categorical.check_prior(value, n_states, None, "prior.emissions")
+    )
+    component = categorical.counts_component(
+        "emission_probs", n_trials=1 if n_trials is None else n_trials, prior=emissions
+    )
     component = component._replace(check_values=count_checker(n_trials))
     model = component_hmm(
         component,
@@ -120,6 +133,8 @@ def multinomial_hmm(
         params_type=MultinomialHMMParams,
         transition_mask=transition_mask,
         parallel=bool(parallel),
+        initial_prior=initial,
+        transition_prior=transition,
     )
     if n_trials is None:
         model = model._replace(sample=_needs_n_trials)
