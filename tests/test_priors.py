@@ -347,6 +347,9 @@ def test_regression_map_m_step_maximizes_q_plus_log_prior(fit_intercept):
     np.testing.assert_allclose(np.asarray(result.coefs), coefs, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.asarray(result.intercepts), intercepts, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.asarray(result.variances), variances, rtol=1e-5)
+    with pytest.raises(ValueError, match="prior.coefs"):  # a prior for 3 covariates, data with 2
+        model = jaxem.models.regression_mixture(2, prior=priors.MixturePrior(components=priors.RegressionPrior(coefs=np.zeros(3))))
+        jaxem.init(model, jax.random.key(0), (x, y))
 
 
 def _degenerate_rows():

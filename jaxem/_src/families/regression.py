@@ -153,7 +153,11 @@ def regression_family(fit_intercept: bool, reg_variance: float, prior: Regressio
     M-step and its ``log_prior``."""
 
     def prepare(data):
-        return regression_features(data, fit_intercept)
+        features = regression_features(data, fit_intercept)
+        n_covariates = features.x_scale.shape[0]
+        if prior is not None and np.ndim(prior.coefs) >= 1 and np.shape(prior.coefs)[-1] != n_covariates:
+            raise ValueError(f"prior.coefs has shape {np.shape(prior.coefs)}, but x has {n_covariates} covariates")
+        return features
 
     def coefficients(params, f):
         beta, variance = _to_standard(params, f, fit_intercept)
