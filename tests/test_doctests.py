@@ -4,6 +4,11 @@ The public API is what ``jaxem``, ``jaxem.models``, ``jaxem.constraints`` and
 ``jaxem.sklearn`` list in ``__all__``. Each docstring's examples run as one doctest
 in a namespace holding only ``jax``, ``jnp``, ``np`` and ``jaxem``, so an example that
 uses a name it does not define fails here, as it would when pasted.
+
+Examples that compile a fit (most of them: a few seconds each on a CPU, minutes in
+all) are marked slow; `.ci/run` runs them (`-m slow tests/test_doctests.py`). The
+check that every function has an example, and the examples that fit nothing, run by
+default.
 """
 
 import doctest
@@ -47,7 +52,16 @@ def test_public_function_has_an_example(name):
     assert _doctest(name) is not None, f"{name}'s docstring has no >>> example"
 
 
-@pytest.mark.parametrize("name", sorted(n for n in PUBLIC if _doctest(n) is not None))
+def _compiles_a_fit(test):
+    return any(word in example.source for example in test.examples for word in ("fit", "em_step", "init(", "sample("))
+
+
+RUNNABLE = sorted(n for n in PUBLIC if _doctest(n) is not None)
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow if _compiles_a_fit(_doctest(n)) else ()) for n in RUNNABLE]
+)
 def test_example_runs(name):
     runner = doctest.DocTestRunner(optionflags=FLAGS)
     result = runner.run(_doctest(name), out=print)

@@ -276,6 +276,14 @@ def chain_latent(*, parallel: bool = False) -> Latent:
     (the gradient) is a ``ChainPotentials`` of expected counts; ``marginals`` returns
     its ``log_emission`` field, the smoothed marginals ``[B, T, K]`` (zero on padded
     steps), and ``decode`` the Viterbi paths ``[B, T]`` (``-1`` on padded steps).
+
+    Example:
+      >>> latent = jaxem.chain_latent()                           # what every HMM model is built on
+      >>> model = jaxem.models.gaussian_hmm(2)
+      >>> x, _ = jaxem.load_dataset("geyser")
+      >>> params = jaxem.init(model, jax.random.key(0), x)
+      >>> jaxem.posterior(model, params, x).shape                 # smoothed marginals [B, T, K]
+      (1, 299, 2)
     """
 
     def log_marginal(potentials, data):

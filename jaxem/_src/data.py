@@ -20,6 +20,8 @@ def load_dataset(name: str) -> tuple[np.ndarray, list[str]]:
 
     Example:
       >>> x, columns = jaxem.load_dataset("faithful")
+      >>> x.shape, columns
+      ((272, 2), ['eruptions', 'waiting'])
     """
     if name not in DATASETS:
         raise ValueError(f"name must be one of {DATASETS}, got {name!r}")

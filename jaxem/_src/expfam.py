@@ -70,6 +70,12 @@ def expected_stats(posterior: Array, stats: Array) -> Array:
     Args:
       posterior: ``[N, K]`` (weighted) responsibilities.
       stats: ``[N, F]`` sufficient-statistic features.
+
+    Example:
+      >>> posterior = jnp.array([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])   # [N, K]
+      >>> stats = jnp.array([[1.0, 2.0], [1.0, 4.0], [1.0, 6.0]])       # [N, F]: [1, x]
+      >>> np.asarray(jaxem.expected_stats(posterior, stats)).tolist()   # [K, F]: counts, sums
+      [[1.5, 4.0], [1.5, 8.0]]
     """
     return posterior.T @ stats
 
@@ -147,6 +153,11 @@ def exponential_family_mixture(
 
     ``params`` must be a NamedTuple with a ``weights [K]`` field plus the
     component fields ``family`` reads and writes.
+
+    Example:
+      >>> model = jaxem.models.poisson_mixture(2)                 # built this way
+      >>> model.m_step is not None
+      True
     """
 
     def log_joint(params, features) -> Array:

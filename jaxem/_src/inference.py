@@ -31,7 +31,14 @@ def e_step(model: Model, params, data: Data, sample_weight: Optional[Array] = No
     responsibilities for a mixture) and includes ``sample_weight [N]`` when given.
 
     Example:
+      >>> x, _ = jaxem.load_dataset("faithful")
+      >>> model = jaxem.models.gaussian_mixture(2)
+      >>> params = jaxem.init(model, jax.random.key(0), x)
       >>> log_lik, responsibilities = jaxem.e_step(model, params, model.prepare(x))
+      >>> responsibilities.shape
+      (272, 2)
+      >>> bool(jnp.allclose(responsibilities.sum(axis=1), 1.0, atol=1e-5))
+      True
     """
     log_potentials = model.log_joint(params, data)
 
