@@ -185,7 +185,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     64-bit mode for the duration of the call (no global ``jax_enable_x64`` needed),
     float32 input in float32.
 
-    Example:
+    Examples:
       >>> from jaxem.sklearn import GaussianMixture
       >>> x, _ = jaxem.load_dataset("faithful")
       >>> gm = GaussianMixture(2, n_init=4, random_state=0).fit(x)
@@ -464,7 +464,7 @@ class GaussianHMM(BaseEstimator):
     ``precisions_cholesky_``, ``converged_``, ``n_iter_``, ``lower_bound_``
     (log-likelihood per observation of the fitted params), ``n_features_in_``.
 
-    Example:
+    Examples:
       >>> from jaxem.sklearn import GaussianHMM
       >>> x, _ = jaxem.load_dataset("geyser")
       >>> lengths = [150, 149]                                     # two sequences, concatenated in x

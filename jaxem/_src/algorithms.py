@@ -114,7 +114,7 @@ def params_changed(new, old) -> Array:
 def em(update: EMMap) -> Algorithm:
     """Plain EM: ``θ ← F(θ)``, one EM-map evaluation per step.
 
-    Example:
+    Examples:
       >>> x, _ = jaxem.load_dataset("faithful")
       >>> model = jaxem.models.gaussian_mixture(2)
       >>> result = jaxem.fit(model, x, key=0, n_restarts=2, algorithm=jaxem.em)   # the default
@@ -176,7 +176,7 @@ def squarem(update: EMMap) -> Algorithm:
     log-likelihood (see the module docstring). ``EMInfo.trace`` holds the
     log-likelihoods of ``θ0``, ``θ1`` and the best of ``θ'`` / ``θ1``.
 
-    Example:
+    Examples:
       >>> x, _ = jaxem.load_dataset("faithful")
       >>> model = jaxem.models.gaussian_mixture(2)
       >>> result = jaxem.fit(model, x, key=0, n_restarts=2, algorithm=jaxem.squarem)

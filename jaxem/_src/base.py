@@ -237,7 +237,7 @@ def mixture_latent() -> Latent:
     The log-partition of a row of ``[N, K]`` log-potentials is ``logsumexp`` over
     ``K``; its gradient is the row's responsibilities.
 
-    Example:
+    Examples:
       >>> latent = jaxem.mixture_latent()
       >>> log_potentials = jnp.log(jnp.array([[0.2, 0.6], [0.1, 0.1]]))   # [N, K]
       >>> total = lambda lp: latent.log_marginal(lp, None).sum()   # Σ_n log Σ_k exp(lp[n, k])

@@ -43,7 +43,7 @@ def q_function(model: Model, params_old: Params, params: Params, data, *, sample
       data: raw or prepared data.
       sample_weight: optional ``[N]`` weights of the items.
 
-    Example:
+    Examples:
       >>> x, _ = jaxem.load_dataset("faithful")
       >>> model = jaxem.models.gaussian_mixture(2)
       >>> params = jaxem.init(model, jax.random.key(0), x)
@@ -85,7 +85,7 @@ def elbo(model: Model, params: Params, q: Any, data, *, entropy_fn: Optional[Cal
         latent values of different items are independent under q (a mixture). For
         a chain, pass the entropy of your q (its pairwise marginals are needed).
 
-    Example:
+    Examples:
       >>> x, _ = jaxem.load_dataset("faithful")
       >>> model = jaxem.models.gaussian_mixture(2)
       >>> params = jaxem.init(model, jax.random.key(0), x)

@@ -146,7 +146,7 @@ def forward_log_marginal(
     and the padding mask are vectorized outside it), since on a CPU a step's cost is
     mostly per-kernel overhead.
 
-    Example:
+    Examples:
       >>> log_z = forward_log_marginal(log_pi, log_a, log_e, jnp.asarray(len(log_e)))
     """
     t_max = log_emission.shape[0]
@@ -277,7 +277,7 @@ def chain_latent(*, parallel: bool = False) -> Latent:
     its ``log_emission`` field, the smoothed marginals ``[B, T, K]`` (zero on padded
     steps), and ``decode`` the Viterbi paths ``[B, T]`` (``-1`` on padded steps).
 
-    Example:
+    Examples:
       >>> latent = jaxem.chain_latent()                           # what every HMM model is built on
       >>> model = jaxem.models.gaussian_hmm(2)
       >>> x, _ = jaxem.load_dataset("geyser")

@@ -46,7 +46,7 @@ def _size(shape) -> int:
 def identity() -> Constraint:
     """No constraint: the real line.
 
-    Example:
+    Examples:
       >>> from jaxem.constraints import identity
       >>> float(identity().constrain(jnp.array(-3.0)))
       -3.0
@@ -66,7 +66,7 @@ def positive(floor: float = 0.0) -> Constraint:
     Args:
       floor: a lower bound kept off by the bijection (e.g. a variance floor).
 
-    Example:
+    Examples:
       >>> from jaxem.constraints import positive
       >>> c = positive()
       >>> np.asarray(c.constrain(c.unconstrain(jnp.array([0.5, 3.0])))).round(4).tolist()
@@ -86,7 +86,7 @@ def positive(floor: float = 0.0) -> Constraint:
 def unit_interval() -> Constraint:
     """Values in ``(0, 1)`` via the logistic sigmoid (independent probabilities).
 
-    Example:
+    Examples:
       >>> from jaxem.constraints import unit_interval
       >>> float(unit_interval().constrain(jnp.array(0.0)))
       0.5
@@ -105,7 +105,7 @@ def simplex() -> Constraint:
     The unconstrained vector has one redundant degree of freedom (a constant shift),
     which gradient methods handle without harm; ``n_free`` counts ``S - 1`` per vector.
 
-    Example:
+    Examples:
       >>> from jaxem.constraints import simplex
       >>> w = simplex().constrain(jnp.array([0.0, 1.0, 2.0]))
       >>> round(float(w.sum()), 6), bool(jnp.all(w > 0))
@@ -133,7 +133,7 @@ def cholesky(*, lower: bool = True, floor: float = 0.0) -> Constraint:
       lower: lower (``True``) or upper triangular factors.
       floor: a lower bound on the diagonal entries.
 
-    Example:
+    Examples:
       >>> from jaxem.constraints import cholesky
       >>> c = cholesky()
       >>> l = c.constrain(jnp.array([[0.0, 9.0], [0.5, -1.0]]))  # the upper triangle is ignored
@@ -184,7 +184,7 @@ def _map(fn, declared, params):
 def constrain_tree(declared: Any, unconstrained: Any) -> Any:
     """Applies each leaf's ``constrain`` (``declared`` may be ``None``: identity).
 
-    Example:
+    Examples:
       >>> from jaxem import constraints
       >>> declared = {"mu": None, "s": constraints.positive()}
       >>> u = constraints.unconstrain_tree(declared, {"mu": jnp.array(-1.0), "s": jnp.array(2.0)})
@@ -198,7 +198,7 @@ def constrain_tree(declared: Any, unconstrained: Any) -> Any:
 def unconstrain_tree(declared: Any, params: Any) -> Any:
     """Applies each leaf's ``unconstrain`` (``declared`` may be ``None``: identity).
 
-    Example:
+    Examples:
       >>> from jaxem import constraints
       >>> declared = {"p": constraints.unit_interval()}
       >>> u = constraints.unconstrain_tree(declared, {"p": jnp.array(0.5)})
@@ -211,7 +211,7 @@ def unconstrain_tree(declared: Any, params: Any) -> Any:
 def n_free_parameters(declared: Any, params: Any) -> int:
     """Total number of free parameters of ``params`` under ``declared``.
 
-    Example:
+    Examples:
       >>> from jaxem import constraints
       >>> declared = {"w": constraints.simplex(), "mu": None}
       >>> constraints.n_free_parameters(declared, {"w": jnp.ones(3) / 3, "mu": jnp.zeros(3)})

@@ -92,7 +92,7 @@ def em_step(model: Model, params: Params, data, *, sample_weight=None, chunk_siz
         exponential-family mixtures with more than 32768 rows on one device, else
         unchunked; ``None``: unchunked.
 
-    Example:
+    Examples:
       >>> x, _ = jaxem.load_dataset("faithful")
       >>> model = jaxem.models.gaussian_mixture(2)
       >>> params = jaxem.init(model, jax.random.key(0), x)
@@ -130,7 +130,7 @@ def em_step_with_info(model: Model, params: Params, data, *, sample_weight=None)
       with ``q_before``, ``q_after`` (``q_after >= q_before`` for every jaxem
       M-step) and ``accepted`` (``False`` when θ_t was kept).
 
-    Example:
+    Examples:
       >>> x, _ = jaxem.load_dataset("faithful")
       >>> model = jaxem.models.gaussian_mixture(2)
       >>> params = jaxem.init(model, jax.random.key(0), x)
@@ -152,7 +152,7 @@ def _em_step_with_info(model: Model, params, data, sample_weight):
 def init(model: Model, key, data) -> Params:
     """Draws starting parameters with the model's initializer: ``model.init``.
 
-    Example:
+    Examples:
       >>> x, _ = jaxem.load_dataset("faithful")
       >>> model = jaxem.models.gaussian_mixture(3)
       >>> params = jaxem.init(model, jax.random.key(0), x)        # k-means++ seeding
@@ -223,7 +223,7 @@ def fit(
     Returns:
       A ``FitResult``.
 
-    Example:
+    Examples:
       >>> x, columns = jaxem.load_dataset("faithful")            # [272, 2]
       >>> model = jaxem.models.gaussian_mixture(2)
       >>> result = jaxem.fit(model, x, key=0, n_restarts=2)      # key: an int or jax.random.key(0)
@@ -330,7 +330,7 @@ def posterior(model: Model, params: Params, data) -> Array:
     Computed as the gradient of the log-likelihood with respect to the
     log-potentials.
 
-    Example:
+    Examples:
       >>> x, _ = jaxem.load_dataset("faithful")
       >>> model = jaxem.models.gaussian_mixture(2)
       >>> result = jaxem.fit(model, x, key=0, n_restarts=2)
@@ -346,7 +346,7 @@ def posterior(model: Model, params: Params, data) -> Array:
 def log_likelihood(model: Model, params: Params, data, *, sample_weight=None) -> Array:
     """Total log-likelihood ``Σ_n w_n log p(x_n; θ)`` (a scalar).
 
-    Example:
+    Examples:
       >>> x, _ = jaxem.load_dataset("faithful")
       >>> model = jaxem.models.gaussian_mixture(2)
       >>> result = jaxem.fit(model, x, key=0, n_restarts=2)
@@ -364,7 +364,7 @@ def log_likelihood(model: Model, params: Params, data, *, sample_weight=None) ->
 def score_samples(model: Model, params: Params, data) -> Array:
     """Log-likelihood of each item, ``[N]`` (each sample, or each sequence).
 
-    Example:
+    Examples:
       >>> x, _ = jaxem.load_dataset("faithful")
       >>> model = jaxem.models.gaussian_mixture(2)
       >>> result = jaxem.fit(model, x, key=0, n_restarts=2)
@@ -379,7 +379,7 @@ def score_samples(model: Model, params: Params, data) -> Array:
 def predict(model: Model, params: Params, data) -> Array:
     """The most probable latent values (``[N]`` component labels for a mixture).
 
-    Example:
+    Examples:
       >>> x, _ = jaxem.load_dataset("faithful")
       >>> model = jaxem.models.gaussian_mixture(2)
       >>> result = jaxem.fit(model, x, key=0, n_restarts=2)
@@ -395,7 +395,7 @@ def predict(model: Model, params: Params, data) -> Array:
 def sample(model: Model, params: Params, key, n: int):
     """Draws ``n`` items from the model: returns ``(x, z)``.
 
-    Example:
+    Examples:
       >>> params = jaxem.models.gaussian_mixture_params([0.3, 0.7], [[0.0], [5.0]], [[[1.0]], [[1.0]]])
       >>> model = jaxem.models.gaussian_mixture(2)
       >>> x, z = jaxem.sample(model, params, jax.random.key(0), 1000)
@@ -413,7 +413,7 @@ def sample(model: Model, params: Params, key, n: int):
 def n_parameters(model: Model, params: Params) -> int:
     """Number of free parameters of the model.
 
-    Example:
+    Examples:
       >>> model = jaxem.models.gaussian_mixture(2)                # 1 weight + 2·2 means + 2·3 covariances
       >>> params = jaxem.models.gaussian_mixture_params([0.5, 0.5], [[0.0, 0.0], [1.0, 1.0]], [np.eye(2)] * 2)
       >>> jaxem.n_parameters(model, params)
@@ -431,7 +431,7 @@ def _n_observations_checked(model, params, data) -> Array:
 def bic(model: Model, params: Params, data) -> Array:
     """Bayesian information criterion ``-2 log L + p log n`` (lower is better).
 
-    Example:
+    Examples:
       >>> x, _ = jaxem.load_dataset("faithful")
       >>> bics = {}
       >>> for k in (1, 2, 3):                                      # pick K: the lowest BIC
@@ -450,7 +450,7 @@ def bic(model: Model, params: Params, data) -> Array:
 def aic(model: Model, params: Params, data) -> Array:
     """Akaike information criterion ``-2 log L + 2 p`` (lower is better).
 
-    Example:
+    Examples:
       >>> x, _ = jaxem.load_dataset("faithful")
       >>> model = jaxem.models.gaussian_mixture(2)
       >>> result = jaxem.fit(model, x, key=0, n_restarts=2)
@@ -474,7 +474,7 @@ def viterbi(model, params, data) -> Array:
       ``[B, T_max]`` int32 state indices (``B = 1`` for a plain array); steps past a
       sequence's length are ``-1``. Same as ``jaxem.predict`` for a chain model.
 
-    Example:
+    Examples:
       >>> x, _ = jaxem.load_dataset("geyser")                    # [299, 2], one sequence
       >>> model = jaxem.models.gaussian_hmm(2)
       >>> params = jaxem.init(model, jax.random.key(0), x)

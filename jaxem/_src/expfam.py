@@ -71,7 +71,7 @@ def expected_stats(posterior: Array, stats: Array) -> Array:
       posterior: ``[N, K]`` (weighted) responsibilities.
       stats: ``[N, F]`` sufficient-statistic features.
 
-    Example:
+    Examples:
       >>> posterior = jnp.array([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])   # [N, K]
       >>> stats = jnp.array([[1.0, 2.0], [1.0, 4.0], [1.0, 6.0]])       # [N, F]: [1, x]
       >>> np.asarray(jaxem.expected_stats(posterior, stats)).tolist()   # [K, F]: counts, sums
@@ -154,7 +154,7 @@ def exponential_family_mixture(
     ``params`` must be a NamedTuple with a ``weights [K]`` field plus the
     component fields ``family`` reads and writes.
 
-    Example:
+    Examples:
       >>> model = jaxem.models.poisson_mixture(2)                 # built this way
       >>> model.m_step is not None
       True

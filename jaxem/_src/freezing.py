@@ -39,7 +39,7 @@ def freeze(model: Model, mask: Any) -> Model:
     Returns:
       A ``Model`` whose ``m_step`` keeps the masked entries fixed.
 
-    Example:
+    Examples:
       >>> counts = np.random.default_rng(0).poisson([[2.0], [9.0]] * 50)   # [100, 1]
       >>> model = jaxem.models.poisson_mixture(2)
       >>> start = jaxem.models.poisson_mixture_params([0.5, 0.5], [[1.0], [5.0]])

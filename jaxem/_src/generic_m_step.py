@@ -192,7 +192,7 @@ def gradient_m_step(
       A ``FreezableMStep``, called as ``m_step(data, posterior, params)``;
       ``jaxem.freeze`` uses its ``with_frozen``.
 
-    Example:
+    Examples:
       >>> from jaxem import constraints
       >>> def log_joint(p, x):             # [N] data -> [N, 2] log-potentials
       ...     return jnp.log(p["w"])[None, :] + jax.scipy.stats.norm.logpdf(x[:, None], p["mu"][None, :], p["s"])

@@ -136,7 +136,7 @@ def component_hmm(
       log emission table, the emission M-step is the family's maximizer of the
       smoothed marginals' expected statistics.
 
-    Example:
+    Examples:
       >>> from jaxem._src.families import poisson
       >>> model = jaxem.component_hmm(poisson.component("rates"), 2,
       ...                             params_type=jaxem.models.PoissonHMMParams)

@@ -30,7 +30,7 @@ def e_step(model: Model, params, data: Data, sample_weight: Optional[Array] = No
     ``posterior`` has the structure of ``model.log_joint``'s output (``[N, K]``
     responsibilities for a mixture) and includes ``sample_weight [N]`` when given.
 
-    Example:
+    Examples:
       >>> x, _ = jaxem.load_dataset("faithful")
       >>> model = jaxem.models.gaussian_mixture(2)
       >>> params = jaxem.init(model, jax.random.key(0), x)

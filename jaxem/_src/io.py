@@ -106,7 +106,7 @@ def save(path, model: Model, params) -> None:
       params: its parameters (a pytree of NamedTuples, tuples, lists, dicts and
         numeric arrays).
 
-    Example:
+    Examples:
       >>> import os, tempfile
       >>> x, _ = jaxem.load_dataset("faithful")
       >>> model = jaxem.models.gaussian_mixture(2)
@@ -185,7 +185,7 @@ def load(path, *, model: Model | None = None):
     Floating params come back in their saved dtype (float64 needs
     ``jax_enable_x64``; otherwise they are converted to float32 with a warning).
 
-    Example:
+    Examples:
       >>> import os, tempfile
       >>> model = jaxem.models.poisson_mixture(2)
       >>> params = jaxem.models.poisson_mixture_params([0.3, 0.7], [[1.0], [6.0]])

@@ -173,7 +173,7 @@ def run_em(model: Model, params, data, *, max_iter: int, tol, sample_weight=None
     ``algorithm.params(result.state)`` (``result.state.params`` for EM) are the
     final parameters.
 
-    Example:
+    Examples:
       >>> x, _ = jaxem.load_dataset("faithful")
       >>> model = jaxem.models.gaussian_mixture(2)
       >>> params = jaxem.init(model, jax.random.key(0), x)

@@ -41,7 +41,7 @@ def component_mixture(
     Returns:
       A ``Model`` whose ``init`` takes the M-step of the seeded responsibilities.
 
-    Example:
+    Examples:
       >>> from jaxem._src.families import poisson
       >>> model = jaxem.component_mixture(poisson.component("rates"), 2,
       ...                                 params_type=jaxem.models.PoissonMixtureParams)

@@ -58,7 +58,7 @@ def register_model(name: str):
     The factory's arguments must be plain values (numbers, strings, booleans,
     ``None``, and lists/tuples of them), so that they can be written as JSON.
 
-    Example:
+    Examples:
       >>> @jaxem.register_model("doc_poisson_mixture")
       ... def doc_poisson_mixture(n_components, *, label="counts"):
       ...     return jaxem.models.poisson_mixture(n_components)

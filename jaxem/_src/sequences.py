@@ -26,7 +26,7 @@ class Sequences(NamedTuple):
         is padding and is ignored.
       lengths: ``[B]`` integer lengths, each in ``[1, T_max]``.
 
-    Example:
+    Examples:
       >>> rng = np.random.default_rng(0)
       >>> x1, x2, x3 = rng.normal(size=(120, 2)), rng.normal(size=(80, 2)), rng.normal(size=(100, 2))
       >>> data = jaxem.Sequences.from_list([x1, x2, x3])   # pads to the longest

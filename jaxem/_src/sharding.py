@@ -32,7 +32,7 @@ from jaxem._src.base import Model
 def data_mesh(devices=None, axis_name: str = "data") -> Mesh:
     """A one-axis mesh over ``devices`` (default: all devices).
 
-    Example:
+    Examples:
       >>> mesh = jaxem.data_mesh()                                  # all devices, one axis "data"
       >>> mesh.axis_names
       ('data',)
@@ -55,7 +55,7 @@ def shard_rows(model: Model, data, *, mesh: Optional[Mesh] = None, axis_name: st
     Returns:
       Prepared features to pass to ``jaxem.fit`` / ``em_step`` in place of ``data``.
 
-    Example:
+    Examples:
       >>> x, _ = jaxem.load_dataset("faithful")
       >>> model = jaxem.models.gaussian_mixture(2)
       >>> features = jaxem.shard_rows(model, x)                   # rows split over jax.devices()

@@ -138,7 +138,7 @@ def fit_streaming(
     Returns:
       A ``FitResult`` with one restart.
 
-    Example:
+    Examples:
       >>> x, _ = jaxem.load_dataset("faithful")                  # or np.load("big.npy", mmap_mode="r")
       >>> model = jaxem.models.gaussian_mixture(2)
       >>> chunks = lambda: (x[i : i + 100] for i in range(0, len(x), 100))  # a fresh pass each call
@@ -226,7 +226,7 @@ def fit_online(
       kappa: step-size decay exponent in (0.5, 1].
       offset: ``offset ≥ 1`` delays the decay (larger = smaller early steps).
 
-    Example:
+    Examples:
       >>> x, _ = jaxem.load_dataset("faithful")
       >>> model = jaxem.models.gaussian_mixture(2)
       >>> batches = (x[i : i + 64] for i in range(0, len(x), 64))  # any iterable of [B, D] arrays

@@ -37,7 +37,7 @@ def categorical_hmm(n_states: int, n_symbols: int, *, transition_mask: Optional[
       uniform initial probabilities and "sticky" random transitions;
       ``sample(key, params, n)`` draws one sequence ``(x [n] int32, z [n])``.
 
-    Example:
+    Examples:
       >>> symbols = np.random.default_rng(0).integers(0, 4, size=(3, 50))   # 3 sequences of 50 symbols
       >>> model = jaxem.models.categorical_hmm(2, n_symbols=4)
       >>> data = jaxem.Sequences(symbols, [50, 40, 30])

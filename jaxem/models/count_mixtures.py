@@ -46,7 +46,7 @@ def bernoulli_mixture(n_components: int) -> Model:
     Returns:
       A ``Model`` with ``BernoulliMixtureParams(weights [K], probs [K, D])``.
 
-    Example:
+    Examples:
       >>> x_binary = np.random.default_rng(0).random((200, 6)) < [0.1, 0.1, 0.9, 0.9, 0.5, 0.5]
       >>> model = jaxem.models.bernoulli_mixture(2)
       >>> result = jaxem.fit(model, x_binary.astype(np.float32), key=0, n_restarts=4)
@@ -72,7 +72,7 @@ def categorical_mixture(n_components: int, *, n_trials: int = 1) -> Model:
     Returns:
       A ``Model`` with ``CategoricalMixtureParams(weights [K], probs [K, S])``.
 
-    Example:
+    Examples:
       >>> word_counts = np.random.default_rng(0).multinomial(20, [0.4, 0.3, 0.2, 0.1], size=100)
       >>> model = jaxem.models.categorical_mixture(2)
       >>> result = jaxem.fit(model, word_counts.astype(np.float32), key=0, n_restarts=4)
@@ -97,7 +97,7 @@ def poisson_mixture(n_components: int) -> Model:
     Returns:
       A ``Model`` with ``PoissonMixtureParams(weights [K], rates [K, D])``.
 
-    Example:
+    Examples:
       >>> counts = np.random.default_rng(0).poisson([[2.0], [9.0]] * 50)   # [100, 1]
       >>> model = jaxem.models.poisson_mixture(2)
       >>> result = jaxem.fit(model, counts, key=0, n_restarts=4)

@@ -54,7 +54,7 @@ def gaussian_hmm(
       "sticky" random transitions (half self-transition); ``sample(key, params, n)``
       draws one sequence of ``n`` steps, ``(x [n, D], z [n])``.
 
-    Example:
+    Examples:
       >>> x, _ = jaxem.load_dataset("geyser")
       >>> data = jaxem.Sequences.from_list([x[:150], x[150:]])   # two sequences
       >>> model = jaxem.models.gaussian_hmm(2, covariance_type="full")

@@ -56,7 +56,7 @@ def gaussian_mixture(
     Returns:
       A ``Model`` whose params are ``GaussianMixtureParams``.
 
-    Example:
+    Examples:
       >>> x, _ = jaxem.load_dataset("faithful")
       >>> model = jaxem.models.gaussian_mixture(2, covariance_type="diag")
       >>> result = jaxem.fit(model, x, key=0, n_restarts=2)

@@ -105,7 +105,7 @@ def mixture(
       components take ``inner_steps`` gradient steps on Q warm-started at the
       current params, never lowering Q.
 
-    Example:
+    Examples:
       >>> from jaxem import constraints
       >>> def log_prob(c, x):               # one component, one row [D]
       ...     return jnp.sum(jax.scipy.stats.t.logpdf(x, c["df"], c["loc"], c["scale"]))
@@ -233,7 +233,7 @@ def latent_model(
     Returns:
       A ``Model`` whose ``m_step`` is ``jaxem.gradient_m_step(log_joint, ...)``.
 
-    Example:
+    Examples:
       >>> from jaxem import constraints
       >>> def log_joint(p, x):  # two Gaussians sharing one scale: [N] -> [N, 2]
       ...     return jnp.log(p["w"])[None, :] + jax.scipy.stats.norm.logpdf(x[:, None], p["mu"][None, :], p["s"])

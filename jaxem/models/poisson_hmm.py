@@ -35,7 +35,7 @@ def poisson_hmm(n_states: int, *, transition_mask: Optional[Array] = None, paral
       random transitions; ``sample(key, params, n)`` draws one sequence
       ``(x [n, D] int32, z [n])``.
 
-    Example:
+    Examples:
       >>> table, columns = jaxem.load_dataset("discoveries")     # columns: time (year), value (count)
       >>> counts = table[:, 1:]                                    # [100, 1] counts per year
       >>> model = jaxem.models.poisson_hmm(2)

@@ -45,7 +45,7 @@ def regression_mixture(n_components: int, *, fit_intercept: bool = True, reg_var
       the covariates from N(0, I) and returns ``((x, y), z)``; to simulate at your
       own ``x`` use ``jaxem.models.sample_regression_response``.
 
-    Example:
+    Examples:
       >>> rng = np.random.default_rng(0)
       >>> x = rng.normal(size=(200, 1))
       >>> y = np.where(rng.random(200) < 0.5, 3.0 * x[:, 0], -3.0 * x[:, 0]) + 0.1 * rng.normal(size=200)

@@ -100,7 +100,7 @@ def component(field: str = "probs") -> Component:
 def bernoulli_mixture_params(weights, probs) -> BernoulliMixtureParams:
     """``BernoulliMixtureParams`` from ``weights [K]`` and ``probs [K, D]`` in (0, 1).
 
-    Example:
+    Examples:
       >>> params = jaxem.models.bernoulli_mixture_params([0.5, 0.5], [[0.1, 0.9], [0.8, 0.2]])
       >>> params.probs.shape
       (2, 2)

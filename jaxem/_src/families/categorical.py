@@ -172,7 +172,7 @@ def symbols_component(n_symbols: int, field: str = "emission_probs") -> Componen
 def categorical_mixture_params(weights, probs) -> CategoricalMixtureParams:
     """``CategoricalMixtureParams`` from ``weights [K]`` and ``probs [K, S]`` (positive rows summing to 1).
 
-    Example:
+    Examples:
       >>> params = jaxem.models.categorical_mixture_params([0.5, 0.5], [[0.2, 0.8], [0.6, 0.4]])
       >>> params.probs.shape
       (2, 2)
@@ -191,7 +191,7 @@ def categorical_hmm_params(initial_probs, transition_matrix, emission_probs) -> 
       transition_matrix: ``[K, K]`` non-negative, rows summing to one.
       emission_probs: ``[K, S]`` non-negative, rows summing to one.
 
-    Example:
+    Examples:
       >>> params = jaxem.models.categorical_hmm_params(
       ...     [1.0, 0.0], [[0.9, 0.1], [0.1, 0.9]], [[0.5, 0.5, 0.0], [0.1, 0.1, 0.8]])
       >>> params.emission_probs.shape

@@ -369,7 +369,7 @@ def covariances(params, covariance_type: str | None = None) -> Array:
       covariance_type: needed only when it cannot be told from the shapes
         (``tied`` and ``diag`` factors look alike when K = D).
 
-    Example:
+    Examples:
       >>> x, _ = jaxem.load_dataset("faithful")
       >>> model = jaxem.models.gaussian_mixture(2, covariance_type="spherical")
       >>> params = jaxem.init(model, jax.random.key(0), x)
@@ -406,7 +406,7 @@ def gaussian_mixture_params(weights, means, covariances, covariance_type: str = 
         ``[D, D]`` (tied), ``[K, D]`` (diag), ``[K]`` (spherical); positive definite.
       covariance_type: one of ``"full"``, ``"tied"``, ``"diag"``, ``"spherical"``.
 
-    Example:
+    Examples:
       >>> params = jaxem.models.gaussian_mixture_params([0.5, 0.5], [[0.0], [3.0]], [[[1.0]], [[4.0]]])
       >>> np.asarray(jaxem.models.covariances(params)).ravel().tolist()
       [1.0, 4.0]
@@ -435,7 +435,7 @@ def gaussian_hmm_params(initial_probs, transition_matrix, means, covariances, co
         (full), ``[D, D]`` (tied), ``[K, D]`` (diag), ``[K]`` (spherical).
       covariance_type: ``"diag"`` (default), ``"full"``, ``"tied"`` or ``"spherical"``.
 
-    Example:
+    Examples:
       >>> params = jaxem.models.gaussian_hmm_params(
       ...     [0.5, 0.5], [[0.9, 0.1], [0.2, 0.8]], [[0.0], [3.0]], [[1.0], [0.5]],
       ...     covariance_type="diag")

@@ -210,7 +210,7 @@ def response(key: Array, params: RegressionMixtureParams, x: Array, z: Array) ->
 def sample_regression_response(key: Array, params: RegressionMixtureParams, x: Array):
     """Draws ``(y [N], z [N])`` from a regression mixture at covariates ``x [N, P]``.
 
-    Example:
+    Examples:
       >>> params = jaxem.models.regression_mixture_params([0.5, 0.5], [[2.0], [-2.0]], [0.0, 1.0], [0.1, 0.1])
       >>> x = jnp.linspace(-1.0, 1.0, 50)[:, None]                # [N, P]
       >>> y, z = jaxem.models.sample_regression_response(jax.random.key(0), params, x)
@@ -236,7 +236,7 @@ def regression_mixture_params(weights, coefs, intercepts, variances) -> Regressi
     """``RegressionMixtureParams`` from ``weights [K]``, ``coefs [K, P]``, ``intercepts [K]``
     and positive ``variances [K]``.
 
-    Example:
+    Examples:
       >>> params = jaxem.models.regression_mixture_params([0.5, 0.5], [[2.0], [-2.0]], [0.0, 1.0], [0.1, 0.1])
       >>> params.coefs.shape
       (2, 1)
