@@ -1,7 +1,7 @@
 """Every public function's docstring has a ``>>>`` example, and every example runs.
 
-The public API is what ``jaxem``, ``jaxem.models``, ``jaxem.constraints`` and
-``jaxem.sklearn`` list in ``__all__``. Each docstring's examples run as one doctest
+The public API is what ``jaxem``, ``jaxem.models``, ``jaxem.constraints``,
+``jaxem.priors`` and ``jaxem.sklearn`` list in ``__all__``. Each docstring's examples run as one doctest
 in a namespace holding only ``jax``, ``jnp``, ``np`` and ``jaxem``, so an example that
 uses a name it does not define fails here, as it would when pasted.
 
@@ -22,9 +22,10 @@ import pytest
 import jaxem
 import jaxem.constraints
 import jaxem.models
+import jaxem.priors
 import jaxem.sklearn
 
-MODULES = (jaxem, jaxem.models, jaxem.constraints, jaxem.sklearn)
+MODULES = (jaxem, jaxem.models, jaxem.constraints, jaxem.priors, jaxem.sklearn)
 
 
 def _public_objects():
