@@ -185,10 +185,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     64-bit mode for the duration of the call (no global ``jax_enable_x64`` needed),
     float32 input in float32.
 
-    Example:
+    Examples:
       >>> from jaxem.sklearn import GaussianMixture
-      >>> gm = GaussianMixture(3, n_init=8, random_state=0).fit(x)
-      >>> gm.predict(x), gm.bic(x)
+      >>> x, _ = jaxem.load_dataset("faithful")
+      >>> gm = GaussianMixture(2, n_init=4, random_state=0).fit(x)
+      >>> gm.means_.shape, gm.predict(x).shape
+      ((2, 2), (272,))
+      >>> bool(gm.converged_)
+      True
     """
 
     def __init__(
@@ -460,9 +464,13 @@ class GaussianHMM(BaseEstimator):
     ``precisions_cholesky_``, ``converged_``, ``n_iter_``, ``lower_bound_``
     (log-likelihood per observation of the fitted params), ``n_features_in_``.
 
-    Example:
-      >>> hmm = GaussianHMM(3, n_init=8, random_state=0).fit(x, lengths)
-      >>> hmm.score(x, lengths), hmm.predict(x, lengths)
+    Examples:
+      >>> from jaxem.sklearn import GaussianHMM
+      >>> x, _ = jaxem.load_dataset("geyser")
+      >>> lengths = [150, 149]                                     # two sequences, concatenated in x
+      >>> hmm = GaussianHMM(2, n_init=4, random_state=0).fit(x, lengths)
+      >>> hmm.transmat_.shape, hmm.predict(x, lengths).shape
+      ((2, 2), (299,))
     """
 
     def __init__(

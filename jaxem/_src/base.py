@@ -241,6 +241,13 @@ def mixture_latent() -> Latent:
 
     The log-partition of a row of ``[N, K]`` log-potentials is ``logsumexp`` over
     ``K``; its gradient is the row's responsibilities.
+
+    Examples:
+      >>> latent = jaxem.mixture_latent()
+      >>> log_potentials = jnp.log(jnp.array([[0.2, 0.6], [0.1, 0.1]]))   # [N, K]
+      >>> total = lambda lp: latent.log_marginal(lp, None).sum()   # Σ_n log Σ_k exp(lp[n, k])
+      >>> np.asarray(jax.grad(total)(log_potentials)).round(3).tolist()   # the responsibilities
+      [[0.25, 0.75], [0.5, 0.5]]
     """
     return _MIXTURE_LATENT
 

@@ -39,9 +39,14 @@ def freeze(model: Model, mask: Any) -> Model:
     Returns:
       A ``Model`` whose ``m_step`` keeps the masked entries fixed.
 
-    Example:
-      >>> frozen = jaxem.freeze(jaxem.models.poisson_mixture(2), "weights")
+    Examples:
+      >>> counts = np.random.default_rng(0).poisson([[2.0], [9.0]] * 50)   # [100, 1]
+      >>> model = jaxem.models.poisson_mixture(2)
+      >>> start = jaxem.models.poisson_mixture_params([0.5, 0.5], [[1.0], [5.0]])
+      >>> frozen = jaxem.freeze(model, "weights")
       >>> result = jaxem.fit(frozen, counts, key=0, init_params=start)
+      >>> np.asarray(result.params.weights).tolist()              # kept as given
+      [0.5, 0.5]
     """
     if not isinstance(model, Model):
         raise TypeError(f"model must be a jaxem Model, got {type(model).__name__}")

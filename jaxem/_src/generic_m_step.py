@@ -197,9 +197,20 @@ def gradient_m_step(
       A ``FreezableMStep``, called as ``m_step(data, posterior, params)``;
       ``jaxem.freeze`` uses its ``with_frozen``.
 
-    Example:
+    Examples:
+      >>> from jaxem import constraints
+      >>> def log_joint(p, x):             # [N] data -> [N, 2] log-potentials
+      ...     return jnp.log(p["w"])[None, :] + jax.scipy.stats.norm.logpdf(x[:, None], p["mu"][None, :], p["s"])
+      >>> def init(key, x):
+      ...     mu = jax.random.choice(key, x, (2,), replace=False)
+      ...     return {"w": jnp.full(2, 0.5, x.dtype), "mu": mu, "s": jnp.std(x)}
+      >>> declared = {"w": constraints.simplex(), "mu": None, "s": constraints.positive()}
       >>> m_step = jaxem.gradient_m_step(log_joint, constraints=declared, inner_steps=30)
       >>> model = jaxem.Model(init, log_joint, jaxem.mixture_latent(), m_step=m_step)
+      >>> x = jnp.asarray(np.random.default_rng(0).normal([-2.0, 2.0] * 100))  # [200]
+      >>> result = jaxem.fit(model, x, key=0, n_restarts=2, max_iter=20)
+      >>> result.params["mu"].shape
+      (2,)
     """
     inner_steps = check_positive_int(inner_steps, "inner_steps")
 

@@ -106,9 +106,16 @@ def save(path, model: Model, params) -> None:
       params: its parameters (a pytree of NamedTuples, tuples, lists, dicts and
         numeric arrays).
 
-    Example:
-      >>> jaxem.save("gmm.npz", model, result.params)
-      >>> model, params = jaxem.load("gmm.npz")
+    Examples:
+      >>> import os, tempfile
+      >>> x, _ = jaxem.load_dataset("faithful")
+      >>> model = jaxem.models.gaussian_mixture(2)
+      >>> result = jaxem.fit(model, x, key=0, n_restarts=2)
+      >>> path = os.path.join(tempfile.mkdtemp(), "gmm.npz")
+      >>> jaxem.save(path, model, result.params)
+      >>> loaded_model, params = jaxem.load(path)                 # the model rebuilt from its spec
+      >>> loaded_model is model, bool(jnp.all(params.means == result.params.means))
+      (True, True)
     """
     if not isinstance(model, Model):
         raise TypeError(f"model must be a jaxem Model, got {type(model).__name__}")
@@ -177,6 +184,16 @@ def load(path, *, model: Model | None = None):
 
     Floating params come back in their saved dtype (float64 needs
     ``jax_enable_x64``; otherwise they are converted to float32 with a warning).
+
+    Examples:
+      >>> import os, tempfile
+      >>> model = jaxem.models.poisson_mixture(2)
+      >>> params = jaxem.models.poisson_mixture_params([0.3, 0.7], [[1.0], [6.0]])
+      >>> path = os.path.join(tempfile.mkdtemp(), "counts.npz")
+      >>> jaxem.save(path, model, params)
+      >>> _, loaded = jaxem.load(path, model=model)               # checked against your model
+      >>> np.asarray(loaded.rates).ravel().tolist()
+      [1.0, 6.0]
     """
     path = os.fspath(path)
     try:

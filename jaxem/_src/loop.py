@@ -184,6 +184,14 @@ def run_em(model: Model, params, data, *, max_iter: int, tol, sample_weight=None
     when the log-likelihood becomes NaN, or after ``max_iter`` evaluations.
     ``algorithm.params(result.state)`` (``result.state.params`` for EM) are the
     final parameters.
+
+    Examples:
+      >>> x, _ = jaxem.load_dataset("faithful")
+      >>> model = jaxem.models.gaussian_mixture(2)
+      >>> params = jaxem.init(model, jax.random.key(0), x)
+      >>> run = jaxem.run_em(model, params, model.prepare(x), max_iter=50, tol=1e-6)   # one restart
+      >>> run.state.params.means.shape
+      (2, 2)
     """
     data = model.prepare(data)
     algorithm = (em if make_algorithm is None else make_algorithm)(update_lib.em_map(model, data, sample_weight))

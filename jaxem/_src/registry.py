@@ -58,10 +58,13 @@ def register_model(name: str):
     The factory's arguments must be plain values (numbers, strings, booleans,
     ``None``, and lists/tuples of them), so that they can be written as JSON.
 
-    Example:
-      >>> @jaxem.register_model("my_mixture")
-      ... def my_mixture(n_components, *, scale=1.0):
-      ...     return jaxem.Model(...)
+    Examples:
+      >>> @jaxem.register_model("doc_poisson_mixture")
+      ... def doc_poisson_mixture(n_components, *, label="counts"):
+      ...     return jaxem.models.poisson_mixture(n_components)
+      >>> model = doc_poisson_mixture(2)
+      >>> model is doc_poisson_mixture(2)                         # equal options: the same model
+      True
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"name must be a non-empty string, got {name!r}")

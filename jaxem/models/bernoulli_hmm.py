@@ -39,7 +39,7 @@ def bernoulli_hmm_params(initial_probs, transition_matrix, probs) -> BernoulliHM
       probs: ``[K, D]`` (or ``[K]`` for one binary feature per step), strictly
         between 0 and 1.
 
-    Example:
+    Examples:
       >>> from jaxem.models import bernoulli_hmm_params
       >>> params = bernoulli_hmm_params([0.5, 0.5], [[0.9, 0.1], [0.1, 0.9]], [[0.1, 0.8], [0.7, 0.2]])
     """
@@ -85,7 +85,7 @@ def bernoulli_hmm(
       probabilities and "sticky" random transitions; ``sample(key, params, n)``
       draws one sequence ``(x [n, D] bool, z [n])``.
 
-    Example:
+    Examples:
       >>> import jax, jaxem
       >>> model = jaxem.models.bernoulli_hmm(2)
       >>> params = jaxem.models.bernoulli_hmm_params([0.5, 0.5], [[0.9, 0.1], [0.1, 0.9]],

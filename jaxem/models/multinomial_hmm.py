@@ -43,7 +43,7 @@ def multinomial_hmm_params(initial_probs, transition_matrix, emission_probs) -> 
       emission_probs: ``[K, S]`` non-negative, rows summing to one (exact zeros
         are structural: EM keeps them zero).
 
-    Example:
+    Examples:
       >>> from jaxem.models import multinomial_hmm_params
       >>> params = multinomial_hmm_params([0.5, 0.5], [[0.9, 0.1], [0.1, 0.9]],
       ...                                 [[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
@@ -109,7 +109,7 @@ def multinomial_hmm(
       emissions by k-means++ on the pooled steps; ``sample(key, params, n)`` draws
       ``(x [n, S], z [n])``.
 
-    Example:
+    Examples:
       >>> import jax, jaxem
       >>> model = jaxem.models.multinomial_hmm(2, n_trials=5)
       >>> params = jaxem.models.multinomial_hmm_params([0.5, 0.5], [[0.9, 0.1], [0.1, 0.9]],

@@ -52,10 +52,14 @@ def regression_mixture(
       the covariates from N(0, I) and returns ``((x, y), z)``; to simulate at your
       own ``x`` use ``jaxem.models.sample_regression_response``.
 
-    Example:
+    Examples:
+      >>> rng = np.random.default_rng(0)
+      >>> x = rng.normal(size=(200, 1))
+      >>> y = np.where(rng.random(200) < 0.5, 3.0 * x[:, 0], -3.0 * x[:, 0]) + 0.1 * rng.normal(size=200)
       >>> model = jaxem.models.regression_mixture(2)
-      >>> result = jaxem.fit(model, (x, y), key=0, n_restarts=16)
-      >>> result.params.coefs, result.params.intercepts, result.params.variances
+      >>> result = jaxem.fit(model, (x, y), key=0, n_restarts=8)
+      >>> np.round(np.sort(np.asarray(result.params.coefs).ravel()))
+      array([-3.,  3.]...)
     """
     n_components = validation.check_positive_int(n_components, "n_components")
     reg_variance = validation.check_nonnegative_float(reg_variance, "reg_variance")

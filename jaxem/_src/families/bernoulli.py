@@ -141,7 +141,13 @@ def component(field: str = "probs", prior: BetaPrior | None = None) -> Component
 
 
 def bernoulli_mixture_params(weights, probs) -> BernoulliMixtureParams:
-    """``BernoulliMixtureParams`` from ``weights [K]`` and ``probs [K, D]`` in (0, 1)."""
+    """``BernoulliMixtureParams`` from ``weights [K]`` and ``probs [K, D]`` in (0, 1).
+
+    Examples:
+      >>> params = jaxem.models.bernoulli_mixture_params([0.5, 0.5], [[0.1, 0.9], [0.8, 0.2]])
+      >>> params.probs.shape
+      (2, 2)
+    """
     weights, probs = validation.weights_and(weights, probs, "probs")
     if bool(jnp.any((probs <= 0) | (probs >= 1))):
         raise ValueError("probs must lie strictly between 0 and 1")

@@ -386,6 +386,13 @@ def covariances(params, covariance_type: str | None = None) -> Array:
       params: ``GaussianMixtureParams`` or ``GaussianHMMParams`` of any covariance type.
       covariance_type: needed only when it cannot be told from the shapes
         (``tied`` and ``diag`` factors look alike when K = D).
+
+    Examples:
+      >>> x, _ = jaxem.load_dataset("faithful")
+      >>> model = jaxem.models.gaussian_mixture(2, covariance_type="spherical")
+      >>> params = jaxem.init(model, jax.random.key(0), x)
+      >>> params.precisions_cholesky.shape, jaxem.models.covariances(params).shape
+      ((2,), (2, 2, 2))
     """
     k, d = params.means.shape
     covariance = covariance_of_params(params) if covariance_type is None else covariance_of(covariance_type)
@@ -417,8 +424,10 @@ def gaussian_mixture_params(weights, means, covariances, covariance_type: str = 
         ``[D, D]`` (tied), ``[K, D]`` (diag), ``[K]`` (spherical); positive definite.
       covariance_type: one of ``"full"``, ``"tied"``, ``"diag"``, ``"spherical"``.
 
-    Example:
-      >>> params = gaussian_mixture_params([0.5, 0.5], [[0.0], [3.0]], [[[1.0]], [[1.0]]])
+    Examples:
+      >>> params = jaxem.models.gaussian_mixture_params([0.5, 0.5], [[0.0], [3.0]], [[[1.0]], [[4.0]]])
+      >>> np.asarray(jaxem.models.covariances(params)).ravel().tolist()
+      [1.0, 4.0]
     """
     covariance = covariance_of(covariance_type)
     weights = validation.as_float_array(weights, "weights", ndim=1)
@@ -444,9 +453,12 @@ def gaussian_hmm_params(initial_probs, transition_matrix, means, covariances, co
         (full), ``[D, D]`` (tied), ``[K, D]`` (diag), ``[K]`` (spherical).
       covariance_type: ``"diag"`` (default), ``"full"``, ``"tied"`` or ``"spherical"``.
 
-    Example:
-      >>> params = gaussian_hmm_params([0.5, 0.5], [[0.9, 0.1], [0.2, 0.8]],
-      ...                              [[0.0], [3.0]], [[1.0], [0.5]])
+    Examples:
+      >>> params = jaxem.models.gaussian_hmm_params(
+      ...     [0.5, 0.5], [[0.9, 0.1], [0.2, 0.8]], [[0.0], [3.0]], [[1.0], [0.5]],
+      ...     covariance_type="diag")
+      >>> params.means.shape, params.transition_matrix.shape
+      ((2, 1), (2, 2))
     """
     covariance = covariance_of(covariance_type)
     means = validation.as_float_array(means, "means", ndim=2)

@@ -166,7 +166,13 @@ def positive_rates(rates, ndim=2) -> Array:
 
 
 def poisson_mixture_params(weights, rates) -> PoissonMixtureParams:
-    """``PoissonMixtureParams`` from ``weights [K]`` and positive ``rates [K, D]``."""
+    """``PoissonMixtureParams`` from ``weights [K]`` and positive ``rates [K, D]``.
+
+    Examples:
+      >>> params = jaxem.models.poisson_mixture_params([0.3, 0.7], [[1.0], [6.0]])
+      >>> params.rates.shape
+      (2, 1)
+    """
     weights, rates = validation.weights_and(weights, rates, "rates")
     return PoissonMixtureParams(weights, positive_rates(rates))
 
@@ -179,8 +185,10 @@ def poisson_hmm_params(initial_probs, transition_matrix, rates) -> PoissonHMMPar
       transition_matrix: ``[K, K]`` non-negative, rows summing to one.
       rates: ``[K, D]`` (or ``[K]`` for one count per step), positive.
 
-    Example:
-      >>> params = poisson_hmm_params([0.5, 0.5], [[0.9, 0.1], [0.1, 0.9]], [1.0, 6.0])
+    Examples:
+      >>> params = jaxem.models.poisson_hmm_params([0.5, 0.5], [[0.9, 0.1], [0.1, 0.9]], [[1.0], [6.0]])
+      >>> params.rates.shape
+      (2, 1)
     """
     rates = positive_rates(rates, ndim=(1, 2))
     k = rates.shape[0]

@@ -293,7 +293,15 @@ def response(key: Array, params: RegressionMixtureParams, x: Array, z: Array) ->
 
 
 def sample_regression_response(key: Array, params: RegressionMixtureParams, x: Array):
-    """Draws ``(y [N], z [N])`` from a regression mixture at covariates ``x [N, P]``."""
+    """Draws ``(y [N], z [N])`` from a regression mixture at covariates ``x [N, P]``.
+
+    Examples:
+      >>> params = jaxem.models.regression_mixture_params([0.5, 0.5], [[2.0], [-2.0]], [0.0, 1.0], [0.1, 0.1])
+      >>> x = jnp.linspace(-1.0, 1.0, 50)[:, None]                # [N, P]
+      >>> y, z = jaxem.models.sample_regression_response(jax.random.key(0), params, x)
+      >>> y.shape, z.shape
+      ((50,), (50,))
+    """
     z_key, e_key = jax.random.split(key)
     z = jax.random.categorical(z_key, jnp.log(params.weights), shape=(x.shape[0],))
     return response(e_key, params, x, z), z
@@ -311,7 +319,13 @@ def _check_pair(data):
 
 def regression_mixture_params(weights, coefs, intercepts, variances) -> RegressionMixtureParams:
     """``RegressionMixtureParams`` from ``weights [K]``, ``coefs [K, P]``, ``intercepts [K]``
-    and positive ``variances [K]``."""
+    and positive ``variances [K]``.
+
+    Examples:
+      >>> params = jaxem.models.regression_mixture_params([0.5, 0.5], [[2.0], [-2.0]], [0.0, 1.0], [0.1, 0.1])
+      >>> params.coefs.shape
+      (2, 1)
+    """
     weights = validation.as_float_array(weights, "weights", ndim=1)
     coefs = validation.as_float_array(coefs, "coefs", ndim=2)
     intercepts = validation.as_float_array(intercepts, "intercepts", ndim=1)
