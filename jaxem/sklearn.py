@@ -31,6 +31,7 @@ except ImportError as e:  # pragma: no cover - depends on the environment
     ) from e
 
 from jaxem._src import engine
+from jaxem._src.convergence import convergence_warning
 from jaxem._src.families.covariance import covariance_of
 from jaxem._src.sequences import Sequences, step_mask
 from jaxem.models.gaussian_hmm import GaussianHMMParams, gaussian_hmm
@@ -38,6 +39,14 @@ from jaxem.models.gaussian_mixture import GaussianMixtureParams, gaussian_mixtur
 from jaxem.models.gaussian_mixture import covariances as full_covariances
 
 __all__ = ["GaussianHMM", "GaussianMixture"]
+
+
+def _fit_quietly(*args, **kwargs):
+    """``jaxem.fit`` without its ConvergenceWarning: the estimators warn in their
+    peers' words (and only where the peer does)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", convergence_warning())
+        return engine.fit(*args, **kwargs)
 
 # scikit-learn's init_params names -> jaxem's seeders (``gaussian_mixture(init=...)``).
 _INIT_NAMES = {
@@ -311,7 +320,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 self._set_start(model, init_params, x)
                 return self
             progress = 10 * int(self.verbose) if self.verbose else False
-            result = engine.fit(
+            result = _fit_quietly(
                 model, x, key=key, n_restarts=n_init, max_iter=self.max_iter, tol=self.tol,
                 init_params=init_params, progress=progress,
             )
@@ -510,7 +519,7 @@ class GaussianHMM(BaseEstimator):
         model = self._get_model()
         if int(np.sum(seqs.lengths)) < self.n_components:
             raise ValueError(f"need at least n_components={self.n_components} observations")
-        result = engine.fit(
+        result = _fit_quietly(
             model, seqs, key=_seed(self.random_state), n_restarts=self.n_init, max_iter=self.n_iter,
             tol=self.tol, progress=10 * int(self.verbose) if self.verbose else False,
         )

@@ -16,6 +16,8 @@ from typing import Any, Callable, NamedTuple, Optional, Protocol, TypeVar
 import jax
 import jax.numpy as jnp
 
+from jaxem._src import display
+
 Array = jax.Array
 PyTree = Any
 Params = TypeVar("Params")  # a pytree (NamedTuple) of arrays, one model's parameters
@@ -224,6 +226,8 @@ class Model(NamedTuple):
     sample: Optional[SampleFn] = None
     n_parameters: Optional[Callable[[Any], int]] = None
     spec: Optional[Any] = None
+
+    __repr__ = display.model_repr
 
     @property
     def additive(self) -> Optional[AdditiveMStep]:

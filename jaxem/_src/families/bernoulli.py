@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from jaxem._src import validation
 from jaxem._src.base import Array
+from jaxem._src.display import params_repr
 from jaxem._src.component import Component, is_prepared, matrix_field
 from jaxem._src.expfam import ExpFamily, ones_column, tiny_count
 
@@ -41,6 +42,8 @@ class BernoulliMixtureParams(NamedTuple):
 
     weights: Array
     probs: Array
+
+    __repr__ = params_repr
 
 
 def bernoulli_family(field: str = "probs") -> ExpFamily:
