@@ -112,12 +112,20 @@ def test_nested_params_and_custom_registered_factory(tmp_path):
     model = pair(2, sizes=[3, 4])
     assert model.spec.as_dict() == {"n_components": 2, "sizes": (3, 4)}
     params = jaxem.init(model, 0, X)
-    tree = {"gmm": params, "extra": [np.arange(3, dtype=np.int32), None, (np.float32(2.5),)]}
-    jaxem.save(tmp_path / "p.npz", model, tree)
-    loaded_model, loaded = jaxem.load(tmp_path / "p.npz")
+    jaxem.save(tmp_path / "m.npz", model, params)
+    loaded_model, loaded = jaxem.load(tmp_path / "m.npz")
     assert loaded_model.spec == model.spec
-    assert isinstance(loaded["extra"], list) and loaded["extra"][1] is None
-    _assert_bit_exact(tree, loaded)
+    _assert_bit_exact(params, loaded)
+    # any nested pytree is encoded bit-exactly...
+    tree = {"gmm": params, "extra": [np.arange(3, dtype=np.int32), None, (np.float32(2.5),)]}
+    arrays = {}
+    decoded = jaxem_io._decode(jaxem_io._encode(tree, arrays, ""), arrays)
+    assert isinstance(decoded["extra"], list) and decoded["extra"][1] is None
+    _assert_bit_exact(tree, decoded)
+    # ...but load checks the params against the model: a tree it does not take is refused
+    jaxem.save(tmp_path / "p.npz", model, tree)
+    with pytest.raises(ValueError, match="do not fit the model"):
+        jaxem.load(tmp_path / "p.npz")
 
 
 def test_interrupted_save_leaves_previous_file_intact(tmp_path, monkeypatch):
