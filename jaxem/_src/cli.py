@@ -64,16 +64,21 @@ class _Checkpoint:
     every = 10
 
     def __init__(self, model, path, show: bool, interval: float = 10.0):
-        self.model, self.path, self.show, self.interval = model, path, show, interval
+        from jaxem._src.progress import ProgressDisplay
+
+        self.model, self.path, self.interval = model, path, interval
+        self.display = ProgressDisplay(self.every) if show else None
         self.last = None
         self._saved_at = time.monotonic()
 
-    def __call__(self, info) -> None:
-        from jaxem._src.progress import print_progress
+    def compiling(self) -> None:
+        if self.display is not None:
+            self.display.compiling()
 
+    def __call__(self, info) -> None:
         self.last = info
-        if self.show:
-            print_progress(info)
+        if self.display is not None:
+            self.display(info)
         if self.path and time.monotonic() - self._saved_at > self.interval:
             self.save()
 
