@@ -16,6 +16,8 @@ from typing import Any, Callable, NamedTuple, Optional, Protocol, TypeVar
 import jax
 import jax.numpy as jnp
 
+from jaxem._src import display
+
 Array = jax.Array
 PyTree = Any
 Params = TypeVar("Params")  # a pytree (NamedTuple) of arrays, one model's parameters
@@ -229,6 +231,8 @@ class Model(NamedTuple):
     n_parameters: Optional[Callable[[Any], int]] = None
     spec: Optional[Any] = None
     log_prior: Optional[Callable[[Any], Array]] = None
+
+    __repr__ = display.model_repr
 
     @property
     def additive(self) -> Optional[AdditiveMStep]:

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import functools
 import numbers
+import os
 from typing import Callable, Optional, Union
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from jaxem._src import algorithms, chunking, loop, validation
+from jaxem._src import algorithms, chunking, convergence, loop, validation
 from jaxem._src import progress as progress_lib
 from jaxem._src import update as update_lib
 from jaxem._src.base import Array, Model, Params
@@ -52,6 +54,7 @@ def check_inputs(model: Model, data, params=None, sample_weight=None):
         raise TypeError(f"model must be a jaxem Model, got {type(model).__name__}")
     validation.warn_if_float64_dropped(data, "data")
     validation.warn_if_float64_dropped(params, "params")
+    validation.check_precision(params, "params")
     with validation.on_values():
         model.check(data, params)
     if sample_weight is None:
@@ -223,6 +226,10 @@ def fit(
     Returns:
       A ``FitResult``.
 
+    Warns:
+      jaxem.ConvergenceWarning: when no restart met ``tol`` within ``max_iter``
+        (not inside ``jit``, where the result is traced).
+
     Examples:
       >>> x, columns = jaxem.load_dataset("faithful")            # [272, 2]
       >>> model = jaxem.models.gaussian_mixture(2)
@@ -270,8 +277,11 @@ def fit(
     tol = jnp.asarray(tol, dtype)
     statics = dict(make_algorithm=make_algorithm, max_iter=max_iter)
     if progress is not False and progress is not None:
-        return progress_lib.fit_with_reports(model, data, keys, init_params, sample_weight, tol, progress=progress, **statics)
-    return loop.fit_restarts(model, data, keys, init_params, sample_weight, tol, **statics)
+        result = progress_lib.fit_with_reports(model, data, keys, init_params, sample_weight, tol, progress=progress, **statics)
+    else:
+        result = loop.fit_restarts(model, data, keys, init_params, sample_weight, tol, **statics)
+    convergence.warn_if_none_converged(result, max_iter, tol)
+    return result
 
 
 def check_restarts(model: Model, data, init_params) -> None:
@@ -407,7 +417,30 @@ def sample(model: Model, params: Params, key, n: int):
     if model.sample is None:
         raise ValueError("this model does not define sample")
     n = validation.check_positive_int(n, "n")
-    return model.sample(as_key(key), params, n)
+    key = as_key(key)
+    _check_sample_size(model, params, key, n)
+    return model.sample(key, params, n)
+
+
+def _check_sample_size(model: Model, params: Params, key, n: int) -> None:
+    """``ValueError`` naming ``n`` when the draw would not fit in memory (half the
+    machine's RAM) or index past int32, instead of an allocation that aborts."""
+    if n > np.iinfo(np.int32).max:
+        raise ValueError(f"n must be at most {np.iinfo(np.int32).max} draws per call, got {n}")
+    if n < 2**20:  # below a million draws, assume they fit rather than pay a second program
+        return
+    with jax.ensure_compile_time_eval():  # one draw, op by op, to measure a draw's bytes
+        one = model.sample(key, params, 1)
+    needed = n * sum(int(np.size(leaf)) * np.dtype(leaf.dtype).itemsize for leaf in jax.tree_util.tree_leaves(one))
+    try:
+        available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):  # not a POSIX system
+        return
+    if needed > available:
+        raise ValueError(
+            f"n={n} draws would take {needed / 2**30:.1f} GiB, more than half of this machine's memory; "
+            "draw fewer at a time"
+        )
 
 
 def n_parameters(model: Model, params: Params) -> int:

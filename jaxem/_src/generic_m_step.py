@@ -163,6 +163,26 @@ def maximize(
     return new_params, q_before, jnp.where(accept, q_candidate, q_before)
 
 
+def check_optimizer_and_constraints(optimizer, constraints) -> None:
+    """``TypeError`` naming the argument unless ``optimizer`` is ``None`` or an optax
+    ``GradientTransformation`` and every leaf of ``constraints`` is ``None`` or a
+    ``jaxem.constraints`` ``Constraint`` (e.g. ``"positive"`` instead of
+    ``constraints.positive()``)."""
+    if optimizer is not None and not (callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))):
+        raise TypeError(
+            f"optimizer must be an optax GradientTransformation (e.g. optax.adam(1e-2)) or None, got {optimizer!r}"
+        )
+    if constraints is None:
+        return
+    leaves = jax.tree_util.tree_leaves(constraints, is_leaf=lambda c: c is None or isinstance(c, constraints_lib.Constraint))
+    for leaf in leaves:
+        if leaf is not None and not isinstance(leaf, constraints_lib.Constraint):
+            raise TypeError(
+                "constraints must hold jaxem.constraints objects (e.g. jaxem.constraints.positive()) or None "
+                f"per parameter leaf, got {leaf!r}"
+            )
+
+
 def gradient_m_step(
     log_joint: Callable[[Any, Any], Any],
     *,
@@ -213,6 +233,7 @@ def gradient_m_step(
       (2,)
     """
     inner_steps = check_positive_int(inner_steps, "inner_steps")
+    check_optimizer_and_constraints(optimizer, constraints)
 
     def with_frozen(frozen):
         def m_step(data, posterior, params):

@@ -17,6 +17,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
+from jaxem._src import display
 from jaxem._src import update as update_lib
 from jaxem._src.algorithms import Algorithm, em
 from jaxem._src.base import Array, Model
@@ -73,6 +74,8 @@ class FitResult(NamedTuple):
     all_log_likelihoods: Array
     best_restart: Array
     log_prior: Optional[Array] = None
+
+    __repr__ = display.fit_result_repr
 
 
 def start(algorithm: Algorithm, params, dtype, max_iter: int) -> RunState:

@@ -122,13 +122,13 @@ def memoized(factory: Callable) -> Callable:
     def build_once(*args, **kwargs):
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        key = (factory.__module__, factory.__qualname__, typed(tuple(sorted((k, _key_of(v)) for k, v in bound.arguments.items()))))
+        key = (factory.__module__, factory.__qualname__, typed(tuple(sorted((k, key_of(v)) for k, v in bound.arguments.items()))))
         return _built_once(key, lambda: factory(*args, **kwargs))
 
     return build_once
 
 
-def _key_of(value):
+def key_of(value):
     """A hashable stand-in for an argument: itself if hashable, else its pytree
     structure and (hashable) leaves."""
     try:

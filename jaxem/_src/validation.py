@@ -46,8 +46,24 @@ def as_data(data):
     passed on for the model's check to reject with its own message.
     """
     if isinstance(data, list):
-        return _try_asarray(data)
-    return jax.tree_util.tree_map(_leaf_as_array, data)
+        data = _try_asarray(data)
+    else:
+        data = jax.tree_util.tree_map(_leaf_as_array, data)
+    check_precision(data, "data")
+    return data
+
+
+def check_precision(tree, name: str) -> None:
+    """``TypeError`` naming ``name`` when a leaf is a floating type narrower than
+    float32 (float16, bfloat16): EM's log-likelihoods and statistics need float32
+    at least, and LAPACK has no half-precision kernels."""
+    for leaf in jax.tree_util.tree_leaves(tree):
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is not None and jnp.issubdtype(dtype, jnp.floating) and jnp.dtype(dtype).itemsize < 4:
+            raise TypeError(
+                f"{name} has dtype {jnp.dtype(dtype).name}; jaxem computes in float32 or float64: "
+                f"convert it first, e.g. {name}.astype(numpy.float32)"
+            )
 
 
 def _leaf_as_array(leaf):

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from jaxem._src import priors, validation
 from jaxem._src.base import Array, Model
+from jaxem._src.display import params_repr
 from jaxem._src.families import bernoulli
 from jaxem._src.hmm import component_hmm
 from jaxem._src.registry import register_model
@@ -28,6 +29,8 @@ class BernoulliHMMParams(NamedTuple):
     initial_probs: Array
     transition_matrix: Array
     probs: Array
+
+    __repr__ = params_repr
 
 
 def bernoulli_hmm_params(initial_probs, transition_matrix, probs) -> BernoulliHMMParams:

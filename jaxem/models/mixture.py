@@ -18,9 +18,11 @@ import optax
 from jaxem._src import constraints as constraints_lib
 from jaxem._src import validation
 from jaxem._src.base import Array, FreezableMStep, Latent, Model, mixture_latent
+from jaxem._src.display import params_repr
 from jaxem._src.expfam import mixture_weights
 from jaxem._src.registry import memoized
 from jaxem._src.generic_m_step import (
+    check_optimizer_and_constraints,
     DEFAULT_INNER_STEPS,
     expected_log_joint,
     gradient_m_step,
@@ -41,6 +43,8 @@ class MixtureParams(NamedTuple):
 
     weights: Array
     components: Any
+
+    __repr__ = params_repr
 
 
 def _first_float_dtype(data):
@@ -122,6 +126,7 @@ def mixture(
     """
     n_components = validation.check_positive_int(n_components, "n_components")
     inner_steps = validation.check_positive_int(inner_steps, "inner_steps")
+    check_optimizer_and_constraints(optimizer, constraints)
 
     def component_log_probs(components, data) -> Array:
         per_sample = lambda x: jax.vmap(component_log_prob, in_axes=(0, None))(components, x)  # noqa: E731

@@ -11,6 +11,7 @@ import numpy as np
 
 from jaxem._src import priors, validation
 from jaxem._src.base import Array, Model
+from jaxem._src.display import params_repr
 from jaxem._src.families import categorical
 from jaxem._src.families.poisson import check_counts
 from jaxem._src.hmm import component_hmm
@@ -32,6 +33,8 @@ class MultinomialHMMParams(NamedTuple):
     initial_probs: Array
     transition_matrix: Array
     emission_probs: Array
+
+    __repr__ = params_repr
 
 
 def multinomial_hmm_params(initial_probs, transition_matrix, emission_probs) -> MultinomialHMMParams:

@@ -16,6 +16,7 @@ import numpy as np
 
 from jaxem._src import validation
 from jaxem._src.base import Array
+from jaxem._src.display import params_repr
 from jaxem._src.component import Component, is_prepared, matrix_field
 from jaxem._src.expfam import ExpFamily, ones_column, tiny_count
 
@@ -42,6 +43,8 @@ class BernoulliMixtureParams(NamedTuple):
 
     weights: Array
     probs: Array
+
+    __repr__ = params_repr
 
 
 class BetaPrior(NamedTuple):

@@ -20,6 +20,7 @@ import numpy as np
 
 from jaxem._src import sequences, validation
 from jaxem._src.base import Array
+from jaxem._src.display import params_repr
 from jaxem._src.component import Component, is_prepared, matrix_field
 from jaxem._src.expfam import ExpFamily, log_probabilities, ones_column, tiny_count
 from jaxem._src.families import dirichlet
@@ -50,6 +51,8 @@ class CategoricalMixtureParams(NamedTuple):
     weights: Array
     probs: Array
 
+    __repr__ = params_repr
+
 
 class CategoricalHMMParams(NamedTuple):
     """Parameters of a categorical HMM.
@@ -63,6 +66,8 @@ class CategoricalHMMParams(NamedTuple):
     initial_probs: Array
     transition_matrix: Array
     emission_probs: Array
+
+    __repr__ = params_repr
 
 
 def categorical_family(field: str = "probs", prior=None) -> ExpFamily:

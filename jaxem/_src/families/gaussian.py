@@ -32,6 +32,7 @@ import numpy as np
 
 from jaxem._src import validation
 from jaxem._src.base import Array
+from jaxem._src.display import params_repr
 from jaxem._src.component import Component, is_prepared
 from jaxem._src.expfam import ExpFamily, tiny_count
 from jaxem._src.families.covariance import COVARIANCES, Covariance, covariance_of, covariances_from_factor
@@ -345,6 +346,8 @@ class GaussianMixtureParams(NamedTuple):
     means: Array
     precisions_cholesky: Array
 
+    __repr__ = params_repr
+
 
 class GaussianHMMParams(NamedTuple):
     """Parameters of a Gaussian HMM (original data units).
@@ -363,6 +366,8 @@ class GaussianHMMParams(NamedTuple):
     transition_matrix: Array
     means: Array
     precisions_cholesky: Array
+
+    __repr__ = params_repr
 
 
 def covariance_of_params(params) -> Covariance:

@@ -28,6 +28,7 @@ import numpy as np
 
 from jaxem._src import validation
 from jaxem._src.base import Array
+from jaxem._src.display import params_repr
 from jaxem._src.expfam import log_probabilities, mixture_weights
 from jaxem._src.families import gaussian
 from jaxem._src.families.covariance import Covariance, covariance_of, covariances_from_factor
@@ -52,6 +53,8 @@ class GMMHMMParams(NamedTuple):
     weights: Array
     means: Array
     precisions_cholesky: Array
+
+    __repr__ = params_repr
 
 
 def factor_shape(covariance: Covariance, k: int, m: int, d: int) -> tuple:

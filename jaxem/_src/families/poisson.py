@@ -17,6 +17,7 @@ import numpy as np
 
 from jaxem._src import validation
 from jaxem._src.base import Array
+from jaxem._src.display import params_repr
 from jaxem._src.component import Component, is_prepared, matrix_field
 from jaxem._src.expfam import ExpFamily, ones_column, tiny_count
 
@@ -44,6 +45,8 @@ class PoissonMixtureParams(NamedTuple):
     weights: Array
     rates: Array
 
+    __repr__ = params_repr
+
 
 class PoissonHMMParams(NamedTuple):
     """Parameters of a Poisson HMM.
@@ -57,6 +60,8 @@ class PoissonHMMParams(NamedTuple):
     initial_probs: Array
     transition_matrix: Array
     rates: Array
+
+    __repr__ = params_repr
 
 
 class GammaPrior(NamedTuple):

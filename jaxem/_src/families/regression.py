@@ -22,6 +22,7 @@ import numpy as np
 
 from jaxem._src import validation
 from jaxem._src.base import Array
+from jaxem._src.display import params_repr
 from jaxem._src.component import Component, is_prepared
 from jaxem._src.expfam import ExpFamily, tiny_count
 
@@ -40,6 +41,8 @@ class RegressionMixtureParams(NamedTuple):
     coefs: Array
     intercepts: Array
     variances: Array
+
+    __repr__ = params_repr
 
 
 class RegressionFeatures(NamedTuple):
