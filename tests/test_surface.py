@@ -289,3 +289,11 @@ def test_estimator_verbose_follows_scikit_learn(capsys):
     assert "time lapse" not in outputs[1]
     assert "time lapse" in outputs[2] and "lower bound" in outputs[2]
     assert len(outputs[2]) > len(outputs[1])
+
+
+def test_shipped_data_come_in_the_dtype_jaxem_computes_in():
+    x, _ = jaxem.load_dataset("faithful")
+    assert x.dtype == jax.dtypes.canonicalize_dtype(np.float64)
+    assert jaxem.load_dataset("faithful", dtype=np.float64)[0].dtype == np.float64
+    with pytest.raises(TypeError, match="dtype"):
+        jaxem.load_dataset("faithful", dtype=int)
