@@ -9,6 +9,7 @@ from jaxem import constraints, models
 from jaxem._src.compilation_cache import enable_default_cache as _enable_default_cache
 from jaxem._src.base import AdditiveMStep, Latent, Model, mixture_latent
 from jaxem._src.chain import ChainPotentials, chain_latent
+from jaxem._src.gaussian_latent import GaussianPosterior, GaussianPotentials, gaussian_latent, gaussian_mixture_latent
 from jaxem._src.data import load_dataset
 from jaxem._src.algorithms import Algorithm, EMInfo, EMState, SquaremState, em, squarem
 from jaxem._src.engine import (
@@ -63,6 +64,8 @@ __all__ = [
     "EMState",
     "ExpFamily",
     "FitResult",
+    "GaussianPosterior",
+    "GaussianPotentials",
     "Latent",
     "MStepInfo",
     "Model",
@@ -87,6 +90,8 @@ __all__ = [
     "fit_online",
     "fit_streaming",
     "freeze",
+    "gaussian_latent",
+    "gaussian_mixture_latent",
     "gradient_m_step",
     "init",
     "load",
