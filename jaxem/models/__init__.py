@@ -75,3 +75,6 @@ __all__ += [
     "mixture_of_ppca",
     "ppca",
 ]
+from jaxem.models.lgssm import LGSSMParams, lgssm  # noqa: E402
+
+__all__ += ["LGSSMParams", "lgssm"]
