@@ -1,9 +1,9 @@
 """The linear-Gaussian chain latent structure: a Kalman filter as a log-partition.
 
 A chain of Gaussian latents ``z_0, ..., z_{T-1} ∈ R^L`` has log-potentials
-``GaussianChainPotentials(h [B, T, L], J [B, T, L, L], cross [B, T, L, L], c [B])``:
+``GaussianChainPotentials(h [B, T, L], J [B, T, L, L], cross [B, T, L, L], c [B, T])``:
 
-    log p(x, z) = Σ_t h_tᵀ z_t − ½ Σ_t z_tᵀ J_t z_t − Σ_{t≥1} z_{t-1}ᵀ cross_t z_t + c,
+    log p(x, z) = Σ_t h_tᵀ z_t − ½ Σ_t z_tᵀ J_t z_t − Σ_{t≥1} z_{t-1}ᵀ cross_t z_t + Σ_t c_t,
 
 i.e. ``−½ zᵀ𝐉z`` for the block-tridiagonal precision 𝐉 with diagonal blocks ``J_t``
 and off-diagonal blocks ``𝐉[t-1, t] = cross_t`` (``cross_0`` is unused). Its
@@ -14,16 +14,17 @@ filtered precision and ``v_{t-1} = U_{t-1}⁻¹ h'_{t-1}``,
 
     G = U_{t-1}⁻¹ cross_t,   J'_t = J_t − GᵀG,   h'_t = h_t − Gᵀ v_{t-1},
     U_t = chol(J'_t),   v_t = U_t⁻¹ h'_t,
-    log Z = c + Σ_t [½ |v_t|² − Σ log diag U_t + (L/2) log 2π],
+    log Z = Σ_t [c_t + ½ |v_t|² − Σ log diag U_t + (L/2) log 2π],
 
-triangular solves only, never an inverse; the per-step terms are emitted by the
-loop and summed outside it (not a running sum), which keeps float32 accurate on
-long sequences. Its gradient (``jaxem.e_step``) is the smoothed posterior:
+triangular solves only, never an inverse. The per-step terms are emitted by the
+loop, added to the step's constant ``c_t`` (the two nearly cancel when the data are
+far from zero: adding them first keeps float32 accurate) and summed outside the
+loop, not as a running sum. Its gradient (``jaxem.e_step``) is the smoothed posterior:
 
 * ``h``: ``E[z_t | x]`` (the Rauch–Tung–Striebel means);
 * ``J``: ``−½ E[z_t z_tᵀ | x]``;
 * ``cross``: ``−E[z_{t-1} z_tᵀ | x]`` (the lag-one moments EM needs);
-* ``c``: the sequence's weight,
+* ``c``: the sequence's weight on every step inside it (0 on padding),
 
 so the RTS smoother is the backward pass of the filter, by autodiff. Steps
 ``t >= length`` are padding: their terms are masked, so they get no value and no
@@ -50,7 +51,7 @@ class GaussianChainPotentials(NamedTuple):
       J: ``[B, T, L, L]`` diagonal precision blocks.
       cross: ``[B, T, L, L]``, ``cross[:, t]`` the precision block between
         ``z_{t-1}`` and ``z_t`` (``cross[:, 0]`` unused, zero).
-      c: ``[B]`` constants.
+      c: ``[B, T]`` per-step constants.
     """
 
     h: Array
@@ -73,14 +74,15 @@ class GaussianChainPosterior(NamedTuple):
     cross_covariances: Array
 
 
-def chain_log_partition(h: Array, precision: Array, cross: Array, length: Array) -> Array:
-    """log ∫ exp(Σ h_tᵀz_t − ½ zᵀ𝐉z) dz of one chain (``[T, L]``, ``[T, L, L]``,
-    ``[T, L, L]``; steps ``t >= length`` ignored), by the block Cholesky sweep.
+def chain_log_partition(h: Array, precision: Array, cross: Array, constants: Array, length: Array) -> Array:
+    """log ∫ exp(Σ h_tᵀz_t − ½ zᵀ𝐉z + Σ c_t) dz of one chain (``[T, L]``,
+    ``[T, L, L]``, ``[T, L, L]``, ``[T]``; steps ``t >= length`` ignored), by the
+    block Cholesky sweep.
 
     Example:
       >>> t, l = 5, 2
       >>> log_z = chain_log_partition(jnp.zeros((t, l)), jnp.broadcast_to(2.0 * jnp.eye(l), (t, l, l)),
-      ...                             jnp.zeros((t, l, l)), jnp.asarray(t))
+      ...                             jnp.zeros((t, l, l)), jnp.zeros(t), jnp.asarray(t))
     """
     t_max, size = h.shape
     dtype = h.dtype
@@ -106,24 +108,23 @@ def chain_log_partition(h: Array, precision: Array, cross: Array, length: Array)
     carry = (eye, jnp.zeros((size,), dtype))
     cross = cross.at[0].set(jnp.zeros((size, size), dtype))
     _, terms = jax.lax.scan(jax.checkpoint(step), carry, (h, precision, cross))
-    terms = jnp.where(valid, terms + 0.5 * size * math.log(2 * math.pi), jnp.zeros_like(terms))
+    terms = jnp.where(valid, (constants + terms) + 0.5 * size * math.log(2 * math.pi), jnp.zeros_like(terms))
     return jnp.sum(terms)
 
 
 def chain_gaussian_log_marginal(potentials: GaussianChainPotentials, lengths: Array) -> Array:
-    """``[B]`` log p(x_b): the chain log-partition of every sequence plus ``c``."""
-    log_z = jax.vmap(chain_log_partition)(potentials.h, potentials.J, potentials.cross, lengths)
-    return log_z + potentials.c
+    """``[B]`` log p(x_b): the chain log-partition of every sequence."""
+    return jax.vmap(chain_log_partition)(potentials.h, potentials.J, potentials.cross, potentials.c, lengths)
 
 
 def chain_moments(gradient: GaussianChainPotentials) -> GaussianChainPosterior:
     """Means, covariances and lag-one cross-covariances from the gradient (divided by
-    each sequence's weight, the ``c`` gradient; zero on padded steps)."""
+    each step's weight, the ``c`` gradient; zero on padded steps)."""
     weight = gradient.c
     safe = jnp.where(weight > 0, weight, jnp.ones_like(weight))
-    means = gradient.h / safe[:, None, None]
-    second = -2.0 * symmetric(gradient.J) / safe[:, None, None, None]
-    lagged = -gradient.cross / safe[:, None, None, None]  # E[z_{t-1} z_tᵀ]
+    means = gradient.h / safe[..., None]
+    second = -2.0 * symmetric(gradient.J) / safe[..., None, None]
+    lagged = -gradient.cross / safe[..., None, None]  # E[z_{t-1} z_tᵀ]
     outer = means[..., :, None] * means[..., None, :]
     previous = jnp.concatenate([jnp.zeros_like(means[:, :1]), means[:, :-1]], axis=1)
     lagged_outer = previous[..., :, None] * means[..., None, :]

@@ -188,7 +188,7 @@ def potentials(params: LGSSMParams, data: LGSSMData) -> GaussianChainPotentials:
     dynamics_terms = -0.5 * (jnp.einsum("btl,btl->bt", drive, q_drive) + q_logdet + size * log_2pi)
     initial = -0.5 * (p.initial_mean @ p0_inv @ p.initial_mean + p0_logdet + size * log_2pi)
     jacobian = jnp.sum(jnp.log(data.scale))
-    c = jnp.sum(m * (emission_terms - jacobian) + transition * dynamics_terms, axis=1) + initial
+    c = m * (emission_terms - jacobian) + transition * dynamics_terms + is_first * initial
     return GaussianChainPotentials(h, j, cross, c)
 
 
@@ -204,7 +204,7 @@ def m_step(data: LGSSMData, gradient: GaussianChainPotentials, reg_covar: float)
     """The closed-form M-step from the gradient of the log-partition (in scaled units)."""
     dtype = data.obs.dtype
     size = gradient.h.shape[-1]
-    weight = gradient.c  # [B]
+    weight = gradient.c  # [B, T] the sequence's weight on its steps, 0 on padding
     first = gradient.h  # w E[z_t]
     second = -2.0 * symmetric(gradient.J)  # w E[z_t z_tᵀ]
     lagged = -gradient.cross  # w E[z_{t-1} z_tᵀ]
@@ -212,11 +212,11 @@ def m_step(data: LGSSMData, gradient: GaussianChainPotentials, reg_covar: float)
     steps = jnp.arange(data.obs.shape[1], dtype=data.lengths.dtype)
     inside = (steps[None, :] < data.lengths[:, None]).astype(dtype)
     transition = inside * (steps > 0).astype(dtype)[None, :]
-    wu = weight[:, None, None] * u  # [B, T, U]
+    wu = weight[..., None] * u  # [B, T, U]
     eye = jnp.eye(size, dtype=dtype)
 
     # Initial state.
-    n_seq = jnp.sum(weight)
+    n_seq = jnp.sum(weight[:, 0])
     mean0 = jnp.sum(first[:, 0], axis=0) / n_seq
     cov0 = jnp.sum(second[:, 0], axis=0) / n_seq - jnp.outer(mean0, mean0)
 
@@ -233,7 +233,7 @@ def m_step(data: LGSSMData, gradient: GaussianChainPotentials, reg_covar: float)
     target_u = jnp.einsum("btl,btu->lu", first[:, 1:] * trn[..., None], u[:, 1:])
     target = jnp.concatenate([target_z, target_u], axis=1)  # [L, L + U]
     coefficients = _solve(gram, target)
-    n_trans = jnp.sum(weight[:, None] * transition)
+    n_trans = jnp.sum(weight * transition)
     current = jnp.einsum("btij->ij", second * tr[..., None])
     dyn_cov = (current - coefficients @ target.T) / jnp.maximum(n_trans, 1.0)
     dynamics, dynamics_input = coefficients[:, :size], coefficients[:, size:]
@@ -241,7 +241,7 @@ def m_step(data: LGSSMData, gradient: GaussianChainPotentials, reg_covar: float)
     # Emissions: x_t on [z_t, u_t] over observed steps.
     m = data.observed
     x = data.obs
-    wx = weight[:, None, None] * x
+    wx = weight[..., None] * x
     ezz = jnp.einsum("bt,btij->ij", m, second)
     ezu = jnp.einsum("btl,btu->lu", first * m[..., None], u)
     euu = jnp.einsum("btu,btv->uv", wu * m[..., None], u)
@@ -250,7 +250,7 @@ def m_step(data: LGSSMData, gradient: GaussianChainPotentials, reg_covar: float)
         [jnp.einsum("btd,btl->dl", x * m[..., None], first), jnp.einsum("btd,btu->du", wx * m[..., None], u)], axis=1
     )
     coefficients_e = _solve(gram_e, target_e)
-    n_obs = jnp.sum(weight[:, None] * m)
+    n_obs = jnp.sum(weight * m)
     xx = jnp.einsum("btd,bte->de", wx * m[..., None], x)
     emission_cov = (xx - coefficients_e @ target_e.T) / jnp.maximum(n_obs, 1.0)
 
