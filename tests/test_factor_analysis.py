@@ -119,3 +119,15 @@ def test_sample_bic_predict_and_checks(wine):
     with pytest.raises(ValueError, match="n_factors"):
         jaxem.models.factor_analysis(0)
     assert jaxem.models.factor_analysis(2) is model
+
+
+def test_q_function_of_gaussian_latent_is_log_likelihood_minus_posterior_entropy(wine):
+    # Regression: expected_log_joint dropped the negative entries of the gradient
+    # (it is signed for a Gaussian latent: E[z], -E[zzᵀ]/2), so Q was wrong.
+    model = jaxem.models.factor_analysis(2)
+    params = jaxem.init(model, 0, wine[:50])
+    new, log_lik, info = jaxem.em_step_with_info(model, params, wine[:50])
+    covs = np.asarray(jaxem.posterior(model, params, wine[:50]).covariances)
+    entropy = 0.5 * np.sum(np.linalg.slogdet(2 * np.pi * np.e * covs)[1])
+    np.testing.assert_allclose(float(info.q_before), float(log_lik) - entropy, rtol=1e-10)
+    assert float(info.q_after) >= float(info.q_before)

@@ -175,4 +175,4 @@ def test_float32_long_sequence_agrees_with_float64():
     assert abs(float(ll32) - ll64) / len(x) < 5e-5
     m64 = jaxem.posterior(model, p64, x64).means
     m32 = jaxem.posterior(model, p32, x32).means
-    assert float(jnp.max(jnp.abs(m32 - m64))) < 1e-3 * float(jnp.max(jnp.abs(m64)))
+    assert float(jnp.max(jnp.abs(m32.astype(m64.dtype) - m64))) < 1e-3 * float(jnp.max(jnp.abs(m64)))

@@ -94,3 +94,17 @@ def test_params_checks():
         jaxem.log_likelihood(model, tuple(good), x)
     with pytest.raises(ValueError, match="n_components"):
         jaxem.init(jaxem.models.mixture_of_factor_analyzers(10, 1), 0, x)
+
+
+@pytest.mark.slow
+def test_beats_full_covariance_gmm_by_bic_on_digits():
+    from sklearn.datasets import load_digits
+    from sklearn.mixture import GaussianMixture
+
+    x = load_digits().data
+    x = x[:, x.std(0) > 0]  # [1797, 61]: constant pixels dropped (no density on them)
+    gmm = GaussianMixture(10, covariance_type="full", random_state=0, max_iter=200).fit(x)
+    model = jaxem.models.mixture_of_factor_analyzers(10, 3)
+    result = jaxem.fit(model, x, key=0, n_restarts=2, max_iter=150, tol=1e-6)
+    # Measured: 1.28e5 (MFA, 10 x 3 factors) against 2.42e5 (full GMM, 10 components).
+    assert float(jaxem.bic(model, result.params, x)) < gmm.bic(x)
