@@ -74,8 +74,8 @@ def factor_model(n_factors: int, *, n_components: Optional[int], isotropic: bool
         shapes["noise_variance"] = (jnp.shape(noise), noise_shape)
         for name, (got, expected) in shapes.items():
             if tuple(got) != expected:
-                prefix = "" if single else f"[{k}] "
-                raise ValueError(f"params.{name} must have shape {expected[1:] if single else expected} {prefix}for this model and data, got {tuple(got)[1:] if single else tuple(got)}")
+                expected, got = (expected[1:], tuple(got)[1:]) if single else (expected, tuple(got))
+                raise ValueError(f"params.{name} must have shape {expected} for this model and data, got {got}")
         fa.check_params_values(loadings, noise, means)
 
     def sample(key, params, n):
