@@ -61,6 +61,7 @@ __all__ = [
 ]
 
 from jaxem.models.factor_analysis import FactorAnalysisParams, factor_analysis, ppca  # noqa: E402
+from jaxem.models.lgssm import LGSSMParams, lgssm  # noqa: E402
 from jaxem.models.mixture_of_factor_analyzers import (  # noqa: E402
     MixtureOfFactorAnalyzersParams,
     mixture_of_factor_analyzers,
@@ -69,12 +70,11 @@ from jaxem.models.mixture_of_factor_analyzers import (  # noqa: E402
 
 __all__ += [
     "FactorAnalysisParams",
+    "LGSSMParams",
     "MixtureOfFactorAnalyzersParams",
     "factor_analysis",
+    "lgssm",
     "mixture_of_factor_analyzers",
     "mixture_of_ppca",
     "ppca",
 ]
-from jaxem.models.lgssm import LGSSMParams, lgssm  # noqa: E402
-
-__all__ += ["LGSSMParams", "lgssm"]
