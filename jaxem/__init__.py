@@ -10,6 +10,8 @@ from jaxem import priors
 from jaxem._src.compilation_cache import enable_default_cache as _enable_default_cache
 from jaxem._src.base import AdditiveMStep, Latent, Model, mixture_latent
 from jaxem._src.chain import ChainPotentials, chain_latent
+from jaxem._src.gaussian_latent import GaussianPosterior, GaussianPotentials, gaussian_latent, gaussian_mixture_latent
+from jaxem._src.kalman import GaussianChainPosterior, GaussianChainPotentials, gaussian_chain_latent
 from jaxem._src.data import load_dataset
 from jaxem._src.algorithms import Algorithm, EMInfo, EMState, SquaremState, em, squarem
 from jaxem._src.engine import (
@@ -75,6 +77,10 @@ __all__ = [
     "EMState",
     "ExpFamily",
     "FitResult",
+    "GaussianChainPosterior",
+    "GaussianChainPotentials",
+    "GaussianPosterior",
+    "GaussianPotentials",
     "Latent",
     "MStepInfo",
     "Model",
@@ -99,6 +105,9 @@ __all__ = [
     "fit_online",
     "fit_streaming",
     "freeze",
+    "gaussian_chain_latent",
+    "gaussian_latent",
+    "gaussian_mixture_latent",
     "gradient_m_step",
     "init",
     "load",

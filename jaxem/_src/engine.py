@@ -338,7 +338,10 @@ def posterior(model: Model, params: Params, data) -> Array:
     """Posterior marginals of the latent variables: ``[N, K]`` for a mixture.
 
     Computed as the gradient of the log-likelihood with respect to the
-    log-potentials.
+    log-potentials. For a continuous latent, its moments: a
+    ``jaxem.GaussianPosterior`` (means, covariances) or, for a linear-Gaussian
+    chain, a ``jaxem.GaussianChainPosterior`` (smoothed means, covariances,
+    lag-one cross-covariances).
 
     Examples:
       >>> x, _ = jaxem.load_dataset("faithful")

@@ -35,14 +35,15 @@ def default_optimizer() -> optax.GradientTransformation:
 
 
 def expected_log_joint(posterior: Any, log_potentials: Any) -> Array:
-    """``Σ posterior · log_potentials`` over every leaf, with ``0 · (-inf) = 0``.
+    """``Σ posterior · log_potentials`` over every leaf, with ``0 · (-inf) = 0``
+    (entries may be negative: a Gaussian latent's posterior holds ``E[z]``, ``−½ E[zzᵀ]``).
 
     Args:
       posterior: ``[N, K]`` for a mixture (or a pytree like the log-potentials).
       log_potentials: same structure as ``posterior``.
     """
     terms = jax.tree_util.tree_map(
-        lambda w, lp: jnp.sum(jnp.where(w > 0, w.astype(lp.dtype) * lp, jnp.zeros_like(lp))),
+        lambda w, lp: jnp.sum(jnp.where(w != 0, w.astype(lp.dtype) * lp, jnp.zeros_like(lp))),
         posterior,
         log_potentials,
     )

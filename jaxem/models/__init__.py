@@ -72,3 +72,22 @@ __all__ = [
     "regression_mixture_params",
     "sample_regression_response",
 ]
+
+from jaxem.models.factor_analysis import FactorAnalysisParams, factor_analysis, ppca  # noqa: E402
+from jaxem.models.lgssm import LGSSMParams, lgssm  # noqa: E402
+from jaxem.models.mixture_of_factor_analyzers import (  # noqa: E402
+    MixtureOfFactorAnalyzersParams,
+    mixture_of_factor_analyzers,
+    mixture_of_ppca,
+)
+
+__all__ += [
+    "FactorAnalysisParams",
+    "LGSSMParams",
+    "MixtureOfFactorAnalyzersParams",
+    "factor_analysis",
+    "lgssm",
+    "mixture_of_factor_analyzers",
+    "mixture_of_ppca",
+    "ppca",
+]
