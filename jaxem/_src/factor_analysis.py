@@ -40,6 +40,7 @@ import numpy as np
 
 from jaxem._src import validation
 from jaxem._src.base import Array
+from jaxem._src.display import params_repr
 from jaxem._src.gaussian_latent import GaussianPotentials, symmetric
 
 
@@ -56,6 +57,8 @@ class FactorAnalysisParams(NamedTuple):
     loadings: Array
     noise_variance: Array
 
+    __repr__ = params_repr
+
 
 class MixtureOfFactorAnalyzersParams(NamedTuple):
     """Parameters of a mixture of factor analyzers (or of PPCA).
@@ -71,6 +74,8 @@ class MixtureOfFactorAnalyzersParams(NamedTuple):
     means: Array
     loadings: Array
     noise_variances: Array
+
+    __repr__ = params_repr
 
 
 class FactorData(NamedTuple):

@@ -71,7 +71,7 @@ def symmetric(matrix: Array) -> Array:
 def gaussian_log_partition(potentials: GaussianPotentials) -> Array:
     """``[...]`` log ∫ exp(hᵀz − ½ zᵀJz + c) dz, by a Cholesky factor of ``J``.
 
-    Example:
+    Examples:
       >>> p = GaussianPotentials(jnp.ones((3, 2)), jnp.broadcast_to(2.0 * jnp.eye(2), (3, 2, 2)), jnp.zeros(3))
       >>> gaussian_log_partition(p).shape
       (3,)
@@ -156,7 +156,7 @@ def gaussian_latent() -> Latent:
     docstring); ``marginals`` returns ``GaussianPosterior(means, covariances)`` and
     ``decode`` the posterior means ``[N, L]``.
 
-    Example:
+    Examples:
       >>> latent = gaussian_latent()
       >>> p = GaussianPotentials(jnp.ones((3, 2)), jnp.broadcast_to(2.0 * jnp.eye(2), (3, 2, 2)), jnp.zeros(3))
       >>> latent.log_marginal(p, None).shape

@@ -79,7 +79,7 @@ def chain_log_partition(h: Array, precision: Array, cross: Array, constants: Arr
     ``[T, L, L]``, ``[T, L, L]``, ``[T]``; steps ``t >= length`` ignored), by the
     block Cholesky sweep.
 
-    Example:
+    Examples:
       >>> t, l = 5, 2
       >>> log_z = chain_log_partition(jnp.zeros((t, l)), jnp.broadcast_to(2.0 * jnp.eye(l), (t, l, l)),
       ...                             jnp.zeros((t, l, l)), jnp.zeros(t), jnp.asarray(t))

@@ -29,6 +29,7 @@ import numpy as np
 from jaxem._src import sequences as seqs_lib
 from jaxem._src import validation
 from jaxem._src.base import Array, Model
+from jaxem._src.display import params_repr
 from jaxem._src.gaussian_latent import symmetric
 from jaxem._src.kalman import GaussianChainPotentials, gaussian_chain_latent
 from jaxem._src.sequences import Sequences
@@ -56,6 +57,8 @@ class LGSSMParams(NamedTuple):
     emission: Array
     emission_input: Array
     emission_covariance: Array
+
+    __repr__ = params_repr
 
 
 class LGSSMData(NamedTuple):

@@ -35,7 +35,7 @@ def factor_analysis(n_factors: int, *, min_noise_variance: float = 1e-6) -> Mode
       ``GaussianPosterior(means [N, L], covariances [N, L, L])``, ``jaxem.predict``
       the posterior means, ``sample(key, params, n)`` ``(x [n, D], z [n, L])``.
 
-    Example:
+    Examples:
       >>> import jax, jaxem, numpy as np
       >>> x = np.random.default_rng(0).normal(size=(200, 5)) @ np.ones((5, 5))
       >>> model = jaxem.models.factor_analysis(2)
@@ -57,7 +57,7 @@ def ppca(n_factors: int, *, min_noise_variance: float = 1e-6) -> Model:
     solution (the top ``L`` principal directions, σ² the mean of the other
     eigenvalues of the sample covariance), and also handles missing values (NaN).
 
-    Example:
+    Examples:
       >>> import jax, jaxem, numpy as np
       >>> x = np.random.default_rng(0).normal(size=(200, 5)) @ np.ones((5, 5))
       >>> result = jaxem.fit(jaxem.models.ppca(2), x, key=0, max_iter=50)

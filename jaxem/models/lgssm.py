@@ -42,7 +42,7 @@ def lgssm(n_states: int, *, n_inputs: int = 0, reg_covar: float = 1e-6) -> Model
       lag-one cross-covariances), ``jaxem.predict`` the smoothed means,
       ``sample(key, params, n)`` one sequence ``(x [n, D], z [n, L])`` (no inputs).
 
-    Example:
+    Examples:
       >>> import jax, jaxem, numpy as np
       >>> x = np.cumsum(np.random.default_rng(0).normal(size=200)) + np.random.default_rng(1).normal(size=200)
       >>> result = jaxem.fit(jaxem.models.lgssm(1), x, key=0, max_iter=50)

@@ -38,7 +38,7 @@ def mixture_of_factor_analyzers(n_components: int, n_factors: int, *, min_noise_
       [N, K, L, L], responsibilities [N, K])``; ``jaxem.predict`` ``(component [N],
       mean of z [N, L])``; ``jaxem.bic`` counts loadings up to rotation.
 
-    Example:
+    Examples:
       >>> import jax, jaxem, numpy as np
       >>> x = np.random.default_rng(0).normal(size=(300, 6))
       >>> model = jaxem.models.mixture_of_factor_analyzers(2, 1)
@@ -58,7 +58,7 @@ def mixture_of_ppca(n_components: int, n_factors: int, *, min_noise_variance: fl
     ``mixture_of_factor_analyzers`` with one noise variance per component
     (``noise_variances [K]``).
 
-    Example:
+    Examples:
       >>> import jax, jaxem, numpy as np
       >>> x = np.random.default_rng(0).normal(size=(300, 6))
       >>> result = jaxem.fit(jaxem.models.mixture_of_ppca(2, 1), x, key=0, max_iter=30)
