@@ -54,6 +54,14 @@ BUILT_IN_MODELS = [_gaussian_mixture_case(t) for t in ("full", "tied", "diag", "
     ),
     pytest.param("categorical_hmm", lambda: jaxem.models.categorical_hmm(2, 3, parallel=True), _RNG.integers(0, 3, 60), id="categorical_hmm"),
     pytest.param("poisson_hmm", lambda: jaxem.models.poisson_hmm(2), _RNG.poisson(3.0, 60), id="poisson_hmm"),
+    pytest.param("gmm_hmm", lambda: jaxem.models.gmm_hmm(2, 2, covariance_type="tied", reg_covar=1e-4), _RNG.normal(size=(60, 2)), id="gmm_hmm"),
+    pytest.param(
+        "multinomial_hmm",
+        lambda: jaxem.models.multinomial_hmm(2, n_trials=3),
+        _RNG.multinomial(3, [0.2, 0.3, 0.5], size=60),
+        id="multinomial_hmm",
+    ),
+    pytest.param("bernoulli_hmm", lambda: jaxem.models.bernoulli_hmm(2, parallel=True), _RNG.integers(0, 2, (60, 3)), id="bernoulli_hmm"),
     pytest.param(
         "regression_mixture",
         lambda: jaxem.models.regression_mixture(2, fit_intercept=False, reg_variance=1e-3),

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import NamedTuple, Optional
 
+import jax
 import jax.numpy as jnp
 
-from jaxem._src import validation
+from jaxem._src import sequences, validation
 from jaxem._src.base import Array, Model
 from jaxem._src.families import bernoulli
 from jaxem._src.hmm import component_hmm
@@ -55,6 +56,18 @@ def bernoulli_hmm_params(initial_probs, transition_matrix, probs) -> BernoulliHM
     return BernoulliHMMParams(initial_probs.astype(dtype), transition_matrix.astype(dtype), probs.astype(dtype))
 
 
+def init_probs(key: Array, features, lengths: Array, params) -> BernoulliHMMParams:
+    """Starting emissions: the pooled frequency of each feature, half and half with
+    Uniform(0, 1) draws, kept in ``[0.02, 0.98]``. (k-means++ seeds are data points,
+    binary, so a state seeded on them starts with probabilities at 0 or 1, where EM
+    stays.)"""
+    x = features.x
+    mask = sequences.step_mask(lengths, x.shape[1])[..., None]
+    frequencies = jnp.sum(jnp.where(mask, x, jnp.zeros_like(x)), axis=(0, 1)) / jnp.sum(mask).astype(x.dtype)
+    noise = jax.random.uniform(key, params.probs.shape, x.dtype)
+    return params._replace(probs=jnp.clip(0.5 * frequencies[None, :] + 0.5 * noise, 0.02, 0.98))
+
+
 @register_model("bernoulli_hmm")
 def bernoulli_hmm(n_states: int, *, transition_mask: Optional[Array] = None, parallel: bool = False) -> Model:
     """A hidden Markov model whose emissions are D independent binary features.
@@ -72,9 +85,9 @@ def bernoulli_hmm(n_states: int, *, transition_mask: Optional[Array] = None, par
         (``lax.associative_scan``; see ``jaxem.chain_latent``).
 
     Returns:
-      A ``Model`` whose params are ``BernoulliHMMParams``. ``init`` seeds the
-      probabilities by k-means++ on the pooled steps, with uniform initial
-      probabilities and "sticky" random transitions; ``sample(key, params, n)``
+      A ``Model`` whose params are ``BernoulliHMMParams``. ``init`` mixes the
+      pooled frequencies half and half with Uniform(0, 1) draws (``init_probs``),
+      with uniform initial probabilities and "sticky" random transitions; ``sample(key, params, n)``
       draws one sequence ``(x [n, D] bool, z [n])``.
 
     Example:
@@ -87,7 +100,7 @@ def bernoulli_hmm(n_states: int, *, transition_mask: Optional[Array] = None, par
     """
     n_states = validation.check_positive_int(n_states, "n_states")
     return component_hmm(
-        bernoulli.component("probs"),
+        bernoulli.component("probs")._replace(init_states=init_probs),
         n_states,
         params_type=BernoulliHMMParams,
         transition_mask=transition_mask,
