@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from jaxem._src import validation
+from jaxem._src import hmm_missing, validation
 from jaxem._src.base import Array, Model
 from jaxem._src.families import gaussian
 from jaxem._src.families.covariance import covariance_of
@@ -27,6 +27,7 @@ def gaussian_hmm(
     reg_covar: float = 1e-6,
     transition_mask: Optional[Array] = None,
     parallel: bool = False,
+    missing: str = "reject",
 ) -> Model:
     """A hidden Markov model with Gaussian emissions.
 
@@ -47,6 +48,10 @@ def gaussian_hmm(
         ones stay exactly zero.
       parallel: compute the log-partition in parallel over time
         (``lax.associative_scan``; see ``jaxem.chain_latent``) instead of sequentially.
+      missing: ``"reject"`` (default: NaN in the data is an error) or
+        ``"marginalize"``: NaN entries are missing at random; a step uses the
+        marginal of its observed features, a step with none observed contributes
+        no emission (``jaxem/_src/hmm_missing.py``; O(B T K D³) per iteration).
 
     Returns:
       A ``Model`` whose params are ``GaussianHMMParams``. ``init`` seeds the means
@@ -62,10 +67,15 @@ def gaussian_hmm(
     n_states = validation.check_positive_int(n_states, "n_states")
     covariance = covariance_of(covariance_type)
     reg_covar = validation.check_nonnegative_float(reg_covar, "reg_covar")
-    return component_hmm(
+    if missing not in ("reject", "marginalize"):
+        raise ValueError(f"missing must be 'reject' or 'marginalize', got {missing!r}")
+    model = component_hmm(
         gaussian.component(covariance, reg_covar),
         n_states,
         params_type=GaussianHMMParams,
         transition_mask=transition_mask,
         parallel=bool(parallel),
     )
+    if missing == "marginalize":
+        return hmm_missing.marginalizing_hmm(model, covariance, reg_covar, transition_mask)
+    return model
