@@ -138,3 +138,50 @@ def test_validation():
         jaxem.models.gaussian_hmm(2, missing="impute")
     with pytest.raises(ValueError, match="means"):
         jaxem.em_step(model, _params("full"), np.zeros((10, 2)))
+
+
+def _poisson_table(x, rates):
+    from scipy.stats import poisson
+
+    return np.stack([np.nansum(poisson(r).logpmf(x), axis=1) for r in rates], axis=1)
+
+
+def _bernoulli_table(x, probs):
+    return np.stack([np.nansum(x * np.log(p) + (1 - x) * np.log1p(-p), axis=1) for p in probs], axis=1)
+
+
+@pytest.mark.parametrize("family", ["poisson", "bernoulli"])
+def test_count_hmms_missing_entries_drop_out(family):
+    rng = np.random.default_rng(3)
+    if family == "poisson":
+        theta = np.array([[1.0, 4.0, 0.5], [5.0, 1.0, 2.0]])
+        sequences = [rng.poisson(2.0, size=(t, 3)).astype(float) for t in (7, 6)]
+        make, table_fn, field = jaxem.models.poisson_hmm, _poisson_table, "rates"
+        params = jaxem.models.poisson_hmm_params(START, TRANSITIONS, theta)
+    else:
+        theta = np.array([[0.2, 0.7, 0.4], [0.8, 0.3, 0.6]])
+        sequences = [rng.integers(0, 2, size=(t, 3)).astype(float) for t in (7, 6)]
+        make, table_fn, field = jaxem.models.bernoulli_hmm, _bernoulli_table, "probs"
+        params = jaxem.models.bernoulli_hmm_params(START, TRANSITIONS, theta)
+    complete = jaxem.Sequences.from_list(sequences)
+    for s in sequences:
+        s[rng.uniform(size=s.shape) < 0.3] = np.nan
+    sequences[0][1] = np.nan
+    model = make(2, missing="marginalize")
+    new, log_lik = jaxem.em_step(model, params, jaxem.Sequences.from_list(sequences))
+
+    tables = [table_fn(s, theta) for s in sequences]
+    total, gammas, xi, first = expected_counts(START, TRANSITIONS, tables)
+    np.testing.assert_allclose(float(log_lik), total, rtol=1e-10)
+    gamma, x = np.concatenate(gammas), np.concatenate(sequences)
+    observed = ~np.isnan(x)
+    expected = (gamma.T @ np.where(observed, x, 0.0)) / (gamma.T @ observed)
+    np.testing.assert_allclose(np.asarray(getattr(new, field)), expected, rtol=1e-9)
+    np.testing.assert_allclose(np.asarray(new.transition_matrix), xi / xi.sum(axis=1, keepdims=True), rtol=1e-9)
+
+    # no NaN: the complete-data model's step
+    ours, ll = jaxem.em_step(model, params, complete)
+    reference, ll_ref = jaxem.em_step(make(2), params, complete)
+    np.testing.assert_allclose(float(ll), float(ll_ref), rtol=1e-12)
+    for a, b in zip(ours, reference):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-12)

@@ -8,7 +8,7 @@ from typing import NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from jaxem._src import sequences, validation
+from jaxem._src import hmm_missing_elementwise, sequences, validation
 from jaxem._src.base import Array, Model
 from jaxem._src.families import bernoulli
 from jaxem._src.hmm import component_hmm
@@ -69,7 +69,9 @@ def init_probs(key: Array, features, lengths: Array, params) -> BernoulliHMMPara
 
 
 @register_model("bernoulli_hmm")
-def bernoulli_hmm(n_states: int, *, transition_mask: Optional[Array] = None, parallel: bool = False) -> Model:
+def bernoulli_hmm(
+    n_states: int, *, transition_mask: Optional[Array] = None, parallel: bool = False, missing: str = "reject"
+) -> Model:
     """A hidden Markov model whose emissions are D independent binary features.
 
     Data: one sequence of 0/1 vectors ``[T, D]`` (``[T]`` means D = 1) or
@@ -81,6 +83,9 @@ def bernoulli_hmm(n_states: int, *, transition_mask: Optional[Array] = None, par
     Args:
       n_states: number of hidden states K.
       transition_mask: optional ``[K, K]`` bool of allowed transitions.
+      missing: ``"reject"`` (default: NaN in the data is an error) or
+        ``"marginalize"``: NaN entries are missing at random and drop out of the
+        product over features (``jaxem/_src/hmm_missing_elementwise.py``).
       parallel: compute the log-partition in parallel over time
         (``lax.associative_scan``; see ``jaxem.chain_latent``).
 
@@ -99,10 +104,17 @@ def bernoulli_hmm(n_states: int, *, transition_mask: Optional[Array] = None, par
       >>> result = jaxem.fit(model, x, key=0, n_restarts=4)
     """
     n_states = validation.check_positive_int(n_states, "n_states")
-    return component_hmm(
+    if missing not in ("reject", "marginalize"):
+        raise ValueError(f"missing must be 'reject' or 'marginalize', got {missing!r}")
+    model = component_hmm(
         bernoulli.component("probs")._replace(init_states=init_probs),
         n_states,
         params_type=BernoulliHMMParams,
         transition_mask=transition_mask,
         parallel=bool(parallel),
     )
+    if missing == "marginalize":
+        return hmm_missing_elementwise.marginalizing_elementwise_hmm(
+            model, "probs", hmm_missing_elementwise.bernoulli_log_density, hmm_missing_elementwise.bernoulli_maximize, transition_mask
+        )
+    return model

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from jaxem._src import validation
+from jaxem._src import hmm_missing_elementwise, validation
 from jaxem._src.base import Array, Model
 from jaxem._src.families import poisson
 from jaxem._src.families.poisson import PoissonHMMParams, poisson_hmm_params
@@ -16,7 +16,9 @@ __all__ = ["PoissonHMMParams", "poisson_hmm", "poisson_hmm_params"]
 
 
 @register_model("poisson_hmm")
-def poisson_hmm(n_states: int, *, transition_mask: Optional[Array] = None, parallel: bool = False) -> Model:
+def poisson_hmm(
+    n_states: int, *, transition_mask: Optional[Array] = None, parallel: bool = False, missing: str = "reject"
+) -> Model:
     """A hidden Markov model whose emissions are independent Poisson counts.
 
     Data: one sequence of non-negative integer counts ``[T, D]`` (``[T]`` means
@@ -26,6 +28,9 @@ def poisson_hmm(n_states: int, *, transition_mask: Optional[Array] = None, paral
     Args:
       n_states: number of hidden states K.
       transition_mask: optional ``[K, K]`` bool of allowed transitions.
+      missing: ``"reject"`` (default: NaN in the data is an error) or
+        ``"marginalize"``: NaN entries are missing at random and drop out of the
+        product over features (``jaxem/_src/hmm_missing_elementwise.py``).
       parallel: compute the log-partition in parallel over time
         (``lax.associative_scan``; see ``jaxem.chain_latent``) instead of sequentially.
 
@@ -40,10 +45,17 @@ def poisson_hmm(n_states: int, *, transition_mask: Optional[Array] = None, paral
       >>> result = jaxem.fit(model, counts, key=0, n_restarts=8)
     """
     n_states = validation.check_positive_int(n_states, "n_states")
-    return component_hmm(
+    if missing not in ("reject", "marginalize"):
+        raise ValueError(f"missing must be 'reject' or 'marginalize', got {missing!r}")
+    model = component_hmm(
         poisson.component("rates"),
         n_states,
         params_type=PoissonHMMParams,
         transition_mask=transition_mask,
         parallel=bool(parallel),
     )
+    if missing == "marginalize":
+        return hmm_missing_elementwise.marginalizing_elementwise_hmm(
+            model, "rates", hmm_missing_elementwise.poisson_log_density, hmm_missing_elementwise.poisson_maximize, transition_mask
+        )
+    return model
