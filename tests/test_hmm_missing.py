@@ -185,3 +185,49 @@ def test_count_hmms_missing_entries_drop_out(family):
     np.testing.assert_allclose(float(ll), float(ll_ref), rtol=1e-12)
     for a, b in zip(ours, reference):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", pytest.param("diag", marks=pytest.mark.slow)])
+def test_gmm_hmm_with_missing_values(covariance_type):
+    from scipy.special import logsumexp
+
+    rng = np.random.default_rng(4)
+    k, m = 2, 2
+    means = np.stack([MEANS, MEANS[::-1] + 1.0], axis=1)  # [K, M, D]
+    full = np.stack([FULL, FULL[::-1]], axis=1)  # [K, M, D, D]
+    weights = np.array([[0.3, 0.7], [0.6, 0.4]])
+    covs = full if covariance_type == "full" else np.stack([[np.diag(c) for c in state] for state in full])
+    params = jaxem.models.gmm_hmm_params(START, TRANSITIONS, weights, means, covs, covariance_type)
+    dense = full if covariance_type == "full" else np.stack([[np.diag(np.diag(c)) for c in state] for state in full])
+    sequences = [rng.normal(size=(t, 3)) + 0.5 for t in (7, 6)]
+    complete = jaxem.Sequences.from_list([s.copy() for s in sequences])
+    for s in sequences:
+        s[rng.uniform(size=s.shape) < 0.3] = np.nan
+    sequences[1][3] = np.nan
+    model = jaxem.models.gmm_hmm(k, m, covariance_type=covariance_type, reg_covar=0.0, missing="marginalize")
+    data = jaxem.Sequences.from_list(sequences)
+    new, log_lik = jaxem.em_step(model, params, data)
+
+    tables = []
+    for s in sequences:
+        table = np.zeros((len(s), k))
+        for t, x in enumerate(s):
+            o = ~np.isnan(x)
+            if o.any():
+                table[t] = [
+                    logsumexp([np.log(weights[j, c]) + multivariate_normal(means[j, c][o], dense[j, c][np.ix_(o, o)]).logpdf(x[o]) for c in range(m)])
+                    for j in range(k)
+                ]
+        tables.append(table)
+    total, _, xi, _ = expected_counts(START, TRANSITIONS, tables)
+    np.testing.assert_allclose(float(log_lik), total, rtol=1e-10)
+    np.testing.assert_allclose(np.asarray(new.transition_matrix), xi / xi.sum(axis=1, keepdims=True), rtol=1e-9)
+    assert float(jaxem.log_likelihood(model, new, data)) >= float(log_lik)  # EM does not decrease it
+
+    ours, ll = jaxem.em_step(model, params, complete)
+    reference, ll_ref = jaxem.em_step(jaxem.models.gmm_hmm(k, m, covariance_type=covariance_type, reg_covar=0.0), params, complete)
+    np.testing.assert_allclose(float(ll), float(ll_ref), rtol=1e-12)
+    for a, b in zip(ours, reference):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="tied"):
+        jaxem.models.gmm_hmm(2, 2, covariance_type="tied", missing="marginalize")
