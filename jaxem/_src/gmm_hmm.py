@@ -222,15 +222,6 @@ def marginalizing_gmm_hmm(model: Model, covariance: Covariance, reg_covar: float
         factor = params.precisions_cholesky
         return gaussian.GaussianMixtureParams(params.weights.reshape(k * m), params.means.reshape(k * m, d), factor.reshape((k * m,) + factor.shape[2:]))
 
-    def init(key, data: hmm_missing.MissingChainData):
-        counts = jnp.sum(data.mask, axis=(0, 1))
-        means = jnp.sum(data.x, axis=(0, 1)) / jnp.maximum(counts, 1.0)
-        filled = jnp.where(data.mask > 0, data.x, jnp.broadcast_to(means, data.x.shape))
-        return model.init(key, model.prepare(seqs_lib.Sequences(filled, data.lengths)))
-
-    def check(data, params=None):
-        model.check(hmm_missing.check_data(data), params)
-
     def log_joint(params, data: hmm_missing.MissingChainData) -> ChainPotentials:
         b, t, _ = data.x.shape
         k, m, _ = params.means.shape
@@ -260,4 +251,10 @@ def marginalizing_gmm_hmm(model: Model, covariance: Covariance, reg_covar: float
             transition_matrix=normalized_counts(posterior.log_transition, mask=mask).astype(dtype),
         )
 
-    return model._replace(init=init, log_joint=log_joint, m_step=m_step, prepare=hmm_missing.prepare, check=check)
+    return model._replace(
+        init=hmm_missing.imputed_init(model),
+        log_joint=log_joint,
+        m_step=m_step,
+        prepare=hmm_missing.prepare,
+        check=hmm_missing.nan_tolerant_check(model),
+    )

@@ -72,6 +72,28 @@ def check_data(data, name: str = "obs"):
     return seqs_lib.Sequences(filled, data.lengths) if isinstance(data, seqs_lib.Sequences) else filled
 
 
+def imputed_init(model: Model):
+    """``init`` of ``model`` on ``MissingChainData``: the complete-data ``init`` of
+    the observations with every missing entry set to its feature's observed mean."""
+
+    def init(key, data: MissingChainData):
+        counts = jnp.sum(data.mask, axis=(0, 1))
+        means = jnp.sum(data.x, axis=(0, 1)) / jnp.maximum(counts, 1.0)
+        filled = jnp.where(data.mask > 0, data.x, jnp.broadcast_to(means, data.x.shape))
+        return model.init(key, model.prepare(seqs_lib.Sequences(filled, data.lengths)))
+
+    return init
+
+
+def nan_tolerant_check(model: Model):
+    """``check`` of ``model`` accepting NaN (not inf) in the observations."""
+
+    def check(data, params=None):
+        model.check(check_data(data), params)
+
+    return check
+
+
 def marginalizing_hmm(model: Model, covariance: Covariance, reg_covar: float, transition_mask: Optional[Array]) -> Model:
     """A Gaussian HMM ``model`` whose observations may hold NaN entries, integrated
     out: the same params, ``init`` from column-mean imputation of the observed steps.
@@ -85,15 +107,6 @@ def marginalizing_hmm(model: Model, covariance: Covariance, reg_covar: float, tr
     """
     mask = None if transition_mask is None else jnp.asarray(np.asarray(transition_mask))
 
-    def init(key, data: MissingChainData):
-        counts = jnp.sum(data.mask, axis=(0, 1))
-        means = jnp.sum(data.x, axis=(0, 1)) / jnp.maximum(counts, 1.0)
-        filled = jnp.where(data.mask > 0, data.x, jnp.broadcast_to(means, data.x.shape))
-        return model.init(key, model.prepare(seqs_lib.Sequences(filled, data.lengths)))
-
-    def check(data, params=None):
-        seqs = check_data(data)
-        model.check(seqs, params)
 
     def log_joint(params, data: MissingChainData) -> ChainPotentials:
         b, t, _ = data.x.shape
@@ -119,4 +132,6 @@ def marginalizing_hmm(model: Model, covariance: Covariance, reg_covar: float, tr
             transition_matrix=normalized_counts(posterior.log_transition, mask=mask).astype(dtype),
         )
 
-    return model._replace(init=init, log_joint=log_joint, m_step=m_step, prepare=prepare, check=check)
+    return model._replace(
+        init=imputed_init(model), log_joint=log_joint, m_step=m_step, prepare=prepare, check=nan_tolerant_check(model)
+    )

@@ -18,12 +18,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxem._src import sequences as seqs_lib
 from jaxem._src.base import Array, Model
 from jaxem._src.chain import ChainPotentials
 from jaxem._src.expfam import tiny_count
 from jaxem._src.hmm import normalized_counts
-from jaxem._src.hmm_missing import MissingChainData, check_data, prepare
+from jaxem._src.hmm_missing import MissingChainData, imputed_init, nan_tolerant_check, prepare
 
 
 def poisson_log_density(x: Array, rates: Array) -> Array:
@@ -69,15 +68,6 @@ def marginalizing_elementwise_hmm(
     """
     mask = None if transition_mask is None else jnp.asarray(np.asarray(transition_mask))
 
-    def init(key, data: MissingChainData):
-        counts = jnp.sum(data.mask, axis=(0, 1))
-        means = jnp.sum(data.x, axis=(0, 1)) / jnp.maximum(counts, 1.0)
-        filled = jnp.where(data.mask > 0, data.x, jnp.broadcast_to(means, data.x.shape))
-        return model.init(key, model.prepare(seqs_lib.Sequences(filled, data.lengths)))
-
-    def check(data, params=None):
-        model.check(check_data(data), params)
-
     def log_joint(params, data: MissingChainData) -> ChainPotentials:
         dtype = data.x.dtype
         theta = getattr(params, field).astype(dtype)
@@ -99,4 +89,6 @@ def marginalizing_elementwise_hmm(
             transition_matrix=normalized_counts(posterior.log_transition, mask=mask).astype(dtype),
         )
 
-    return model._replace(init=init, log_joint=log_joint, m_step=m_step, prepare=prepare, check=check)
+    return model._replace(
+        init=imputed_init(model), log_joint=log_joint, m_step=m_step, prepare=prepare, check=nan_tolerant_check(model)
+    )
