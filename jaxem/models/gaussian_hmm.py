@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from jaxem._src import hmm_missing, validation
+from jaxem._src import hmm_missing, priors, validation
 from jaxem._src.base import Array, Model
 from jaxem._src.families import gaussian
 from jaxem._src.families.covariance import covariance_of
@@ -27,6 +27,7 @@ def gaussian_hmm(
     reg_covar: float = 1e-6,
     transition_mask: Optional[Array] = None,
     parallel: bool = False,
+    prior: Optional[priors.HMMPrior] = None,
     missing: str = "reject",
 ) -> Model:
     """A hidden Markov model with Gaussian emissions.
@@ -48,6 +49,11 @@ def gaussian_hmm(
         ones stay exactly zero.
       parallel: compute the log-partition in parallel over time
         (``lax.associative_scan``; see ``jaxem.chain_latent``) instead of sequentially.
+      prior: optional ``jaxem.priors.HMMPrior``: Dirichlet concentrations of the
+        initial probabilities and transition rows, and a
+        ``jaxem.priors.GaussianPrior`` of the emissions; EM is then MAP-EM
+        (``docs/priors.md``). ``jaxem.priors.hmmlearn_gaussian`` maps hmmlearn's
+        priors (use ``reg_covar=0.0`` to match hmmlearn exactly).
       missing: ``"reject"`` (default: NaN in the data is an error) or
         ``"marginalize"``: NaN entries are missing at random; a step uses the
         marginal of its observed features, a step with none observed contributes
@@ -69,12 +75,19 @@ def gaussian_hmm(
     reg_covar = validation.check_nonnegative_float(reg_covar, "reg_covar")
     if missing not in ("reject", "marginalize"):
         raise ValueError(f"missing must be 'reject' or 'marginalize', got {missing!r}")
+    initial, transition, emissions = priors.check_hmm_prior(
+        prior, n_states, lambda value: gaussian.check_prior(value, covariance, n_states)
+    )
+    if missing == "marginalize" and prior is not None:
+        raise ValueError("missing='marginalize' does not take a prior yet; pass prior=None")
     model = component_hmm(
-        gaussian.component(covariance, reg_covar),
+        gaussian.component(covariance, reg_covar, emissions),
         n_states,
         params_type=GaussianHMMParams,
         transition_mask=transition_mask,
         parallel=bool(parallel),
+        initial_prior=initial,
+        transition_prior=transition,
     )
     if missing == "marginalize":
         return hmm_missing.marginalizing_hmm(model, covariance, reg_covar, transition_mask)

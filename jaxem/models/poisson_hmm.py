@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from jaxem._src import hmm_missing_elementwise, validation
+from jaxem._src import hmm_missing_elementwise, priors, validation
 from jaxem._src.base import Array, Model
 from jaxem._src.families import poisson
 from jaxem._src.families.poisson import PoissonHMMParams, poisson_hmm_params
@@ -17,7 +17,12 @@ __all__ = ["PoissonHMMParams", "poisson_hmm", "poisson_hmm_params"]
 
 @register_model("poisson_hmm")
 def poisson_hmm(
-    n_states: int, *, transition_mask: Optional[Array] = None, parallel: bool = False, missing: str = "reject"
+    n_states: int,
+    *,
+    transition_mask: Optional[Array] = None,
+    parallel: bool = False,
+    prior: Optional[priors.HMMPrior] = None,
+    missing: str = "reject",
 ) -> Model:
     """A hidden Markov model whose emissions are independent Poisson counts.
 
@@ -33,6 +38,9 @@ def poisson_hmm(
         product over features (``jaxem/_src/hmm_missing_elementwise.py``).
       parallel: compute the log-partition in parallel over time
         (``lax.associative_scan``; see ``jaxem.chain_latent``) instead of sequentially.
+      prior: optional ``jaxem.priors.HMMPrior`` whose ``emissions`` is a
+        ``jaxem.priors.GammaPrior`` of the rates: MAP-EM
+        (``jaxem.priors.hmmlearn_poisson`` maps hmmlearn's priors).
 
     Returns:
       A ``Model`` whose params are ``PoissonHMMParams``. ``init`` seeds the rates by
@@ -47,12 +55,19 @@ def poisson_hmm(
     n_states = validation.check_positive_int(n_states, "n_states")
     if missing not in ("reject", "marginalize"):
         raise ValueError(f"missing must be 'reject' or 'marginalize', got {missing!r}")
+    initial, transition, emissions = priors.check_hmm_prior(
+        prior, n_states, lambda value: poisson.check_prior(value, n_states, "prior.emissions")
+    )
+    if missing == "marginalize" and prior is not None:
+        raise ValueError("missing='marginalize' does not take a prior yet; pass prior=None")
     model = component_hmm(
-        poisson.component("rates"),
+        poisson.component("rates", emissions),
         n_states,
         params_type=PoissonHMMParams,
         transition_mask=transition_mask,
         parallel=bool(parallel),
+        initial_prior=initial,
+        transition_prior=transition,
     )
     if missing == "marginalize":
         return hmm_missing_elementwise.marginalizing_elementwise_hmm(
