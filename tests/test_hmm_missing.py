@@ -136,6 +136,8 @@ def test_validation():
         jaxem.em_step(model, _params("full"), x)
     with pytest.raises(ValueError, match="missing"):
         jaxem.models.gaussian_hmm(2, missing="impute")
+    with pytest.raises(ValueError, match="prior"):  # the missing-data M-step is maximum likelihood only
+        jaxem.models.gaussian_hmm(2, missing="marginalize", prior=jaxem.priors.HMMPrior(transition_matrix=2.0))
     with pytest.raises(ValueError, match="means"):
         jaxem.em_step(model, _params("full"), np.zeros((10, 2)))
 
