@@ -8,8 +8,9 @@ from typing import NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from jaxem._src import hmm_missing_elementwise, sequences, validation
+from jaxem._src import hmm_missing_elementwise, priors, sequences, validation
 from jaxem._src.base import Array, Model
+from jaxem._src.display import params_repr
 from jaxem._src.families import bernoulli
 from jaxem._src.hmm import component_hmm
 from jaxem._src.registry import register_model
@@ -30,6 +31,8 @@ class BernoulliHMMParams(NamedTuple):
     transition_matrix: Array
     probs: Array
 
+    __repr__ = params_repr
+
 
 def bernoulli_hmm_params(initial_probs, transition_matrix, probs) -> BernoulliHMMParams:
     """Builds Bernoulli HMM params from a user's arrays.
@@ -40,7 +43,7 @@ def bernoulli_hmm_params(initial_probs, transition_matrix, probs) -> BernoulliHM
       probs: ``[K, D]`` (or ``[K]`` for one binary feature per step), strictly
         between 0 and 1.
 
-    Example:
+    Examples:
       >>> from jaxem.models import bernoulli_hmm_params
       >>> params = bernoulli_hmm_params([0.5, 0.5], [[0.9, 0.1], [0.1, 0.9]], [[0.1, 0.8], [0.7, 0.2]])
     """
@@ -70,7 +73,12 @@ def init_probs(key: Array, features, lengths: Array, params) -> BernoulliHMMPara
 
 @register_model("bernoulli_hmm")
 def bernoulli_hmm(
-    n_states: int, *, transition_mask: Optional[Array] = None, parallel: bool = False, missing: str = "reject"
+    n_states: int,
+    *,
+    transition_mask: Optional[Array] = None,
+    parallel: bool = False,
+    prior: Optional[priors.HMMPrior] = None,
+    missing: str = "reject",
 ) -> Model:
     """A hidden Markov model whose emissions are D independent binary features.
 
@@ -88,6 +96,8 @@ def bernoulli_hmm(
         product over features (``jaxem/_src/hmm_missing_elementwise.py``).
       parallel: compute the log-partition in parallel over time
         (``lax.associative_scan``; see ``jaxem.chain_latent``).
+      prior: optional ``jaxem.priors.HMMPrior`` whose ``emissions`` is a
+        ``jaxem.priors.BetaPrior`` of the probabilities: MAP-EM (``docs/priors.md``).
 
     Returns:
       A ``Model`` whose params are ``BernoulliHMMParams``. ``init`` mixes the
@@ -95,7 +105,7 @@ def bernoulli_hmm(
       with uniform initial probabilities and "sticky" random transitions; ``sample(key, params, n)``
       draws one sequence ``(x [n, D] bool, z [n])``.
 
-    Example:
+    Examples:
       >>> import jax, jaxem
       >>> model = jaxem.models.bernoulli_hmm(2)
       >>> params = jaxem.models.bernoulli_hmm_params([0.5, 0.5], [[0.9, 0.1], [0.1, 0.9]],
@@ -106,12 +116,19 @@ def bernoulli_hmm(
     n_states = validation.check_positive_int(n_states, "n_states")
     if missing not in ("reject", "marginalize"):
         raise ValueError(f"missing must be 'reject' or 'marginalize', got {missing!r}")
+    initial, transition, emissions = priors.check_hmm_prior(
+        prior, n_states, lambda value: bernoulli.check_prior(value, n_states, "prior.emissions")
+    )
+    if missing == "marginalize" and prior is not None:
+        raise ValueError("missing='marginalize' does not take a prior yet; pass prior=None")
     model = component_hmm(
-        bernoulli.component("probs")._replace(init_states=init_probs),
+        bernoulli.component("probs", emissions)._replace(init_states=init_probs),
         n_states,
         params_type=BernoulliHMMParams,
         transition_mask=transition_mask,
         parallel=bool(parallel),
+        initial_prior=initial,
+        transition_prior=transition,
     )
     if missing == "marginalize":
         return hmm_missing_elementwise.marginalizing_elementwise_hmm(
