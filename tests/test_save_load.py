@@ -60,6 +60,9 @@ BUILT_IN_MODELS = [_gaussian_mixture_case(t) for t in ("full", "tied", "diag", "
         "multinomial_hmm", lambda: jaxem.models.multinomial_hmm(2, n_trials=4), _RNG.multinomial(4, [0.2, 0.3, 0.5], size=60), id="multinomial_hmm"
     ),
     pytest.param(
+        "ar_hmm", lambda: jaxem.models.ar_hmm(2, order=2, covariance_type="diag", reg_covar=1e-4), _RNG.normal(size=(60, 2)), id="ar_hmm"
+    ),
+    pytest.param(
         "regression_mixture",
         lambda: jaxem.models.regression_mixture(2, fit_intercept=False, reg_variance=1e-3),
         (_RNG.normal(size=(50, 2)), _RNG.normal(size=50)),

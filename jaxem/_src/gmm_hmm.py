@@ -20,10 +20,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxem._src import hmm_missing
+from jaxem._src import missing as missing_lib
 from jaxem._src import sequences as seqs_lib
 from jaxem._src.base import Array, Latent, Model
 from jaxem._src.chain import ChainPotentials, chain_log_marginal, chain_viterbi
 from jaxem._src.component import check_params_type
+from jaxem._src.expfam import mixture_weights
 from jaxem._src.families import gaussian, gmm
 from jaxem._src.families.covariance import Covariance
 from jaxem._src.hmm import (
@@ -203,3 +206,55 @@ def gmm_hmm_model(
         n_parameters=n_parameters,
     )
 
+
+
+def marginalizing_gmm_hmm(model: Model, covariance: Covariance, reg_covar: float, transition_mask: Optional[Array]) -> Model:
+    """The GMM-HMM ``model`` on data with NaN entries (missing at random): every
+    component's density is the marginal of the step's observed features, and the
+    emission M-step is the Gaussian mixture's incomplete-data M-step
+    (``jaxem/_src/missing.py``) over the ``K M`` components, fed the joint posterior
+    of state and component. Not for ``tied`` (its covariance is pooled per state).
+    """
+    mask = None if transition_mask is None else jnp.asarray(np.asarray(transition_mask))
+
+    def flat(params) -> gaussian.GaussianMixtureParams:
+        k, m, d = params.means.shape
+        factor = params.precisions_cholesky
+        return gaussian.GaussianMixtureParams(params.weights.reshape(k * m), params.means.reshape(k * m, d), factor.reshape((k * m,) + factor.shape[2:]))
+
+    def log_joint(params, data: hmm_missing.MissingChainData) -> ChainPotentials:
+        b, t, _ = data.x.shape
+        k, m, _ = params.means.shape
+        dtype = data.x.dtype
+        rows = missing_lib.MissingData(data.x.reshape(b * t, -1), data.mask.reshape(b * t, -1))
+        emission = missing_lib.log_joint(flat(params), rows, covariance).reshape(b, t, k, m)
+        return ChainPotentials(
+            log_initial=jnp.log(params.initial_probs.astype(dtype)),
+            log_transition=jnp.log(params.transition_matrix.astype(dtype)),
+            log_emission=emission,
+        )
+
+    def m_step(data: hmm_missing.MissingChainData, posterior: ChainPotentials, params):
+        b, t, _ = data.x.shape
+        k, m, d = params.means.shape
+        rows = missing_lib.MissingData(data.x.reshape(b * t, -1), data.mask.reshape(b * t, -1))
+        joint = posterior.log_emission.reshape(b * t, k * m)
+        new = missing_lib.m_step(rows, joint, flat(params), covariance, reg_covar)
+        counts = jnp.sum(posterior.log_emission, axis=(0, 1))
+        weights = jax.vmap(mixture_weights)(counts, params.weights)
+        dtype = params.initial_probs.dtype
+        return params._replace(
+            weights=weights.astype(dtype),
+            means=new.means.reshape(k, m, d),
+            precisions_cholesky=new.precisions_cholesky.reshape(params.precisions_cholesky.shape),
+            initial_probs=normalized_counts(posterior.log_initial, mask=params.initial_probs > 0).astype(dtype),
+            transition_matrix=normalized_counts(posterior.log_transition, mask=mask).astype(dtype),
+        )
+
+    return model._replace(
+        init=hmm_missing.imputed_init(model),
+        log_joint=log_joint,
+        m_step=m_step,
+        prepare=hmm_missing.prepare,
+        check=hmm_missing.nan_tolerant_check(model),
+    )

@@ -1,5 +1,6 @@
 """Built-in models: each a factory returning a ``jaxem.Model``."""
 
+from jaxem.models.ar_hmm import ARHMMParams, ar_hmm, ar_hmm_params
 from jaxem.models.bernoulli_hmm import BernoulliHMMParams, bernoulli_hmm, bernoulli_hmm_params
 from jaxem.models.categorical_hmm import CategoricalHMMParams, categorical_hmm, categorical_hmm_params
 from jaxem.models.count_mixtures import (
@@ -32,6 +33,9 @@ from jaxem.models.regression_mixture import (
 )
 
 __all__ = [
+    "ARHMMParams",
+    "ar_hmm",
+    "ar_hmm_params",
     "BernoulliHMMParams",
     "bernoulli_hmm",
     "bernoulli_hmm_params",

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import NamedTuple, Optional
 
+import jax
 import jax.numpy as jnp
 
-from jaxem._src import priors, validation
+from jaxem._src import hmm_missing_elementwise, priors, sequences, validation
 from jaxem._src.base import Array, Model
 from jaxem._src.display import params_repr
 from jaxem._src.families import bernoulli
@@ -58,6 +59,18 @@ def bernoulli_hmm_params(initial_probs, transition_matrix, probs) -> BernoulliHM
     return BernoulliHMMParams(initial_probs.astype(dtype), transition_matrix.astype(dtype), probs.astype(dtype))
 
 
+def init_probs(key: Array, features, lengths: Array, params) -> BernoulliHMMParams:
+    """Starting emissions: the pooled frequency of each feature, half and half with
+    Uniform(0, 1) draws, kept in ``[0.02, 0.98]``. (k-means++ seeds are data points,
+    binary, so a state seeded on them starts with probabilities at 0 or 1, where EM
+    stays.)"""
+    x = features.x
+    mask = sequences.step_mask(lengths, x.shape[1])[..., None]
+    frequencies = jnp.sum(jnp.where(mask, x, jnp.zeros_like(x)), axis=(0, 1)) / jnp.sum(mask).astype(x.dtype)
+    noise = jax.random.uniform(key, params.probs.shape, x.dtype)
+    return params._replace(probs=jnp.clip(0.5 * frequencies[None, :] + 0.5 * noise, 0.02, 0.98))
+
+
 @register_model("bernoulli_hmm")
 def bernoulli_hmm(
     n_states: int,
@@ -65,6 +78,7 @@ def bernoulli_hmm(
     transition_mask: Optional[Array] = None,
     parallel: bool = False,
     prior: Optional[priors.HMMPrior] = None,
+    missing: str = "reject",
 ) -> Model:
     """A hidden Markov model whose emissions are D independent binary features.
 
@@ -77,15 +91,18 @@ def bernoulli_hmm(
     Args:
       n_states: number of hidden states K.
       transition_mask: optional ``[K, K]`` bool of allowed transitions.
+      missing: ``"reject"`` (default: NaN in the data is an error) or
+        ``"marginalize"``: NaN entries are missing at random and drop out of the
+        product over features (``jaxem/_src/hmm_missing_elementwise.py``).
       parallel: compute the log-partition in parallel over time
         (``lax.associative_scan``; see ``jaxem.chain_latent``).
       prior: optional ``jaxem.priors.HMMPrior`` whose ``emissions`` is a
         ``jaxem.priors.BetaPrior`` of the probabilities: MAP-EM (``docs/priors.md``).
 
     Returns:
-      A ``Model`` whose params are ``BernoulliHMMParams``. ``init`` seeds the
-      probabilities by k-means++ on the pooled steps, with uniform initial
-      probabilities and "sticky" random transitions; ``sample(key, params, n)``
+      A ``Model`` whose params are ``BernoulliHMMParams``. ``init`` mixes the
+      pooled frequencies half and half with Uniform(0, 1) draws (``init_probs``),
+      with uniform initial probabilities and "sticky" random transitions; ``sample(key, params, n)``
       draws one sequence ``(x [n, D] bool, z [n])``.
 
     Examples:
@@ -97,11 +114,15 @@ def bernoulli_hmm(
       >>> result = jaxem.fit(model, x, key=0, n_restarts=4)
     """
     n_states = validation.check_positive_int(n_states, "n_states")
+    if missing not in ("reject", "marginalize"):
+        raise ValueError(f"missing must be 'reject' or 'marginalize', got {missing!r}")
     initial, transition, emissions = priors.check_hmm_prior(
         prior, n_states, lambda value: bernoulli.check_prior(value, n_states, "prior.emissions")
     )
-    return component_hmm(
-        bernoulli.component("probs", emissions),
+    if missing == "marginalize" and prior is not None:
+        raise ValueError("missing='marginalize' does not take a prior yet; pass prior=None")
+    model = component_hmm(
+        bernoulli.component("probs", emissions)._replace(init_states=init_probs),
         n_states,
         params_type=BernoulliHMMParams,
         transition_mask=transition_mask,
@@ -109,3 +130,8 @@ def bernoulli_hmm(
         initial_prior=initial,
         transition_prior=transition,
     )
+    if missing == "marginalize":
+        return hmm_missing_elementwise.marginalizing_elementwise_hmm(
+            model, "probs", hmm_missing_elementwise.bernoulli_log_density, hmm_missing_elementwise.bernoulli_maximize, transition_mask
+        )
+    return model

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from jaxem._src import priors, validation
+from jaxem._src import hmm_missing, priors, validation
 from jaxem._src.base import Array, Model
 from jaxem._src.families import gaussian
 from jaxem._src.families.covariance import covariance_of
@@ -28,6 +28,7 @@ def gaussian_hmm(
     transition_mask: Optional[Array] = None,
     parallel: bool = False,
     prior: Optional[priors.HMMPrior] = None,
+    missing: str = "reject",
 ) -> Model:
     """A hidden Markov model with Gaussian emissions.
 
@@ -53,6 +54,10 @@ def gaussian_hmm(
         ``jaxem.priors.GaussianPrior`` of the emissions; EM is then MAP-EM
         (``docs/priors.md``). ``jaxem.priors.hmmlearn_gaussian`` maps hmmlearn's
         priors (use ``reg_covar=0.0`` to match hmmlearn exactly).
+      missing: ``"reject"`` (default: NaN in the data is an error) or
+        ``"marginalize"``: NaN entries are missing at random; a step uses the
+        marginal of its observed features, a step with none observed contributes
+        no emission (``jaxem/_src/hmm_missing.py``; O(B T K D³) per iteration).
 
     Returns:
       A ``Model`` whose params are ``GaussianHMMParams``. ``init`` seeds the means
@@ -73,10 +78,14 @@ def gaussian_hmm(
     n_states = validation.check_positive_int(n_states, "n_states")
     covariance = covariance_of(covariance_type)
     reg_covar = validation.check_nonnegative_float(reg_covar, "reg_covar")
+    if missing not in ("reject", "marginalize"):
+        raise ValueError(f"missing must be 'reject' or 'marginalize', got {missing!r}")
     initial, transition, emissions = priors.check_hmm_prior(
         prior, n_states, lambda value: gaussian.check_prior(value, covariance, n_states)
     )
-    return component_hmm(
+    if missing == "marginalize" and prior is not None:
+        raise ValueError("missing='marginalize' does not take a prior yet; pass prior=None")
+    model = component_hmm(
         gaussian.component(covariance, reg_covar, emissions),
         n_states,
         params_type=GaussianHMMParams,
@@ -85,3 +94,6 @@ def gaussian_hmm(
         initial_prior=initial,
         transition_prior=transition,
     )
+    if missing == "marginalize":
+        return hmm_missing.marginalizing_hmm(model, covariance, reg_covar, transition_mask)
+    return model

@@ -9,7 +9,7 @@ from jaxem._src import validation
 from jaxem._src.base import Array, Model
 from jaxem._src.families.covariance import covariance_of
 from jaxem._src.families.gmm import GMMHMMParams, gmm_hmm_covariances, gmm_hmm_params
-from jaxem._src.gmm_hmm import gmm_hmm_model
+from jaxem._src.gmm_hmm import gmm_hmm_model, marginalizing_gmm_hmm
 from jaxem._src.registry import register_model
 
 __all__ = ["GMMHMMParams", "gmm_hmm", "gmm_hmm_covariances", "gmm_hmm_params"]
@@ -24,6 +24,7 @@ def gmm_hmm(
     reg_covar: float = 1e-6,
     transition_mask: Optional[Array] = None,
     parallel: bool = False,
+    missing: str = "reject",
 ) -> Model:
     """A hidden Markov model whose emission in each state is a mixture of ``n_mix`` Gaussians.
 
@@ -45,6 +46,10 @@ def gmm_hmm(
         hmmlearn's ``min_covar`` is used only by its initialization.
       transition_mask: optional ``[K, K]`` bool of allowed transitions.
       parallel: compute the log-partition in parallel over time.
+      missing: ``"reject"`` (default: NaN in the data is an error) or
+        ``"marginalize"``: NaN entries are missing at random; each component's
+        density is the marginal of the step's observed features (not for
+        ``"tied"``; see ``marginalizing_gmm_hmm``).
 
     Returns:
       A ``Model`` whose params are ``GMMHMMParams``. ``init`` seeds the states by
@@ -66,4 +71,11 @@ def gmm_hmm(
     n_mix = validation.check_positive_int(n_mix, "n_mix")
     covariance = covariance_of(covariance_type)
     reg_covar = validation.check_nonnegative_float(reg_covar, "reg_covar")
-    return gmm_hmm_model(n_states, n_mix, covariance, reg_covar, transition_mask=transition_mask, parallel=bool(parallel))
+    if missing not in ("reject", "marginalize"):
+        raise ValueError(f"missing must be 'reject' or 'marginalize', got {missing!r}")
+    if missing == "marginalize" and covariance.name == "tied":
+        raise ValueError("missing='marginalize' is not available for covariance_type='tied'")
+    model = gmm_hmm_model(n_states, n_mix, covariance, reg_covar, transition_mask=transition_mask, parallel=bool(parallel))
+    if missing == "marginalize":
+        return marginalizing_gmm_hmm(model, covariance, reg_covar, transition_mask)
+    return model

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from jaxem._src import priors, validation
+from jaxem._src import hmm_missing_elementwise, priors, validation
 from jaxem._src.base import Array, Model
 from jaxem._src.families import poisson
 from jaxem._src.families.poisson import PoissonHMMParams, poisson_hmm_params
@@ -22,6 +22,7 @@ def poisson_hmm(
     transition_mask: Optional[Array] = None,
     parallel: bool = False,
     prior: Optional[priors.HMMPrior] = None,
+    missing: str = "reject",
 ) -> Model:
     """A hidden Markov model whose emissions are independent Poisson counts.
 
@@ -32,6 +33,9 @@ def poisson_hmm(
     Args:
       n_states: number of hidden states K.
       transition_mask: optional ``[K, K]`` bool of allowed transitions.
+      missing: ``"reject"`` (default: NaN in the data is an error) or
+        ``"marginalize"``: NaN entries are missing at random and drop out of the
+        product over features (``jaxem/_src/hmm_missing_elementwise.py``).
       parallel: compute the log-partition in parallel over time
         (``lax.associative_scan``; see ``jaxem.chain_latent``) instead of sequentially.
       prior: optional ``jaxem.priors.HMMPrior`` whose ``emissions`` is a
@@ -53,10 +57,14 @@ def poisson_hmm(
       (2, 1)
     """
     n_states = validation.check_positive_int(n_states, "n_states")
+    if missing not in ("reject", "marginalize"):
+        raise ValueError(f"missing must be 'reject' or 'marginalize', got {missing!r}")
     initial, transition, emissions = priors.check_hmm_prior(
         prior, n_states, lambda value: poisson.check_prior(value, n_states, "prior.emissions")
     )
-    return component_hmm(
+    if missing == "marginalize" and prior is not None:
+        raise ValueError("missing='marginalize' does not take a prior yet; pass prior=None")
+    model = component_hmm(
         poisson.component("rates", emissions),
         n_states,
         params_type=PoissonHMMParams,
@@ -65,3 +73,8 @@ def poisson_hmm(
         initial_prior=initial,
         transition_prior=transition,
     )
+    if missing == "marginalize":
+        return hmm_missing_elementwise.marginalizing_elementwise_hmm(
+            model, "rates", hmm_missing_elementwise.poisson_log_density, hmm_missing_elementwise.poisson_maximize, transition_mask
+        )
+    return model
