@@ -20,7 +20,7 @@ from typing import Callable, Optional, Union
 import jax
 import jax.numpy as jnp
 
-from jaxem._src import algorithms, chunking, loop, validation
+from jaxem._src import algorithms, buckets, chunking, loop, validation
 from jaxem._src import progress as progress_lib
 from jaxem._src import update as update_lib
 from jaxem._src.base import Array, Model, Params
@@ -234,6 +234,7 @@ def fit(
     update_lib.check_has_m_step(model)
     model = chunking.with_chunk_size(model, chunk_size, data)
     data = model.prepare(data)
+    data, sample_weight = buckets.pad_rows(model, data, sample_weight)  # one program for many N
     dtype = float_dtype(data)
     if init_params is not None:  # the loop carries params in the data's dtype
         init_params = jax.tree_util.tree_map(

@@ -25,7 +25,7 @@ def component_mixture(
     n_components: int,
     *,
     params_type: type,
-    seed: Callable[[Array, Array, int], Array] = seeding.SEEDERS["kmeans++"],
+    seed: Callable[..., Array] = seeding.SEEDERS["kmeans++"],
 ) -> Model:
     """A mixture of ``n_components`` densities of ``component``.
 
@@ -34,7 +34,8 @@ def component_mixture(
       n_components: K.
       params_type: the params NamedTuple: a ``weights [K]`` field plus the
         component's fields.
-      seed: ``(key, points [N, P], K) -> responsibilities [N, K]``, the seeding of
+      seed: ``(key, points [N, P], K, present [N]) -> responsibilities [N, K]``
+        (``present`` is ``False`` on padding rows, which it must not draw), the seeding of
         ``init`` (one of ``seeding.SEEDERS``: one-hot on the nearest k-means++,
         k-means or random-row centre, or random responsibilities).
 
@@ -47,7 +48,8 @@ def component_mixture(
 
     def init(key: Array, features) -> object:
         points = component.seed_points(features)
-        statistics = expected_stats(seed(key, points, n_components), features.stats)
+        present = features.stats[:, 0] > 0  # padding rows (buckets.py) have zero statistics
+        statistics = expected_stats(seed(key, points, n_components, present), features.stats)
         dtype = features.stats.dtype
         template = params_type(
             weights=jnp.zeros((n_components,), dtype),
