@@ -288,8 +288,14 @@ def _score_samples(model, params, data):
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _log_likelihood(model, params, data, sample_weight):
-    return e_step(model, params, model.prepare(data), sample_weight)[0]
+def _scores(model, params, data, sample_weight, n_params):
+    """``(log-likelihood, BIC, AIC)``: one program for ``log_likelihood``, ``bic``
+    and ``aic`` (``n_params`` is 0 for ``log_likelihood``)."""
+    data = model.prepare(data)
+    log_lik = e_step(model, params, data, sample_weight)[0]
+    n = n_observations(model, params, data, sample_weight).astype(log_lik.dtype)
+    p = jnp.asarray(n_params).astype(log_lik.dtype)
+    return log_lik, -2.0 * log_lik + p * jnp.log(n), -2.0 * log_lik + 2.0 * p
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -313,7 +319,7 @@ def log_likelihood(model: Model, params: Params, data, *, sample_weight=None) ->
     """Total log-likelihood ``Σ_n w_n log p(x_n; θ)`` (a scalar)."""
     data = validation.as_data(data)
     sample_weight = check_inputs_and_params(model, data, params, sample_weight)
-    return _log_likelihood(model, params, data, sample_weight)
+    return _scores(model, params, data, sample_weight, 0)[0]
 
 
 def score_samples(model: Model, params: Params, data) -> Array:
@@ -345,22 +351,22 @@ def n_parameters(model: Model, params: Params) -> int:
     return int(model.n_parameters(params))
 
 
-def _n_observations_checked(model, params, data) -> Array:
-    return n_observations(model, params, model.prepare(data), None)
+def _criteria(model: Model, params: Params, data):
+    """``(BIC, AIC)`` from one check and one compiled program (``_scores``)."""
+    data = validation.as_data(data)
+    check_inputs_and_params(model, data, params)
+    _, bic_value, aic_value = _scores(model, params, data, None, n_parameters(model, params))
+    return bic_value, aic_value
 
 
 def bic(model: Model, params: Params, data) -> Array:
     """Bayesian information criterion ``-2 log L + p log n`` (lower is better)."""
-    data = validation.as_data(data)
-    log_lik = log_likelihood(model, params, data)
-    n = _n_observations_checked(model, params, data).astype(log_lik.dtype)
-    return -2.0 * log_lik + n_parameters(model, params) * jnp.log(n)
+    return _criteria(model, params, data)[0]
 
 
 def aic(model: Model, params: Params, data) -> Array:
     """Akaike information criterion ``-2 log L + 2 p`` (lower is better)."""
-    log_lik = log_likelihood(model, params, data)
-    return -2.0 * log_lik + 2.0 * n_parameters(model, params)
+    return _criteria(model, params, data)[1]
 
 
 def viterbi(model, params, data) -> Array:
