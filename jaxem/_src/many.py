@@ -193,6 +193,8 @@ def check_models(models) -> tuple:
                 f"models[{i}] must be a registered exponential-family mixture with an n_components option "
                 "(e.g. jaxem.models.gaussian_mixture(k)); fit other models one by one with jaxem.fit"
             )
+        if model.log_prior is not None:
+            raise ValueError(f"models[{i}] has a prior (MAP-EM), which fit_models does not pad; fit it with jaxem.fit")
     return tuple(models)
 
 
