@@ -100,3 +100,12 @@ def test_sample_weight_padded(faithful):
         jnp.asarray(FIT["tol"]), make_algorithm=algorithms.em, max_iter=FIT["max_iter"],
     )
     np.testing.assert_allclose(float(padded.log_likelihood), float(alone.log_likelihood), rtol=1e-12)
+
+
+def test_no_padding_for_a_users_init(faithful):
+    model = jaxem.models.gaussian_mixture(2)
+    data = model.prepare(faithful[:100])
+    assert buckets.can_pad(model, data)
+    own = model._replace(init=lambda key, features: model.init(key, features))  # may not skip padding rows
+    assert not buckets.can_pad(own, data)
+    assert buckets.pad_rows(own, data, None) == (data, None)

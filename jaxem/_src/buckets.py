@@ -3,8 +3,8 @@
 A compiled fit is specialized to the number of rows ``N``, so the folds of a
 cross-validation, bootstrap samples and subsets each compiled their own program.
 ``pad_rows`` pads the prepared rows of an exponential-family mixture up to the
-next bucket size (``bucket_size``: powers of two and 1.5 times them, at most a
-third more rows) with rows whose features are all zero and whose
+next bucket size (``bucket_size``: powers of two and 1.5 times them, fewer than
+half as many rows again) with rows whose features are all zero and whose
 ``sample_weight`` is 0:
 
 * they add exact zeros to the log-likelihood (``0 · log K``) and to the
@@ -17,10 +17,15 @@ third more rows) with rows whose features are all zero and whose
   such a row (``seeding.py``: ``present``).
 
 Only data of at most ``MAX_BUCKETED_ROWS`` rows is padded (beyond that the
-compilation is a small part of a fit, and the rows are chunked instead).
+compilation is a small part of a fit, and the rows are chunked instead), and only
+for models whose ``init`` was declared to skip padding rows
+(``skips_padding``: ``jaxem.component_mixture`` does); a user's own ``init`` given
+to ``exponential_family_mixture`` is not padded for.
 """
 
 from __future__ import annotations
+
+import weakref
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +38,16 @@ from jaxem._src.inference import float_dtype
 
 MAX_BUCKETED_ROWS = MIN_ROWS_TO_CHUNK
 MIN_BUCKET = 16
+
+# The init functions that never draw a padding row (see ``skips_padding``).
+_SKIPS_PADDING: "weakref.WeakSet" = weakref.WeakSet()
+
+
+def skips_padding(init):
+    """Declares that ``init`` (a model's ``init``) ignores rows whose statistics are
+    all zero, so that ``pad_rows`` may pad for it; returns ``init``."""
+    _SKIPS_PADDING.add(init)
+    return init
 
 
 def bucket_size(n: int) -> int:
@@ -50,9 +65,9 @@ def bucket_size(n: int) -> int:
 
 def can_pad(model: Model, data) -> bool:
     """Whether ``pad_rows`` applies: an additive (exponential-family) M-step,
-    unchunked, on data on one device."""
+    unchunked, an ``init`` that skips padding rows, data on one device."""
     additive = model.additive
-    if additive is None or additive.chunk_size is not None:
+    if additive is None or additive.chunk_size is not None or model.init not in _SKIPS_PADDING:
         return False
     for leaf in jax.tree_util.tree_leaves(data):
         sharding = getattr(leaf, "sharding", None)

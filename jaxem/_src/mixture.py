@@ -14,7 +14,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxem._src import seeding, validation
+from jaxem._src import buckets, seeding, validation
 from jaxem._src.base import Array, Model
 from jaxem._src.component import MIXTURE_ROLE, Component, check_params_type, is_prepared
 from jaxem._src.families import dirichlet
@@ -52,6 +52,7 @@ def component_mixture(
     n_rows = mixture_m_step(family).n_rows
     role = MIXTURE_ROLE
 
+    @buckets.skips_padding
     def init(key: Array, features) -> object:
         points = component.seed_points(features)
         present = features.stats[:, 0] > 0  # padding rows (buckets.py) have zero statistics
