@@ -47,12 +47,23 @@ from jaxem._src.streaming import OnlineResult, fit_online, fit_streaming
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    # made on first use, so that `import jaxem` never imports scikit-learn
+    if name == "ConvergenceWarning":
+        from jaxem._src.convergence import convergence_warning
+
+        return convergence_warning()
+    raise AttributeError(f"module 'jaxem' has no attribute {name!r}")
+
+
 # The directory of JAX's persistent compilation cache in use, or None
 # (jaxem/_src/compilation_cache.py: JAXEM_COMPILATION_CACHE=0 turns it off).
 COMPILATION_CACHE_DIR = _enable_default_cache()
 
 __all__ = [
     "AdditiveMStep",
+    "ConvergenceWarning",
     "Algorithm",
     "EMInfo",
     "RunState",

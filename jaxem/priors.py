@@ -6,6 +6,7 @@ See ``jaxem/_src/priors.py`` and ``docs/priors.md``.
 from jaxem._src.families.bernoulli import BetaPrior
 from jaxem._src.families.gaussian import GaussianPrior
 from jaxem._src.families.poisson import GammaPrior
+from jaxem._src.families.regression import RegressionPrior
 from jaxem._src.priors import (
     HMMPrior,
     MixturePrior,
@@ -23,6 +24,7 @@ __all__ = [
     "GaussianPrior",
     "HMMPrior",
     "MixturePrior",
+    "RegressionPrior",
     "hmmlearn_categorical",
     "hmmlearn_gaussian",
     "hmmlearn_poisson",

@@ -31,6 +31,7 @@ except ImportError as e:  # pragma: no cover - depends on the environment
     ) from e
 
 from jaxem._src import engine
+from jaxem._src.convergence import convergence_warning
 from jaxem._src.families.covariance import covariance_of
 from jaxem._src.sequences import Sequences, step_mask
 from jaxem.models.gaussian_hmm import GaussianHMMParams, gaussian_hmm
@@ -38,6 +39,56 @@ from jaxem.models.gaussian_mixture import GaussianMixtureParams, gaussian_mixtur
 from jaxem.models.gaussian_mixture import covariances as full_covariances
 
 __all__ = ["GaussianHMM", "GaussianMixture"]
+
+
+class _VerboseReport:
+    """scikit-learn's ``verbose`` for jaxem's vmapped restarts, on stdout as
+    scikit-learn's: ``1`` names the initializations and prints ``Iteration n``
+    every ``verbose_interval`` iterations and whether the fit converged; ``2``
+    adds times (compilation excluded), the change of the lower bound per sample
+    and the final lower bound."""
+
+    def __init__(self, verbose: int, interval: int, n_init: int):
+        self.verbose, self.every, self.n_init = int(verbose), max(int(interval), 1), n_init
+        self._last = None
+
+    def compiling(self) -> None:
+        print(f"Initialization 0..{self.n_init - 1} (run together, vmapped)", flush=True)
+        if self.verbose >= 2:
+            print("  compiling ...", flush=True)
+
+    def __call__(self, info) -> None:
+        self._last = info
+        if self.verbose == 1:
+            print(f"  Iteration {info.iteration}", flush=True)
+        else:
+            change = "-" if not np.isfinite(info.change) else f"{info.change:.5g}"
+            print(
+                f"  Iteration {info.iteration}\t time lapse {info.seconds:.5f}s\t ll change {change}"
+                f"\t converged {info.n_converged}/{info.n_restarts}",
+                flush=True,
+            )
+
+    def end(self, converged: bool, lower_bound: float) -> None:
+        state = "converged" if converged else "did not converge"
+        if self.verbose == 1:
+            print(f"Initialization {state}.", flush=True)
+        else:
+            seconds = self._last.seconds if self._last is not None else 0.0
+            compiled = self._last.compile_seconds if self._last is not None else 0.0
+            print(
+                f"Initialization {state}. time lapse {seconds:.5f}s (compiling {compiled:.2f}s)\t "
+                f"lower bound {lower_bound:.5f}",
+                flush=True,
+            )
+
+
+def _fit_quietly(*args, **kwargs):
+    """``jaxem.fit`` without its ConvergenceWarning: the estimators warn in their
+    peers' words (and only where the peer does)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", convergence_warning())
+        return engine.fit(*args, **kwargs)
 
 # scikit-learn's init_params names -> jaxem's seeders (``gaussian_mixture(init=...)``).
 _INIT_NAMES = {
@@ -171,9 +222,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         gives exactly ``jaxem.fit(..., key=s)``.
       warm_start: if true, a second ``fit`` starts from the fitted params (one
         restart) instead of initializing.
-      verbose: 0 for silence; ``n >= 1`` prints progress to stderr every ``10 * n``
-        EM iterations (see ``jaxem.fit``'s ``progress``).
-      verbose_interval: accepted for scikit-learn compatibility (unused).
+      verbose: as scikit-learn's, on stdout: 0 silent; 1 names the (vmapped)
+        initializations, prints ``Iteration n`` every ``verbose_interval``
+        iterations and whether EM converged; 2 also times (compilation excluded),
+        the change of the lower bound and the final lower bound.
+      verbose_interval: iterations between the progress lines of ``verbose``.
 
     Fitted attributes: ``weights_ [K]``, ``means_ [K, D]``, ``covariances_`` and
     ``precisions_cholesky_`` and ``precisions_`` (scikit-learn's shape for the
@@ -185,10 +238,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     64-bit mode for the duration of the call (no global ``jax_enable_x64`` needed),
     float32 input in float32.
 
-    Example:
+    Examples:
       >>> from jaxem.sklearn import GaussianMixture
-      >>> gm = GaussianMixture(3, n_init=8, random_state=0).fit(x)
-      >>> gm.predict(x), gm.bic(x)
+      >>> x, _ = jaxem.load_dataset("faithful")
+      >>> gm = GaussianMixture(2, n_init=4, random_state=0).fit(x)
+      >>> gm.means_.shape, gm.predict(x).shape
+      ((2, 2), (272,))
+      >>> bool(gm.converged_)
+      True
     """
 
     def __init__(
@@ -310,8 +367,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             if self.max_iter == 0:
                 self._set_start(model, init_params, x)
                 return self
-            progress = 10 * int(self.verbose) if self.verbose else False
-            result = engine.fit(
+            progress = _VerboseReport(self.verbose, self.verbose_interval, n_init) if self.verbose else False
+            result = _fit_quietly(
                 model, x, key=key, n_restarts=n_init, max_iter=self.max_iter, tol=self.tol,
                 init_params=init_params, progress=progress,
             )
@@ -320,6 +377,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             self._set_fitted(result, X.shape[0])
         if previous_bound is not None and abs(self.lower_bound_ - previous_bound) < self.tol:
             self.converged_ = True  # as scikit-learn: the change from the previous fit's bound
+        if self.verbose and self.max_iter > 0:
+            progress.end(self.converged_, self.lower_bound_)
         if not self.converged_:
             warnings.warn(_NOT_CONVERGED, ConvergenceWarning)
         return self
@@ -460,9 +519,13 @@ class GaussianHMM(BaseEstimator):
     ``precisions_cholesky_``, ``converged_``, ``n_iter_``, ``lower_bound_``
     (log-likelihood per observation of the fitted params), ``n_features_in_``.
 
-    Example:
-      >>> hmm = GaussianHMM(3, n_init=8, random_state=0).fit(x, lengths)
-      >>> hmm.score(x, lengths), hmm.predict(x, lengths)
+    Examples:
+      >>> from jaxem.sklearn import GaussianHMM
+      >>> x, _ = jaxem.load_dataset("geyser")
+      >>> lengths = [150, 149]                                     # two sequences, concatenated in x
+      >>> hmm = GaussianHMM(2, n_init=4, random_state=0).fit(x, lengths)
+      >>> hmm.transmat_.shape, hmm.predict(x, lengths).shape
+      ((2, 2), (299,))
     """
 
     def __init__(
@@ -510,7 +573,7 @@ class GaussianHMM(BaseEstimator):
         model = self._get_model()
         if int(np.sum(seqs.lengths)) < self.n_components:
             raise ValueError(f"need at least n_components={self.n_components} observations")
-        result = engine.fit(
+        result = _fit_quietly(
             model, seqs, key=_seed(self.random_state), n_restarts=self.n_init, max_iter=self.n_iter,
             tol=self.tol, progress=10 * int(self.verbose) if self.verbose else False,
         )

@@ -206,7 +206,7 @@ def _monotone(history, rtol):
     np.testing.assert_array_less(-rtol * np.abs(h[1:]), np.diff(h))
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("dtype", [pytest.param(np.float64, marks=pytest.mark.slow), np.float32])
 def test_map_em_hmm_ascends_the_log_posterior(dtype):
     x = _hmm_data()
     prior = priors.hmmlearn_gaussian(
@@ -283,3 +283,166 @@ def test_model_with_prior_survives_save_and_load(tmp_path):
     loaded, loaded_params = jaxem.load(path)
     assert loaded is model  # same options: the same (memoized) model
     np.testing.assert_allclose(float(priors.log_prior(loaded, loaded_params)), float(priors.log_prior(model, params)))
+
+
+# ----------------------------------------------------------------------------------
+# Mixtures: Bernoulli and regression MAP M-steps against SciPy; Gaussian MAP-EM on
+# degenerate data, chunked and streamed; the gradient M-step's log_prior.
+
+
+def test_beta_map_update_of_bernoulli_probs():
+    from jaxem._src.families import bernoulli
+
+    rng = np.random.default_rng(2)
+    k, n = 2, 25
+    x = (rng.random((n, 3)) < [0.1, 0.5, 0.95]).astype(float)
+    r = _responsibilities(rng, n, k)
+    prior = bernoulli.check_prior(bernoulli.BetaPrior(a=np.array([2.0, 1.0, 3.0]), b=1.5), k)
+    family = bernoulli.bernoulli_family("probs", prior)
+    features = family.prepare(jnp.asarray(x))
+    template = jaxem.models.BernoulliMixtureParams(jnp.full((k,), 0.5), jnp.full((k, 3), 0.5))
+    ours = np.asarray(family.maximize(jnp.asarray(r).T @ features.stats, features, template).probs)
+
+    def objective(logits):
+        p = 1.0 / (1.0 + np.exp(-logits.reshape(k, 3)))
+        q = np.sum(r[:, :, None] * (x[:, None, :] * np.log(p)[None] + (1 - x[:, None, :]) * np.log1p(-p)[None]))
+        return -(q + np.sum((prior.a - 1.0) * np.log(p) + (prior.b - 1.0) * np.log1p(-p)))
+
+    best = optimize.minimize(objective, np.zeros(k * 3), method="BFGS", options={"gtol": 1e-10})
+    np.testing.assert_allclose(ours, 1.0 / (1.0 + np.exp(-best.x.reshape(k, 3))), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("fit_intercept", [True, pytest.param(False, marks=pytest.mark.slow)])
+def test_regression_map_m_step_maximizes_q_plus_log_prior(fit_intercept):
+    from jaxem._src.families import regression
+
+    rng = np.random.default_rng(3)
+    k, n, p = 2, 30, 2
+    x = rng.normal(size=(n, p)) * np.array([3.0, 0.2]) + 1.0
+    y = x @ np.array([0.5, -4.0]) + 2.0 + rng.normal(size=n) * 0.7
+    r = _responsibilities(rng, n, k)
+    prior = regression.check_prior(
+        regression.RegressionPrior(coefs=np.array([1.0, 0.0]), coefs_weight=np.array([3.0, 0.5]), variance=0.8, variance_weight=2.0), k
+    )
+    family = regression.regression_family(fit_intercept, 0.0, prior)
+    features = family.prepare((jnp.asarray(x), jnp.asarray(y)))
+    template = jaxem.models.RegressionMixtureParams(jnp.full((k,), 0.5), jnp.zeros((k, p)), jnp.zeros((k,)), jnp.ones((k,)))
+    result = family.maximize(jnp.asarray(r).T @ features.stats, features, template)
+
+    def unpack(theta):
+        coefs = theta[: k * p].reshape(k, p)
+        intercepts = theta[k * p : k * p + k] if fit_intercept else np.zeros(k)
+        return coefs, intercepts, np.exp(theta[-k:])
+
+    def objective(theta):
+        coefs, intercepts, variances = unpack(theta)
+        resid = y[:, None] - intercepts[None, :] - x @ coefs.T
+        q = np.sum(r * (-0.5 * np.log(variances) - 0.5 * resid**2 / variances))
+        squares = np.sum((coefs - prior.coefs) ** 2, axis=1)
+        return -(q + np.sum(-(prior.coefs_weight * squares + prior.variance) / (2 * variances) - 0.5 * prior.variance_weight * np.log(variances)))
+
+    size = k * p + (k if fit_intercept else 0) + k
+    best = optimize.minimize(objective, np.zeros(size), method="BFGS", options={"gtol": 1e-10, "maxiter": 5000})
+    coefs, intercepts, variances = unpack(best.x)
+    np.testing.assert_allclose(np.asarray(result.coefs), coefs, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(result.intercepts), intercepts, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(result.variances), variances, rtol=1e-5)
+    with pytest.raises(ValueError, match="prior.coefs"):  # a prior for 3 covariates, data with 2
+        model = jaxem.models.regression_mixture(2, prior=priors.MixturePrior(components=priors.RegressionPrior(coefs=np.zeros(3))))
+        jaxem.init(model, jax.random.key(0), (x, y))
+
+
+def _degenerate_rows():
+    """Three tight groups, one of them exact duplicates: maximum likelihood
+    without reg_covar collapses onto the duplicates."""
+    rng = np.random.default_rng(4)
+    return np.concatenate(
+        [rng.normal(0.0, 1.0, (60, 2)), rng.normal(6.0, 0.3, (40, 2)), np.tile([[-5.0, 5.0]], (12, 1))]
+    ).astype(np.float32)
+
+
+def test_weak_gaussian_prior_keeps_degenerate_data_finite_and_monotone():
+    x = _degenerate_rows()
+    prior = priors.MixturePrior(weights=1.5, components=priors.weak_gaussian(x, "full"))
+    model = jaxem.models.gaussian_mixture(3, covariance_type="full", reg_covar=0.0, prior=prior)
+    data = jnp.asarray(x)  # float32
+    result = jaxem.fit(model, data, key=0, n_restarts=3, max_iter=40, tol=0.0)
+    assert np.isfinite(float(result.log_likelihood)) and np.isfinite(float(result.log_prior))
+    for history in result.history:
+        _monotone(history, 2e-6)
+    # the duplicates' component has the floor the prior sets: 0.01 var / (n_k + 1) per feature
+    covs = np.asarray(jaxem.models.covariances(result.params, "full"), np.float64)
+    floor = 0.01 * np.var(x.astype(np.float64), axis=0) / (x.shape[0] + 1.0)
+    assert np.all(np.diagonal(covs, axis1=1, axis2=2) >= 0.999 * floor[None, :])
+    # float32 against float64 on the same data and start
+    start = jax.tree_util.tree_map(lambda leaf: leaf[result.best_restart], result.all_params)
+    start64 = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, jnp.float64), start)
+    one32, _ = jaxem.em_step(model, start, data)
+    one64, _ = jaxem.em_step(model, start64, jnp.asarray(x, jnp.float64))
+    np.testing.assert_allclose(np.asarray(one32.means), np.asarray(one64.means), rtol=1e-4, atol=1e-4)
+    # each component's covariance to 1e-3 of its own scale (float32 rounding of the moments)
+    cov32 = np.asarray(jaxem.models.covariances(one32, "full"), np.float64)
+    cov64 = np.asarray(jaxem.models.covariances(one64, "full"))
+    scale = np.trace(cov64, axis1=1, axis2=2)[:, None, None]
+    np.testing.assert_array_less(np.abs(cov32 - cov64) / scale, 1e-3)
+
+
+def test_map_m_step_is_the_same_chunked_and_streamed():
+    x = _degenerate_rows().astype(np.float64)
+    prior = priors.MixturePrior(weights=2.0, components=priors.weak_gaussian(x, "diag", strength=3.0))
+    model = jaxem.models.gaussian_mixture(3, covariance_type="diag", prior=prior)
+    params = jaxem.init(model, jax.random.key(0), x)
+    whole, log_lik = jaxem.em_step(model, params, x)
+    chunked, chunked_log_lik = jaxem.em_step(model, params, x, chunk_size=25)
+    for a, b in zip(whole, chunked):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10)
+    streamed = jaxem.fit_streaming(model, lambda: (x[i : i + 40] for i in range(0, len(x), 40)), key=0, init_params=params, max_iter=1)
+    fitted = jaxem.fit(model, x, key=0, init_params=params, max_iter=1)
+    for a, b in zip(streamed.params, fitted.params):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9)
+    np.testing.assert_allclose(float(streamed.log_prior), float(fitted.log_prior), rtol=1e-9)
+    np.testing.assert_allclose(np.asarray(streamed.history[0, :1]), np.asarray(fitted.history[0, :1]), rtol=1e-10)
+    np.testing.assert_allclose(float(fitted.history[0, 0]), float(log_lik + priors.log_prior(model, params)), rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_gradient_m_step_with_log_prior_reaches_the_closed_form_map():
+    from jaxem import constraints
+
+    x = jnp.asarray(jaxem.load_dataset("faithful")[0])
+    prior = priors.MixturePrior(weights=3.0, components=priors.GaussianPrior(means=np.array([3.0, 70.0]), means_weight=5.0, covariances=np.array([0.5, 30.0]), covariances_weight=4.0))
+    closed = jaxem.models.gaussian_mixture(2, covariance_type="diag", reg_covar=0.0, prior=prior)
+    declared = jaxem.models.GaussianMixtureParams(constraints.simplex(), None, constraints.positive())
+    generic = closed._replace(
+        m_step=jaxem.gradient_m_step(closed.log_joint, constraints=declared, inner_steps=10, log_prior=closed.log_prior)
+    )
+    start = jaxem.init(closed, jax.random.key(0), x)
+    reference = jaxem.fit(closed, x, key=0, init_params=start, max_iter=300, tol=0.0)
+    fitted = jaxem.fit(generic, x, key=0, init_params=start, max_iter=100, tol=1e-12)
+    _monotone(fitted.history[0], 1e-9)
+    objective = float(fitted.log_likelihood + fitted.log_prior)
+    assert abs(objective - float(reference.log_likelihood + reference.log_prior)) / x.shape[0] < 1e-4
+    np.testing.assert_allclose(np.asarray(fitted.params.means), np.asarray(reference.params.means), rtol=1e-3)
+
+
+def test_bernoulli_and_multinomial_hmm_emission_priors_are_the_closed_form_map():
+    rng = np.random.default_rng(7)
+    binary = (rng.random((80, 3)) < 0.3).astype(np.float64)
+    counts = rng.multinomial(4, [0.2, 0.5, 0.3], size=80).astype(np.float64)
+    cases = [
+        (jaxem.models.bernoulli_hmm, priors.BetaPrior(a=np.array([2.0, 1.0, 3.0]), b=1.5), binary, "probs"),
+        (jaxem.models.multinomial_hmm, np.array([[2.0, 1.0, 1.5], [1.0, 3.0, 1.0]]), counts, "emission_probs"),
+    ]
+    for factory, emission_prior, x, field in cases:
+        model = factory(2, prior=priors.HMMPrior(initial_probs=2.0, transition_matrix=3.0, emissions=emission_prior))
+        params = jaxem.init(model, jax.random.key(0), x)
+        new, _ = jaxem.em_step(model, params, x)
+        gamma = np.asarray(jaxem.posterior(model, params, x))[0]  # [T, K]
+        sums, n = gamma.T @ x, gamma.sum(axis=0)[:, None]
+        if field == "probs":
+            expected = (sums + emission_prior.a - 1.0) / (n + emission_prior.a + emission_prior.b - 2.0)
+        else:
+            totals = sums + emission_prior - 1.0
+            expected = totals / totals.sum(axis=1, keepdims=True)
+        np.testing.assert_allclose(np.asarray(getattr(new, field)), expected, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(np.asarray(new.initial_probs), (gamma[0] + 1.0) / (1.0 + 2.0), rtol=1e-9)

@@ -36,7 +36,7 @@ def test_progress_prints_only_when_enabled(capsys):
     assert err[0] == "jaxem fit: compiling ..."  # before anything is compiled
     err = err[1:]
     assert [line.split()[3] for line in err] == ["10/25", "20/25", "25/25"]
-    assert all("best log-likelihood" in line and "converged 0/1" in line for line in err)
+    assert all("best objective" in line and "converged 0/1" in line and "(tol 0)" in line for line in err)
     jaxem.fit(MODEL, X, key=0, max_iter=25, tol=0.0, progress=5)
     assert len(capsys.readouterr().err.splitlines()) == 1 + 5
 

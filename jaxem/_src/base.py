@@ -16,6 +16,8 @@ from typing import Any, Callable, NamedTuple, Optional, Protocol, TypeVar
 import jax
 import jax.numpy as jnp
 
+from jaxem._src import display
+
 Array = jax.Array
 PyTree = Any
 Params = TypeVar("Params")  # a pytree (NamedTuple) of arrays, one model's parameters
@@ -230,6 +232,8 @@ class Model(NamedTuple):
     spec: Optional[Any] = None
     log_prior: Optional[Callable[[Any], Array]] = None
 
+    __repr__ = display.model_repr
+
     @property
     def additive(self) -> Optional[AdditiveMStep]:
         """The M-step if it works from additive expected statistics, else ``None``."""
@@ -241,6 +245,13 @@ def mixture_latent() -> Latent:
 
     The log-partition of a row of ``[N, K]`` log-potentials is ``logsumexp`` over
     ``K``; its gradient is the row's responsibilities.
+
+    Examples:
+      >>> latent = jaxem.mixture_latent()
+      >>> log_potentials = jnp.log(jnp.array([[0.2, 0.6], [0.1, 0.1]]))   # [N, K]
+      >>> total = lambda lp: latent.log_marginal(lp, None).sum()   # Σ_n log Σ_k exp(lp[n, k])
+      >>> np.asarray(jax.grad(total)(log_potentials)).round(3).tolist()   # the responsibilities
+      [[0.25, 0.75], [0.5, 0.5]]
     """
     return _MIXTURE_LATENT
 

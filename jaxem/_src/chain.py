@@ -146,7 +146,7 @@ def forward_log_marginal(
     and the padding mask are vectorized outside it), since on a CPU a step's cost is
     mostly per-kernel overhead.
 
-    Example:
+    Examples:
       >>> log_z = forward_log_marginal(log_pi, log_a, log_e, jnp.asarray(len(log_e)))
     """
     t_max = log_emission.shape[0]
@@ -276,6 +276,14 @@ def chain_latent(*, parallel: bool = False) -> Latent:
     (the gradient) is a ``ChainPotentials`` of expected counts; ``marginals`` returns
     its ``log_emission`` field, the smoothed marginals ``[B, T, K]`` (zero on padded
     steps), and ``decode`` the Viterbi paths ``[B, T]`` (``-1`` on padded steps).
+
+    Examples:
+      >>> latent = jaxem.chain_latent()                           # what every HMM model is built on
+      >>> model = jaxem.models.gaussian_hmm(2)
+      >>> x, _ = jaxem.load_dataset("geyser")
+      >>> params = jaxem.init(model, jax.random.key(0), x)
+      >>> jaxem.posterior(model, params, x).shape                 # smoothed marginals [B, T, K]
+      (1, 299, 2)
     """
 
     def log_marginal(potentials, data):

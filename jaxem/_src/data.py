@@ -18,8 +18,10 @@ def load_dataset(name: str) -> tuple[np.ndarray, list[str]]:
         ``"geyser"`` (waiting, duration, in time order; 299 rows), ``"Nile"``
         (time, value; 100 rows), ``"discoveries"`` (time, value; 100 rows).
 
-    Example:
+    Examples:
       >>> x, columns = jaxem.load_dataset("faithful")
+      >>> x.shape, columns
+      ((272, 2), ['eruptions', 'waiting'])
     """
     if name not in DATASETS:
         raise ValueError(f"name must be one of {DATASETS}, got {name!r}")

@@ -74,6 +74,12 @@ def expected_stats(posterior: Array, stats: Array) -> Array:
     Args:
       posterior: ``[N, K]`` (weighted) responsibilities.
       stats: ``[N, F]`` sufficient-statistic features.
+
+    Examples:
+      >>> posterior = jnp.array([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])   # [N, K]
+      >>> stats = jnp.array([[1.0, 2.0], [1.0, 4.0], [1.0, 6.0]])       # [N, F]: [1, x]
+      >>> np.asarray(jaxem.expected_stats(posterior, stats)).tolist()   # [K, F]: counts, sums
+      [[1.5, 4.0], [1.5, 8.0]]
     """
     return posterior.T @ stats
 
@@ -160,6 +166,11 @@ def exponential_family_mixture(
     ``weights_prior`` is the weights' Dirichlet concentration (or ``None``) and
     ``log_prior`` the whole params' log prior density (``jaxem.component_mixture``
     builds both).
+
+    Examples:
+      >>> model = jaxem.models.poisson_mixture(2)                 # built this way
+      >>> model.m_step is not None
+      True
     """
 
     def log_joint(params, features) -> Array:

@@ -163,6 +163,26 @@ def maximize(
     return new_params, q_before, jnp.where(accept, q_candidate, q_before)
 
 
+def check_optimizer_and_constraints(optimizer, constraints) -> None:
+    """``TypeError`` naming the argument unless ``optimizer`` is ``None`` or an optax
+    ``GradientTransformation`` and every leaf of ``constraints`` is ``None`` or a
+    ``jaxem.constraints`` ``Constraint`` (e.g. ``"positive"`` instead of
+    ``constraints.positive()``)."""
+    if optimizer is not None and not (callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))):
+        raise TypeError(
+            f"optimizer must be an optax GradientTransformation (e.g. optax.adam(1e-2)) or None, got {optimizer!r}"
+        )
+    if constraints is None:
+        return
+    leaves = jax.tree_util.tree_leaves(constraints, is_leaf=lambda c: c is None or isinstance(c, constraints_lib.Constraint))
+    for leaf in leaves:
+        if leaf is not None and not isinstance(leaf, constraints_lib.Constraint):
+            raise TypeError(
+                "constraints must hold jaxem.constraints objects (e.g. jaxem.constraints.positive()) or None "
+                f"per parameter leaf, got {leaf!r}"
+            )
+
+
 def gradient_m_step(
     log_joint: Callable[[Any, Any], Any],
     *,
@@ -197,11 +217,23 @@ def gradient_m_step(
       A ``FreezableMStep``, called as ``m_step(data, posterior, params)``;
       ``jaxem.freeze`` uses its ``with_frozen``.
 
-    Example:
+    Examples:
+      >>> from jaxem import constraints
+      >>> def log_joint(p, x):             # [N] data -> [N, 2] log-potentials
+      ...     return jnp.log(p["w"])[None, :] + jax.scipy.stats.norm.logpdf(x[:, None], p["mu"][None, :], p["s"])
+      >>> def init(key, x):
+      ...     mu = jax.random.choice(key, x, (2,), replace=False)
+      ...     return {"w": jnp.full(2, 0.5, x.dtype), "mu": mu, "s": jnp.std(x)}
+      >>> declared = {"w": constraints.simplex(), "mu": None, "s": constraints.positive()}
       >>> m_step = jaxem.gradient_m_step(log_joint, constraints=declared, inner_steps=30)
       >>> model = jaxem.Model(init, log_joint, jaxem.mixture_latent(), m_step=m_step)
+      >>> x = jnp.asarray(np.random.default_rng(0).normal([-2.0, 2.0] * 100))  # [200]
+      >>> result = jaxem.fit(model, x, key=0, n_restarts=2, max_iter=20)
+      >>> result.params["mu"].shape
+      (2,)
     """
     inner_steps = check_positive_int(inner_steps, "inner_steps")
+    check_optimizer_and_constraints(optimizer, constraints)
 
     def with_frozen(frozen):
         def m_step(data, posterior, params):

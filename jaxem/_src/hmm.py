@@ -142,6 +142,15 @@ def component_hmm(
       A ``Model`` on ``ChainData``: one contraction ``[B, T, F] x [K, F]`` gives the
       log emission table, the emission M-step is the family's maximizer of the
       smoothed marginals' expected statistics.
+
+    Examples:
+      >>> from jaxem._src.families import poisson
+      >>> model = jaxem.component_hmm(poisson.component("rates"), 2,
+      ...                             params_type=jaxem.models.PoissonHMMParams)
+      >>> table, _ = jaxem.load_dataset("discoveries")
+      >>> result = jaxem.fit(model, table[:, 1:], key=0, n_restarts=2)
+      >>> result.params.transition_matrix.shape
+      (2, 2)
     """
     family = component.family
     mask = None if transition_mask is None else jnp.asarray(check_transition_mask(transition_mask, n_states))

@@ -17,6 +17,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
+from jaxem._src import display
 from jaxem._src import update as update_lib
 from jaxem._src.algorithms import Algorithm, em
 from jaxem._src.base import Array, Model
@@ -73,6 +74,8 @@ class FitResult(NamedTuple):
     all_log_likelihoods: Array
     best_restart: Array
     log_prior: Optional[Array] = None
+
+    __repr__ = display.fit_result_repr
 
 
 def start(algorithm: Algorithm, params, dtype, max_iter: int) -> RunState:
@@ -184,6 +187,14 @@ def run_em(model: Model, params, data, *, max_iter: int, tol, sample_weight=None
     when the log-likelihood becomes NaN, or after ``max_iter`` evaluations.
     ``algorithm.params(result.state)`` (``result.state.params`` for EM) are the
     final parameters.
+
+    Examples:
+      >>> x, _ = jaxem.load_dataset("faithful")
+      >>> model = jaxem.models.gaussian_mixture(2)
+      >>> params = jaxem.init(model, jax.random.key(0), x)
+      >>> run = jaxem.run_em(model, params, model.prepare(x), max_iter=50, tol=1e-6)   # one restart
+      >>> run.state.params.means.shape
+      (2, 2)
     """
     data = model.prepare(data)
     algorithm = (em if make_algorithm is None else make_algorithm)(update_lib.em_map(model, data, sample_weight))

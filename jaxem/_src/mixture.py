@@ -47,6 +47,15 @@ def component_mixture(
 
     Returns:
       A ``Model`` whose ``init`` takes the M-step of the seeded responsibilities.
+
+    Examples:
+      >>> from jaxem._src.families import poisson
+      >>> model = jaxem.component_mixture(poisson.component("rates"), 2,
+      ...                                 params_type=jaxem.models.PoissonMixtureParams)
+      >>> counts = np.random.default_rng(0).poisson([[2.0], [9.0]] * 50)
+      >>> result = jaxem.fit(model, counts, key=0, n_restarts=2)
+      >>> result.params.rates.shape
+      (2, 1)
     """
     family = component.family
     n_rows = mixture_m_step(family).n_rows

@@ -19,6 +19,8 @@ weights, initial, rows      Dirichlet concentration ``α``    ``families/dirichl
 Gaussian means, covariance  ``GaussianPrior`` (NIW form)     ``families/gaussian.py``
 categorical emission rows   Dirichlet concentration ``α``    ``families/categorical.py``
 Poisson rates               ``GammaPrior(shape, rate)``      ``families/poisson.py``
+Bernoulli probabilities     ``BetaPrior(a, b)``              ``families/bernoulli.py``
+regression coefs, variance  ``RegressionPrior`` (NIG)        ``families/regression.py``
 ==========================  ===============================  ==========================
 
 This module holds the model-level bundles (``HMMPrior``, ``MixturePrior``), the
@@ -124,8 +126,8 @@ def normal_inverse_wishart(mean=0.0, mean_weight=0.0, scale=0.0, dof=None, *, n_
         (default ``D - 1``: its limit, the weakest).
       n_features: D.
 
-    Example:
-      >>> prior = normal_inverse_wishart(0.0, 0.01, 0.1, n_features=2)
+    Examples:
+      >>> prior = jaxem.priors.normal_inverse_wishart(0.0, 0.01, 0.1, n_features=2)
       >>> float(prior.covariances_weight)
       5.0
     """
@@ -149,9 +151,9 @@ def weak_gaussian(x, covariance_type: str = "full", *, strength: float = 1.0, sc
       strength: ``ν``, pseudo-observations (> 0).
       scale: the prior covariance as a fraction of the data's variances (> 0).
 
-    Example:
+    Examples:
       >>> import numpy as np
-      >>> prior = weak_gaussian(np.arange(8.0).reshape(4, 2), "diag")
+      >>> prior = jaxem.priors.weak_gaussian(np.arange(8.0).reshape(4, 2), "diag")
       >>> prior.covariances.shape
       (2,)
     """
@@ -199,8 +201,8 @@ def hmmlearn_gaussian(
     hmmlearn to every entry of a full/tied matrix, so it maps to ``Ψ = s 11ᵀ``
     (a ``GaussianPrior``'s own scalar means ``s I``).
 
-    Example:
-      >>> prior = hmmlearn_gaussian(2, 3, "full", covars_prior=0.1, covars_weight=5.0)
+    Examples:
+      >>> prior = jaxem.priors.hmmlearn_gaussian(2, 3, "full", covars_prior=0.1, covars_weight=5.0)
       >>> float(prior.emissions.covariances_weight)
       2.0
     """
@@ -231,8 +233,8 @@ def hmmlearn_categorical(
     ``jaxem.models.categorical_hmm``: every one a Dirichlet concentration
     (``>= 1``), the update ``∝ stats + prior − 1`` exactly as hmmlearn's.
 
-    Example:
-      >>> prior = hmmlearn_categorical(2, 3, emissionprob_prior=2.0)
+    Examples:
+      >>> prior = jaxem.priors.hmmlearn_categorical(2, 3, emissionprob_prior=2.0)
     """
     del n_states, n_symbols  # shapes are checked by the model
     return HMMPrior(startprob_prior, transmat_prior, emissionprob_prior)
@@ -249,8 +251,8 @@ def hmmlearn_poisson(n_states: int, *, startprob_prior=1.0, transmat_prior=1.0, 
     total count over *all* states instead of state k's, which agrees with this
     only for one state or ``α = β = 0``; jaxem keeps the per-state posterior.
 
-    Example:
-      >>> prior = hmmlearn_poisson(2, lambdas_prior=1.0, lambdas_weight=0.5)
+    Examples:
+      >>> prior = jaxem.priors.hmmlearn_poisson(2, lambdas_prior=1.0, lambdas_weight=0.5)
       >>> prior.emissions
       GammaPrior(shape=2.0, rate=0.5)
     """
@@ -264,11 +266,11 @@ def log_prior(model: Model, params):
     """The log prior density of ``params`` under ``model``'s prior (up to a
     constant; 0 for a model without a prior).
 
-    Example:
+    Examples:
       >>> import jaxem
-      >>> model = jaxem.models.gaussian_hmm(2, prior=hmmlearn_gaussian(2, 1, transmat_prior=2.0))
+      >>> model = jaxem.models.gaussian_hmm(2, prior=jaxem.priors.hmmlearn_gaussian(2, 1, transmat_prior=2.0))
       >>> params = jaxem.models.gaussian_hmm_params([0.5, 0.5], [[0.9, 0.1], [0.2, 0.8]], [[0.0], [3.0]], [[1.0], [0.5]])
-      >>> bool(log_prior(model, params) < 0)
+      >>> bool(jaxem.priors.log_prior(model, params) < 0)
       True
     """
     if not isinstance(model, Model):

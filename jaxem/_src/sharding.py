@@ -30,7 +30,13 @@ from jaxem._src.base import Model
 
 
 def data_mesh(devices=None, axis_name: str = "data") -> Mesh:
-    """A one-axis mesh over ``devices`` (default: all devices)."""
+    """A one-axis mesh over ``devices`` (default: all devices).
+
+    Examples:
+      >>> mesh = jaxem.data_mesh()                                  # all devices, one axis "data"
+      >>> mesh.axis_names
+      ('data',)
+    """
     devices = jax.devices() if devices is None else list(devices)
     return Mesh(np.asarray(devices), (axis_name,))
 
@@ -49,10 +55,13 @@ def shard_rows(model: Model, data, *, mesh: Optional[Mesh] = None, axis_name: st
     Returns:
       Prepared features to pass to ``jaxem.fit`` / ``em_step`` in place of ``data``.
 
-    Example:
-      >>> # XLA_FLAGS=--xla_force_host_platform_device_count=4 to try it on a CPU
-      >>> features = jaxem.shard_rows(model, x)
-      >>> result = jaxem.fit(model, features, key=0, n_restarts=8)
+    Examples:
+      >>> x, _ = jaxem.load_dataset("faithful")
+      >>> model = jaxem.models.gaussian_mixture(2)
+      >>> features = jaxem.shard_rows(model, x)                   # rows split over jax.devices()
+      >>> result = jaxem.fit(model, features, key=0, n_restarts=2)
+      >>> result.params.means.shape
+      (2, 2)
     """
     mesh = data_mesh(axis_name=axis_name) if mesh is None else mesh
     if axis_name not in mesh.axis_names:

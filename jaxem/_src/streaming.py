@@ -144,10 +144,13 @@ def fit_streaming(
     Returns:
       A ``FitResult`` with one restart.
 
-    Example:
-      >>> x = np.load("big.npy", mmap_mode="r")                   # [N, D] on disk
-      >>> chunks = lambda: (x[i : i + 100_000] for i in range(0, len(x), 100_000))
+    Examples:
+      >>> x, _ = jaxem.load_dataset("faithful")                  # or np.load("big.npy", mmap_mode="r")
+      >>> model = jaxem.models.gaussian_mixture(2)
+      >>> chunks = lambda: (x[i : i + 100] for i in range(0, len(x), 100))  # a fresh pass each call
       >>> result = jaxem.fit_streaming(model, chunks, key=0, max_iter=50)
+      >>> result.params.means.shape
+      (2, 2)
     """
     _additive(model)
     max_iter = validation.check_positive_int(max_iter, "max_iter")
@@ -230,8 +233,13 @@ def fit_online(
       kappa: step-size decay exponent in (0.5, 1].
       offset: ``offset ≥ 1`` delays the decay (larger = smaller early steps).
 
-    Example:
-      >>> result = jaxem.fit_online(model, (x[i : i + 4096] for i in range(0, len(x), 4096)), key=0)
+    Examples:
+      >>> x, _ = jaxem.load_dataset("faithful")
+      >>> model = jaxem.models.gaussian_mixture(2)
+      >>> batches = (x[i : i + 64] for i in range(0, len(x), 64))  # any iterable of [B, D] arrays
+      >>> online = jaxem.fit_online(model, batches, key=0)
+      >>> online.params.means.shape
+      (2, 2)
     """
     _additive(model)
     if not 0.5 < float(kappa) <= 1.0:

@@ -7,8 +7,9 @@ from typing import NamedTuple, Optional
 
 import jax.numpy as jnp
 
-from jaxem._src import validation
+from jaxem._src import priors, validation
 from jaxem._src.base import Array, Model
+from jaxem._src.display import params_repr
 from jaxem._src.families import bernoulli
 from jaxem._src.hmm import component_hmm
 from jaxem._src.registry import register_model
@@ -29,6 +30,8 @@ class BernoulliHMMParams(NamedTuple):
     transition_matrix: Array
     probs: Array
 
+    __repr__ = params_repr
+
 
 def bernoulli_hmm_params(initial_probs, transition_matrix, probs) -> BernoulliHMMParams:
     """Builds Bernoulli HMM params from a user's arrays.
@@ -39,7 +42,7 @@ def bernoulli_hmm_params(initial_probs, transition_matrix, probs) -> BernoulliHM
       probs: ``[K, D]`` (or ``[K]`` for one binary feature per step), strictly
         between 0 and 1.
 
-    Example:
+    Examples:
       >>> from jaxem.models import bernoulli_hmm_params
       >>> params = bernoulli_hmm_params([0.5, 0.5], [[0.9, 0.1], [0.1, 0.9]], [[0.1, 0.8], [0.7, 0.2]])
     """
@@ -56,7 +59,13 @@ def bernoulli_hmm_params(initial_probs, transition_matrix, probs) -> BernoulliHM
 
 
 @register_model("bernoulli_hmm")
-def bernoulli_hmm(n_states: int, *, transition_mask: Optional[Array] = None, parallel: bool = False) -> Model:
+def bernoulli_hmm(
+    n_states: int,
+    *,
+    transition_mask: Optional[Array] = None,
+    parallel: bool = False,
+    prior: Optional[priors.HMMPrior] = None,
+) -> Model:
     """A hidden Markov model whose emissions are D independent binary features.
 
     Data: one sequence of 0/1 vectors ``[T, D]`` (``[T]`` means D = 1) or
@@ -70,6 +79,8 @@ def bernoulli_hmm(n_states: int, *, transition_mask: Optional[Array] = None, par
       transition_mask: optional ``[K, K]`` bool of allowed transitions.
       parallel: compute the log-partition in parallel over time
         (``lax.associative_scan``; see ``jaxem.chain_latent``).
+      prior: optional ``jaxem.priors.HMMPrior`` whose ``emissions`` is a
+        ``jaxem.priors.BetaPrior`` of the probabilities: MAP-EM (``docs/priors.md``).
 
     Returns:
       A ``Model`` whose params are ``BernoulliHMMParams``. ``init`` seeds the
@@ -77,7 +88,7 @@ def bernoulli_hmm(n_states: int, *, transition_mask: Optional[Array] = None, par
       probabilities and "sticky" random transitions; ``sample(key, params, n)``
       draws one sequence ``(x [n, D] bool, z [n])``.
 
-    Example:
+    Examples:
       >>> import jax, jaxem
       >>> model = jaxem.models.bernoulli_hmm(2)
       >>> params = jaxem.models.bernoulli_hmm_params([0.5, 0.5], [[0.9, 0.1], [0.1, 0.9]],
@@ -86,10 +97,15 @@ def bernoulli_hmm(n_states: int, *, transition_mask: Optional[Array] = None, par
       >>> result = jaxem.fit(model, x, key=0, n_restarts=4)
     """
     n_states = validation.check_positive_int(n_states, "n_states")
+    initial, transition, emissions = priors.check_hmm_prior(
+        prior, n_states, lambda value: bernoulli.check_prior(value, n_states, "prior.emissions")
+    )
     return component_hmm(
-        bernoulli.component("probs"),
+        bernoulli.component("probs", emissions),
         n_states,
         params_type=BernoulliHMMParams,
         transition_mask=transition_mask,
         parallel=bool(parallel),
+        initial_prior=initial,
+        transition_prior=transition,
     )

@@ -47,9 +47,13 @@ def categorical_hmm(
       uniform initial probabilities and "sticky" random transitions;
       ``sample(key, params, n)`` draws one sequence ``(x [n] int32, z [n])``.
 
-    Example:
+    Examples:
+      >>> symbols = np.random.default_rng(0).integers(0, 4, size=(3, 50))   # 3 sequences of 50 symbols
       >>> model = jaxem.models.categorical_hmm(2, n_symbols=4)
-      >>> result = jaxem.fit(model, jaxem.Sequences(symbols, lengths), key=0, n_restarts=8)
+      >>> data = jaxem.Sequences(symbols, [50, 40, 30])
+      >>> result = jaxem.fit(model, data, key=0, n_restarts=4, max_iter=20)
+      >>> result.params.emission_probs.shape                      # [K, S]
+      (2, 4)
     """
     n_states = validation.check_positive_int(n_states, "n_states")
     n_symbols = validation.check_positive_int(n_symbols, "n_symbols")

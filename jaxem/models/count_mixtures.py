@@ -50,9 +50,12 @@ def bernoulli_mixture(n_components: int, *, prior: Optional[priors.MixturePrior]
     Returns:
       A ``Model`` with ``BernoulliMixtureParams(weights [K], probs [K, D])``.
 
-    Example:
-      >>> model = jaxem.models.bernoulli_mixture(3)
-      >>> result = jaxem.fit(model, x_binary, key=0, n_restarts=8)
+    Examples:
+      >>> x_binary = np.random.default_rng(0).random((200, 6)) < [0.1, 0.1, 0.9, 0.9, 0.5, 0.5]
+      >>> model = jaxem.models.bernoulli_mixture(2)
+      >>> result = jaxem.fit(model, x_binary.astype(np.float32), key=0, n_restarts=4)
+      >>> result.params.probs.shape                               # [K, D]
+      (2, 6)
     """
     n_components = validation.check_positive_int(n_components, "n_components")
     weights_prior, component_prior = priors.check_mixture_prior(
@@ -84,9 +87,12 @@ def categorical_mixture(n_components: int, *, n_trials: int = 1, prior: Optional
     Returns:
       A ``Model`` with ``CategoricalMixtureParams(weights [K], probs [K, S])``.
 
-    Example:
+    Examples:
+      >>> word_counts = np.random.default_rng(0).multinomial(20, [0.4, 0.3, 0.2, 0.1], size=100)
       >>> model = jaxem.models.categorical_mixture(2)
-      >>> result = jaxem.fit(model, word_counts, key=0, n_restarts=8)
+      >>> result = jaxem.fit(model, word_counts.astype(np.float32), key=0, n_restarts=4)
+      >>> result.params.probs.shape                               # [K, S]
+      (2, 4)
     """
     n_trials = validation.check_positive_int(n_trials, "n_trials")
     n_components = validation.check_positive_int(n_components, "n_components")
@@ -111,9 +117,13 @@ def poisson_mixture(n_components: int, *, prior: Optional[priors.MixturePrior] =
     Returns:
       A ``Model`` with ``PoissonMixtureParams(weights [K], rates [K, D])``.
 
-    Example:
+    Examples:
+      >>> counts = np.random.default_rng(0).poisson([[2.0], [9.0]] * 50)   # [100, 1]
       >>> model = jaxem.models.poisson_mixture(2)
-      >>> result = jaxem.fit(model, counts, key=0, n_restarts=8)
+      >>> result = jaxem.fit(model, counts, key=0, n_restarts=4)
+      >>> rates = np.sort(np.asarray(result.params.rates).ravel())
+      >>> bool(np.allclose(rates, [2.0, 9.0], atol=1.0))
+      True
     """
     n_components = validation.check_positive_int(n_components, "n_components")
     weights_prior, component_prior = priors.check_mixture_prior(

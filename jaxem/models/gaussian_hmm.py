@@ -60,10 +60,15 @@ def gaussian_hmm(
       "sticky" random transitions (half self-transition); ``sample(key, params, n)``
       draws one sequence of ``n`` steps, ``(x [n, D], z [n])``.
 
-    Example:
-      >>> model = jaxem.models.gaussian_hmm(3, covariance_type="full")
-      >>> result = jaxem.fit(model, jaxem.Sequences(obs, lengths), key=0, n_restarts=8)
-      >>> paths = jaxem.viterbi(model, result.params, jaxem.Sequences(obs, lengths))
+    Examples:
+      >>> x, _ = jaxem.load_dataset("geyser")
+      >>> data = jaxem.Sequences.from_list([x[:150], x[150:]])   # two sequences
+      >>> model = jaxem.models.gaussian_hmm(2, covariance_type="full")
+      >>> result = jaxem.fit(model, data, key=0, n_restarts=4)
+      >>> result.params.transition_matrix.shape
+      (2, 2)
+      >>> jaxem.viterbi(model, result.params, data).shape
+      (2, 150)
     """
     n_states = validation.check_positive_int(n_states, "n_states")
     covariance = covariance_of(covariance_type)

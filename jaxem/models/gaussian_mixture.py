@@ -64,9 +64,14 @@ def gaussian_mixture(
     Returns:
       A ``Model`` whose params are ``GaussianMixtureParams``.
 
-    Example:
+    Examples:
+      >>> x, _ = jaxem.load_dataset("faithful")
       >>> model = jaxem.models.gaussian_mixture(2, covariance_type="diag")
-      >>> result = jaxem.fit(model, x, key=jax.random.key(0), n_restarts=8)
+      >>> result = jaxem.fit(model, x, key=0, n_restarts=2)
+      >>> result.params.precisions_cholesky.shape                 # diag: [K, D]
+      (2, 2)
+      >>> model is jaxem.models.gaussian_mixture(2, covariance_type="diag")
+      True
     """
     n_components = validation.check_positive_int(n_components, "n_components")
     covariance = covariance_of(covariance_type)

@@ -53,7 +53,7 @@ def gmm_hmm(
       uniform weights and initial probabilities and "sticky" random transitions;
       ``sample(key, params, n)`` draws one sequence ``(x [n, D], z [n])``.
 
-    Example:
+    Examples:
       >>> import jax, jaxem
       >>> model = jaxem.models.gmm_hmm(2, 2, covariance_type="diag")
       >>> params = jaxem.models.gmm_hmm_params([0.5, 0.5], [[0.95, 0.05], [0.05, 0.95]],

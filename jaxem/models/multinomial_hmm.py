@@ -9,8 +9,9 @@ from typing import NamedTuple, Optional
 import jax.numpy as jnp
 import numpy as np
 
-from jaxem._src import validation
+from jaxem._src import priors, validation
 from jaxem._src.base import Array, Model
+from jaxem._src.display import params_repr
 from jaxem._src.families import categorical
 from jaxem._src.families.poisson import check_counts
 from jaxem._src.hmm import component_hmm
@@ -33,6 +34,8 @@ class MultinomialHMMParams(NamedTuple):
     transition_matrix: Array
     emission_probs: Array
 
+    __repr__ = params_repr
+
 
 def multinomial_hmm_params(initial_probs, transition_matrix, emission_probs) -> MultinomialHMMParams:
     """Builds multinomial HMM params from a user's arrays.
@@ -43,7 +46,7 @@ def multinomial_hmm_params(initial_probs, transition_matrix, emission_probs) -> 
       emission_probs: ``[K, S]`` non-negative, rows summing to one (exact zeros
         are structural: EM keeps them zero).
 
-    Example:
+    Examples:
       >>> from jaxem.models import multinomial_hmm_params
       >>> params = multinomial_hmm_params([0.5, 0.5], [[0.9, 0.1], [0.1, 0.9]],
       ...                                 [[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
@@ -76,7 +79,12 @@ def count_checker(n_trials: Optional[int]):
 
 @register_model("multinomial_hmm")
 def multinomial_hmm(
-    n_states: int, *, n_trials: Optional[int] = None, transition_mask: Optional[Array] = None, parallel: bool = False
+    n_states: int,
+    *,
+    n_trials: Optional[int] = None,
+    transition_mask: Optional[Array] = None,
+    parallel: bool = False,
+    prior: Optional[priors.HMMPrior] = None,
 ) -> Model:
     """A hidden Markov model whose emission at each step is a vector of counts over
     S categories drawn from a multinomial with the state's probabilities.
@@ -95,13 +103,16 @@ def multinomial_hmm(
         ``n_trials`` is left unset; ``sample`` then needs it.
       transition_mask: optional ``[K, K]`` bool of allowed transitions.
       parallel: compute the log-partition in parallel over time.
+      prior: optional ``jaxem.priors.HMMPrior`` whose ``emissions`` is a Dirichlet
+        concentration (``>= 1``; a scalar, ``[S]`` or ``[K, S]``) of the emission
+        rows: MAP-EM (``docs/priors.md``).
 
     Returns:
       A ``Model`` whose params are ``MultinomialHMMParams``; ``init`` seeds the
       emissions by k-means++ on the pooled steps; ``sample(key, params, n)`` draws
       ``(x [n, S], z [n])``.
 
-    Example:
+    Examples:
       >>> import jax, jaxem
       >>> model = jaxem.models.multinomial_hmm(2, n_trials=5)
       >>> params = jaxem.models.multinomial_hmm_params([0.5, 0.5], [[0.9, 0.1], [0.1, 0.9]],
@@ -112,7 +123,12 @@ def multinomial_hmm(
     n_states = validation.check_positive_int(n_states, "n_states")
     if n_trials is not None:
         n_trials = validation.check_positive_int(n_trials, "n_trials")
-    component = categorical.counts_component("emission_probs", n_trials=1 if n_trials is None else n_trials)
+    initial, transition, emissions = priors.check_hmm_prior(
+        prior, n_states, lambda value: categorical.check_prior(value, n_states, None, "prior.emissions")
+    )
+    component = categorical.counts_component(
+        "emission_probs", n_trials=1 if n_trials is None else n_trials, prior=emissions
+    )
     component = component._replace(check_values=count_checker(n_trials))
     model = component_hmm(
         component,
@@ -120,6 +136,8 @@ def multinomial_hmm(
         params_type=MultinomialHMMParams,
         transition_mask=transition_mask,
         parallel=bool(parallel),
+        initial_prior=initial,
+        transition_prior=transition,
     )
     if n_trials is None:
         model = model._replace(sample=_needs_n_trials)

@@ -44,9 +44,13 @@ def poisson_hmm(
       random transitions; ``sample(key, params, n)`` draws one sequence
       ``(x [n, D] int32, z [n])``.
 
-    Example:
+    Examples:
+      >>> table, columns = jaxem.load_dataset("discoveries")     # columns: time (year), value (count)
+      >>> counts = table[:, 1:]                                    # [100, 1] counts per year
       >>> model = jaxem.models.poisson_hmm(2)
-      >>> result = jaxem.fit(model, counts, key=0, n_restarts=8)
+      >>> result = jaxem.fit(model, counts, key=0, n_restarts=4)
+      >>> result.params.rates.shape                               # [K, D]
+      (2, 1)
     """
     n_states = validation.check_positive_int(n_states, "n_states")
     initial, transition, emissions = priors.check_hmm_prior(

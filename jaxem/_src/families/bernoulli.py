@@ -16,6 +16,7 @@ import numpy as np
 
 from jaxem._src import validation
 from jaxem._src.base import Array
+from jaxem._src.display import params_repr
 from jaxem._src.component import Component, is_prepared, matrix_field
 from jaxem._src.expfam import ExpFamily, ones_column, tiny_count
 
@@ -43,6 +44,8 @@ class BernoulliMixtureParams(NamedTuple):
     weights: Array
     probs: Array
 
+    __repr__ = params_repr
+
 
 class BetaPrior(NamedTuple):
     """Beta(a, b) prior of every Bernoulli probability (the conjugate prior).
@@ -64,17 +67,13 @@ def check_prior(prior, k: int, name: str = "prior"):
     NumPy fields; ``None`` passes."""
     if prior is None:
         return None
-    if isinstance(prior, (tuple, list)) and not isinstance(prior, BetaPrior) and len(prior) == 2:
-        prior = BetaPrior(*prior)
-    if not isinstance(prior, BetaPrior):
-        raise TypeError(f"{name} must be a jaxem.priors.BetaPrior, got {type(prior).__name__}")
-    fields = [np.asarray(v, dtype=np.float64) for v in prior]
-    for field, value in zip(prior._fields, fields):
-        if not (np.all(np.isfinite(value)) and np.all(value >= 1.0)):
+    prior = validation.prior_fields(prior, BetaPrior, name)
+    for field, value in zip(prior._fields, prior):
+        if not np.all(value >= 1.0):
             raise ValueError(f"{name}.{field} must be finite and >= 1 (below 1 the Beta density has no MAP)")
         if value.ndim > 2 or (value.ndim == 2 and value.shape[0] not in (1, k)):
             raise ValueError(f"{name}.{field} has shape {value.shape}, which does not broadcast to ({k}, D)")
-    return BetaPrior(*fields)
+    return prior
 
 
 def bernoulli_family(field: str = "probs", prior: BetaPrior | None = None) -> ExpFamily:
@@ -145,7 +144,13 @@ def component(field: str = "probs", prior: BetaPrior | None = None) -> Component
 
 
 def bernoulli_mixture_params(weights, probs) -> BernoulliMixtureParams:
-    """``BernoulliMixtureParams`` from ``weights [K]`` and ``probs [K, D]`` in (0, 1)."""
+    """``BernoulliMixtureParams`` from ``weights [K]`` and ``probs [K, D]`` in (0, 1).
+
+    Examples:
+      >>> params = jaxem.models.bernoulli_mixture_params([0.5, 0.5], [[0.1, 0.9], [0.8, 0.2]])
+      >>> params.probs.shape
+      (2, 2)
+    """
     weights, probs = validation.weights_and(weights, probs, "probs")
     if bool(jnp.any((probs <= 0) | (probs >= 1))):
         raise ValueError("probs must lie strictly between 0 and 1")

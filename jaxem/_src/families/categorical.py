@@ -20,6 +20,7 @@ import numpy as np
 
 from jaxem._src import sequences, validation
 from jaxem._src.base import Array
+from jaxem._src.display import params_repr
 from jaxem._src.component import Component, is_prepared, matrix_field
 from jaxem._src.expfam import ExpFamily, log_probabilities, ones_column, tiny_count
 from jaxem._src.families import dirichlet
@@ -50,6 +51,8 @@ class CategoricalMixtureParams(NamedTuple):
     weights: Array
     probs: Array
 
+    __repr__ = params_repr
+
 
 class CategoricalHMMParams(NamedTuple):
     """Parameters of a categorical HMM.
@@ -63,6 +66,8 @@ class CategoricalHMMParams(NamedTuple):
     initial_probs: Array
     transition_matrix: Array
     emission_probs: Array
+
+    __repr__ = params_repr
 
 
 def categorical_family(field: str = "probs", prior=None) -> ExpFamily:
@@ -196,7 +201,13 @@ def symbols_component(n_symbols: int, field: str = "emission_probs", prior=None)
 
 
 def categorical_mixture_params(weights, probs) -> CategoricalMixtureParams:
-    """``CategoricalMixtureParams`` from ``weights [K]`` and ``probs [K, S]`` (positive rows summing to 1)."""
+    """``CategoricalMixtureParams`` from ``weights [K]`` and ``probs [K, S]`` (positive rows summing to 1).
+
+    Examples:
+      >>> params = jaxem.models.categorical_mixture_params([0.5, 0.5], [[0.2, 0.8], [0.6, 0.4]])
+      >>> params.probs.shape
+      (2, 2)
+    """
     weights, probs = validation.weights_and(weights, probs, "probs")
     if bool(jnp.any(probs <= 0)) or not np.allclose(np.asarray(jnp.sum(probs, axis=1)), 1.0, atol=1e-4):
         raise ValueError("each row of probs must be positive and sum to one")
@@ -211,9 +222,11 @@ def categorical_hmm_params(initial_probs, transition_matrix, emission_probs) -> 
       transition_matrix: ``[K, K]`` non-negative, rows summing to one.
       emission_probs: ``[K, S]`` non-negative, rows summing to one.
 
-    Example:
-      >>> params = categorical_hmm_params([1.0, 0.0], [[0.9, 0.1], [0.1, 0.9]],
-      ...                                 [[0.5, 0.5, 0.0], [0.1, 0.1, 0.8]])
+    Examples:
+      >>> params = jaxem.models.categorical_hmm_params(
+      ...     [1.0, 0.0], [[0.9, 0.1], [0.1, 0.9]], [[0.5, 0.5, 0.0], [0.1, 0.1, 0.8]])
+      >>> params.emission_probs.shape
+      (2, 3)
     """
     emission_probs = validation.as_float_array(emission_probs, "emission_probs", ndim=2)
     k = emission_probs.shape[0]

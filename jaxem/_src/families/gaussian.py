@@ -32,6 +32,7 @@ import numpy as np
 
 from jaxem._src import validation
 from jaxem._src.base import Array
+from jaxem._src.display import params_repr
 from jaxem._src.component import Component, is_prepared
 from jaxem._src.expfam import ExpFamily, tiny_count
 from jaxem._src.families.covariance import COVARIANCES, Covariance, covariance_of, covariances_from_factor
@@ -346,6 +347,8 @@ class GaussianMixtureParams(NamedTuple):
     means: Array
     precisions_cholesky: Array
 
+    __repr__ = params_repr
+
 
 class GaussianHMMParams(NamedTuple):
     """Parameters of a Gaussian HMM (original data units).
@@ -364,6 +367,8 @@ class GaussianHMMParams(NamedTuple):
     transition_matrix: Array
     means: Array
     precisions_cholesky: Array
+
+    __repr__ = params_repr
 
 
 def covariance_of_params(params) -> Covariance:
@@ -387,6 +392,13 @@ def covariances(params, covariance_type: str | None = None) -> Array:
       params: ``GaussianMixtureParams`` or ``GaussianHMMParams`` of any covariance type.
       covariance_type: needed only when it cannot be told from the shapes
         (``tied`` and ``diag`` factors look alike when K = D).
+
+    Examples:
+      >>> x, _ = jaxem.load_dataset("faithful")
+      >>> model = jaxem.models.gaussian_mixture(2, covariance_type="spherical")
+      >>> params = jaxem.init(model, jax.random.key(0), x)
+      >>> params.precisions_cholesky.shape, jaxem.models.covariances(params).shape
+      ((2,), (2, 2, 2))
     """
     k, d = params.means.shape
     covariance = covariance_of_params(params) if covariance_type is None else covariance_of(covariance_type)
@@ -418,8 +430,10 @@ def gaussian_mixture_params(weights, means, covariances, covariance_type: str = 
         ``[D, D]`` (tied), ``[K, D]`` (diag), ``[K]`` (spherical); positive definite.
       covariance_type: one of ``"full"``, ``"tied"``, ``"diag"``, ``"spherical"``.
 
-    Example:
-      >>> params = gaussian_mixture_params([0.5, 0.5], [[0.0], [3.0]], [[[1.0]], [[1.0]]])
+    Examples:
+      >>> params = jaxem.models.gaussian_mixture_params([0.5, 0.5], [[0.0], [3.0]], [[[1.0]], [[4.0]]])
+      >>> np.asarray(jaxem.models.covariances(params)).ravel().tolist()
+      [1.0, 4.0]
     """
     covariance = covariance_of(covariance_type)
     weights = validation.as_float_array(weights, "weights", ndim=1)
@@ -445,9 +459,12 @@ def gaussian_hmm_params(initial_probs, transition_matrix, means, covariances, co
         (full), ``[D, D]`` (tied), ``[K, D]`` (diag), ``[K]`` (spherical).
       covariance_type: ``"diag"`` (default), ``"full"``, ``"tied"`` or ``"spherical"``.
 
-    Example:
-      >>> params = gaussian_hmm_params([0.5, 0.5], [[0.9, 0.1], [0.2, 0.8]],
-      ...                              [[0.0], [3.0]], [[1.0], [0.5]])
+    Examples:
+      >>> params = jaxem.models.gaussian_hmm_params(
+      ...     [0.5, 0.5], [[0.9, 0.1], [0.2, 0.8]], [[0.0], [3.0]], [[1.0], [0.5]],
+      ...     covariance_type="diag")
+      >>> params.means.shape, params.transition_matrix.shape
+      ((2, 1), (2, 2))
     """
     covariance = covariance_of(covariance_type)
     means = validation.as_float_array(means, "means", ndim=2)
@@ -634,18 +651,7 @@ def check_prior(prior, covariance: Covariance, k: int) -> GaussianPrior:
     """``prior`` (a ``GaussianPrior``, or its fields as a plain tuple, as read back
     from a saved model) checked, with float64 NumPy fields (``ValueError``/
     ``TypeError`` naming the field)."""
-    if isinstance(prior, tuple) and not isinstance(prior, GaussianPrior) and len(prior) == len(GaussianPrior._fields):
-        prior = GaussianPrior(*prior)
-    if not isinstance(prior, GaussianPrior):
-        raise TypeError(f"prior must be a jaxem.priors.GaussianPrior, got {type(prior).__name__}")
-    fields = {}
-    for name, value in zip(prior._fields, prior):
-        try:
-            fields[name] = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise TypeError(f"prior.{name} must be a number or an array of numbers, got {type(value).__name__}") from None
-        if not np.all(np.isfinite(fields[name])):
-            raise ValueError(f"prior.{name} must be finite")
+    fields = validation.prior_fields(prior, GaussianPrior)._asdict()
     for name in ("means_weight", "covariances_weight"):
         if np.any(fields[name] < 0):
             raise ValueError(f"prior.{name} must be >= 0")

@@ -28,6 +28,7 @@ import numpy as np
 
 from jaxem._src import validation
 from jaxem._src.base import Array
+from jaxem._src.display import params_repr
 from jaxem._src.expfam import log_probabilities, mixture_weights
 from jaxem._src.families import gaussian
 from jaxem._src.families.covariance import Covariance, covariance_of, covariances_from_factor
@@ -52,6 +53,8 @@ class GMMHMMParams(NamedTuple):
     weights: Array
     means: Array
     precisions_cholesky: Array
+
+    __repr__ = params_repr
 
 
 def factor_shape(covariance: Covariance, k: int, m: int, d: int) -> tuple:
@@ -143,7 +146,7 @@ def gmm_hmm_params(initial_probs, transition_matrix, weights, means, covariances
         tied, ``[K, M, D]`` diag, ``[K, M]`` spherical; positive definite.
       covariance_type: ``"diag"`` (default), ``"full"``, ``"tied"`` or ``"spherical"``.
 
-    Example:
+    Examples:
       >>> from jaxem.models import gmm_hmm_params
       >>> params = gmm_hmm_params([0.5, 0.5], [[0.9, 0.1], [0.2, 0.8]], [[0.3, 0.7], [0.5, 0.5]],
       ...                         [[[0.0], [2.0]], [[5.0], [8.0]]], [[[1.0], [0.5]], [[1.0], [2.0]]])
@@ -167,7 +170,15 @@ def gmm_hmm_params(initial_probs, transition_matrix, weights, means, covariances
 
 def gmm_hmm_covariances(params: GMMHMMParams, covariance_type: str) -> Array:
     """hmmlearn's ``covars_`` of ``params``: ``[K, M, D, D]`` full, ``[K, D, D]``
-    tied, ``[K, M, D]`` diag, ``[K, M]`` spherical."""
+    tied, ``[K, M, D]`` diag, ``[K, M]`` spherical.
+
+    Examples:
+      >>> params = jaxem.models.gmm_hmm_params([0.5, 0.5], [[0.95, 0.05], [0.05, 0.95]],
+      ...     [[0.5, 0.5], [0.3, 0.7]], [[[0.0], [3.0]], [[10.0], [14.0]]],
+      ...     [[[1.0], [1.0]], [[1.0], [0.5]]])
+      >>> jaxem.models.gmm_hmm_covariances(params, "diag").shape   # [K, M, D]
+      (2, 2, 1)
+    """
     covariance = covariance_of(covariance_type)
     full = covariance_matrices(params, covariance)
     return jax.vmap(covariance.reduce_covariances)(full)

@@ -17,6 +17,7 @@ import numpy as np
 
 from jaxem._src import validation
 from jaxem._src.base import Array
+from jaxem._src.display import params_repr
 from jaxem._src.component import Component, is_prepared, matrix_field
 from jaxem._src.expfam import ExpFamily, ones_column, tiny_count
 
@@ -44,6 +45,8 @@ class PoissonMixtureParams(NamedTuple):
     weights: Array
     rates: Array
 
+    __repr__ = params_repr
+
 
 class PoissonHMMParams(NamedTuple):
     """Parameters of a Poisson HMM.
@@ -57,6 +60,8 @@ class PoissonHMMParams(NamedTuple):
     initial_probs: Array
     transition_matrix: Array
     rates: Array
+
+    __repr__ = params_repr
 
 
 class GammaPrior(NamedTuple):
@@ -80,19 +85,15 @@ def check_prior(prior, k: int, name: str = "prior"):
     model) checked, with float64 NumPy fields; ``None`` passes."""
     if prior is None:
         return None
-    if isinstance(prior, (tuple, list)) and not isinstance(prior, GammaPrior) and len(prior) == 2:
-        prior = GammaPrior(*prior)
-    if not isinstance(prior, GammaPrior):
-        raise TypeError(f"{name} must be a jaxem.priors.GammaPrior, got {type(prior).__name__}")
-    shape, rate = (np.asarray(v, dtype=np.float64) for v in prior)
-    if not (np.all(np.isfinite(shape)) and np.all(shape >= 1.0)):
-        raise ValueError(f"{name}.shape must be finite and >= 1 (below 1 the Gamma density has no MAP), got {prior.shape!r}")
-    if not (np.all(np.isfinite(rate)) and np.all(rate >= 0.0)):
-        raise ValueError(f"{name}.rate must be finite and >= 0, got {prior.rate!r}")
+    shape, rate = prior = validation.prior_fields(prior, GammaPrior, name)
+    if not np.all(shape >= 1.0):
+        raise ValueError(f"{name}.shape must be >= 1 (below 1 the Gamma density has no MAP), got {shape.tolist()!r}")
+    if not np.all(rate >= 0.0):
+        raise ValueError(f"{name}.rate must be >= 0, got {rate.tolist()!r}")
     for field, value in (("shape", shape), ("rate", rate)):
         if value.ndim > 2 or (value.ndim == 2 and value.shape[0] not in (1, k)):
             raise ValueError(f"{name}.{field} has shape {value.shape}, which does not broadcast to ({k}, D)")
-    return GammaPrior(shape, rate)
+    return prior
 
 
 def poisson_family(field: str = "rates", prior: GammaPrior | None = None) -> ExpFamily:
@@ -170,7 +171,13 @@ def positive_rates(rates, ndim=2) -> Array:
 
 
 def poisson_mixture_params(weights, rates) -> PoissonMixtureParams:
-    """``PoissonMixtureParams`` from ``weights [K]`` and positive ``rates [K, D]``."""
+    """``PoissonMixtureParams`` from ``weights [K]`` and positive ``rates [K, D]``.
+
+    Examples:
+      >>> params = jaxem.models.poisson_mixture_params([0.3, 0.7], [[1.0], [6.0]])
+      >>> params.rates.shape
+      (2, 1)
+    """
     weights, rates = validation.weights_and(weights, rates, "rates")
     return PoissonMixtureParams(weights, positive_rates(rates))
 
@@ -183,8 +190,10 @@ def poisson_hmm_params(initial_probs, transition_matrix, rates) -> PoissonHMMPar
       transition_matrix: ``[K, K]`` non-negative, rows summing to one.
       rates: ``[K, D]`` (or ``[K]`` for one count per step), positive.
 
-    Example:
-      >>> params = poisson_hmm_params([0.5, 0.5], [[0.9, 0.1], [0.1, 0.9]], [1.0, 6.0])
+    Examples:
+      >>> params = jaxem.models.poisson_hmm_params([0.5, 0.5], [[0.9, 0.1], [0.1, 0.9]], [[1.0], [6.0]])
+      >>> params.rates.shape
+      (2, 1)
     """
     rates = positive_rates(rates, ndim=(1, 2))
     k = rates.shape[0]
