@@ -34,6 +34,7 @@ from jaxem._src.component import Component
 from jaxem._src.expfam import ExpFamily, expected_stats, exponential_family_mixture
 from jaxem._src.inference import e_step
 from jaxem._src.mixture import component_mixture
+from jaxem._src.many import ModelsResult, fit_models
 from jaxem._src.loop import FitResult, RunState, run_em
 from jaxem._src.update import MStepInfo
 from jaxem._src.freezing import freeze
@@ -84,6 +85,7 @@ __all__ = [
     "Latent",
     "MStepInfo",
     "Model",
+    "ModelsResult",
     "ModelSpec",
     "OnlineResult",
     "Progress",
@@ -102,6 +104,7 @@ __all__ = [
     "expected_stats",
     "exponential_family_mixture",
     "fit",
+    "fit_models",
     "fit_online",
     "fit_streaming",
     "freeze",

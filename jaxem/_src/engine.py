@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxem._src import algorithms, chunking, convergence, loop, validation
+from jaxem._src import algorithms, buckets, chunking, convergence, loop, validation
 from jaxem._src import progress as progress_lib
 from jaxem._src import update as update_lib
 from jaxem._src.base import Array, Model, Params
@@ -268,6 +268,7 @@ def fit(
     update_lib.check_has_m_step(model)
     model = chunking.with_chunk_size(model, chunk_size, data)
     data = model.prepare(data)
+    data, sample_weight = buckets.pad_rows(model, data, sample_weight)  # one program for many N
     dtype = float_dtype(data)
     if init_params is not None:  # the loop carries params in the data's dtype
         init_params = jax.tree_util.tree_map(
@@ -324,8 +325,14 @@ def _score_samples(model, params, data):
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _log_likelihood(model, params, data, sample_weight):
-    return e_step(model, params, model.prepare(data), sample_weight)[0]
+def _scores(model, params, data, sample_weight, n_params):
+    """``(log-likelihood, BIC, AIC)``: one program for ``log_likelihood``, ``bic``
+    and ``aic`` (``n_params`` is 0 for ``log_likelihood``)."""
+    data = model.prepare(data)
+    log_lik = e_step(model, params, data, sample_weight)[0]
+    n = n_observations(model, params, data, sample_weight).astype(log_lik.dtype)
+    p = jnp.asarray(n_params).astype(log_lik.dtype)
+    return log_lik, -2.0 * log_lik + p * jnp.log(n), -2.0 * log_lik + 2.0 * p
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -371,7 +378,7 @@ def log_likelihood(model: Model, params: Params, data, *, sample_weight=None) ->
     """
     data = validation.as_data(data)
     sample_weight = check_inputs_and_params(model, data, params, sample_weight)
-    return _log_likelihood(model, params, data, sample_weight)
+    return _scores(model, params, data, sample_weight, 0)[0]
 
 
 def score_samples(model: Model, params: Params, data) -> Array:
@@ -460,8 +467,12 @@ def n_parameters(model: Model, params: Params) -> int:
     return int(model.n_parameters(params))
 
 
-def _n_observations_checked(model, params, data) -> Array:
-    return n_observations(model, params, model.prepare(data), None)
+def _criteria(model: Model, params: Params, data):
+    """``(BIC, AIC)`` from one check and one compiled program (``_scores``)."""
+    data = validation.as_data(data)
+    check_inputs_and_params(model, data, params)
+    _, bic_value, aic_value = _scores(model, params, data, None, n_parameters(model, params))
+    return bic_value, aic_value
 
 
 def bic(model: Model, params: Params, data) -> Array:
@@ -477,10 +488,7 @@ def bic(model: Model, params: Params, data) -> Array:
       >>> min(bics, key=bics.get)
       2
     """
-    data = validation.as_data(data)
-    log_lik = log_likelihood(model, params, data)
-    n = _n_observations_checked(model, params, data).astype(log_lik.dtype)
-    return -2.0 * log_lik + n_parameters(model, params) * jnp.log(n)
+    return _criteria(model, params, data)[0]
 
 
 def aic(model: Model, params: Params, data) -> Array:
@@ -494,8 +502,7 @@ def aic(model: Model, params: Params, data) -> Array:
       >>> bool(jnp.isclose(jaxem.aic(model, result.params, x), -2 * result.log_likelihood + 2 * p))
       True
     """
-    log_lik = log_likelihood(model, params, data)
-    return -2.0 * log_lik + 2.0 * n_parameters(model, params)
+    return _criteria(model, params, data)[1]
 
 
 def viterbi(model, params, data) -> Array:

@@ -14,7 +14,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxem._src import seeding, validation
+from jaxem._src import buckets, seeding, validation
 from jaxem._src.base import Array, Model
 from jaxem._src.component import MIXTURE_ROLE, Component, check_params_type, is_prepared
 from jaxem._src.families import dirichlet
@@ -26,7 +26,7 @@ def component_mixture(
     n_components: int,
     *,
     params_type: type,
-    seed: Callable[[Array, Array, int], Array] = seeding.SEEDERS["kmeans++"],
+    seed: Callable[..., Array] = seeding.SEEDERS["kmeans++"],
     weights_prior=None,
 ) -> Model:
     """A mixture of ``n_components`` densities of ``component``.
@@ -36,7 +36,8 @@ def component_mixture(
       n_components: K.
       params_type: the params NamedTuple: a ``weights [K]`` field plus the
         component's fields.
-      seed: ``(key, points [N, P], K) -> responsibilities [N, K]``, the seeding of
+      seed: ``(key, points [N, P], K, present [N]) -> responsibilities [N, K]``
+        (``present`` is ``False`` on padding rows, which it must not draw), the seeding of
         ``init`` (one of ``seeding.SEEDERS``: one-hot on the nearest k-means++,
         k-means or random-row centre, or random responsibilities).
       weights_prior: optional Dirichlet concentration of the weights (``>= 1``,
@@ -60,9 +61,11 @@ def component_mixture(
     n_rows = mixture_m_step(family).n_rows
     role = MIXTURE_ROLE
 
+    @buckets.skips_padding
     def init(key: Array, features) -> object:
         points = component.seed_points(features)
-        statistics = expected_stats(seed(key, points, n_components), features.stats)
+        present = features.stats[:, 0] > 0  # padding rows (buckets.py) have zero statistics
+        statistics = expected_stats(seed(key, points, n_components, present), features.stats)
         dtype = features.stats.dtype
         template = params_type(
             weights=jnp.zeros((n_components,), dtype),

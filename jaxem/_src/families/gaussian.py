@@ -319,10 +319,11 @@ def check_gaussian_params(params, k: int, d, covariance: Covariance, role) -> No
         )
     if not validation.is_concrete(params):
         return
+    # NumPy on the host: eager jnp here compiled a small program per op and shape
     for name, leaf in zip(params._fields, params):
-        if not bool(jnp.all(jnp.isfinite(leaf))):
+        if not np.all(np.isfinite(np.asarray(leaf))):
             raise ValueError(f"params.{name} contains NaN or infinite values")
-    if not bool(jnp.all(covariance.factor_diagonal(jnp.asarray(params.precisions_cholesky)) != 0)):
+    if not np.all(covariance.factor_diagonal(np.asarray(params.precisions_cholesky)) != 0):
         raise ValueError("params.precisions_cholesky must be invertible (non-zero diagonal)")
 
 
