@@ -62,6 +62,13 @@ BUILT_IN_MODELS = [_gaussian_mixture_case(t) for t in ("full", "tied", "diag", "
     pytest.param(
         "ar_hmm", lambda: jaxem.models.ar_hmm(2, order=2, covariance_type="diag", reg_covar=1e-4), _RNG.normal(size=(60, 2)), id="ar_hmm"
     ),
+    pytest.param("factor_analysis", lambda: jaxem.models.factor_analysis(2, min_noise_variance=1e-4), _RNG.normal(size=(50, 4)), id="factor_analysis"),
+    pytest.param("ppca", lambda: jaxem.models.ppca(1), _RNG.normal(size=(50, 3)), id="ppca"),
+    pytest.param(
+        "mixture_of_factor_analyzers", lambda: jaxem.models.mixture_of_factor_analyzers(2, 1), _RNG.normal(size=(50, 3)), id="mfa"
+    ),
+    pytest.param("mixture_of_ppca", lambda: jaxem.models.mixture_of_ppca(2, 1), _RNG.normal(size=(50, 3)), id="mixture_of_ppca"),
+    pytest.param("lgssm", lambda: jaxem.models.lgssm(2, reg_covar=1e-4), _RNG.normal(size=(40, 2)), id="lgssm"),
     pytest.param(
         "regression_mixture",
         lambda: jaxem.models.regression_mixture(2, fit_intercept=False, reg_variance=1e-3),

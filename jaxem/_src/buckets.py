@@ -53,7 +53,7 @@ def skips_padding(init):
 def bucket_size(n: int) -> int:
     """The smallest of 16, 24, 32, 48, 64, 96, ... (``2^k`` and ``3 · 2^(k-1)``) that is ``>= n``.
 
-    Example:
+    Examples:
       >>> [bucket_size(n) for n in (10, 100, 150, 272)]
       [16, 128, 192, 384]
     """

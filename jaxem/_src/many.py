@@ -228,7 +228,7 @@ def fit_models(
       A ``ModelsResult``: one ``FitResult`` per model, their BIC and AIC, and the
       index of the lowest BIC.
 
-    Example:
+    Examples:
       >>> import jaxem
       >>> x, _ = jaxem.load_dataset("faithful")
       >>> models = [jaxem.models.gaussian_mixture(k) for k in (1, 2, 3)]

@@ -33,7 +33,7 @@ def ar_hmm_params(initial_probs, transition_matrix, coefficients, intercepts, co
         ``[K, D, D]`` full, ``[D, D]`` tied, ``[K, D]`` diag, ``[K]`` spherical.
       covariance_type: ``"full"`` (default), ``"tied"``, ``"diag"`` or ``"spherical"``.
 
-    Example:
+    Examples:
       >>> from jaxem.models import ar_hmm_params
       >>> params = ar_hmm_params([0.5, 0.5], [[0.95, 0.05], [0.05, 0.95]],
       ...                        [[[0.9]], [[-0.5]]], [[0.0], [2.0]], [[[0.1]], [[0.2]]])
@@ -90,7 +90,7 @@ def ar_hmm(
       k-means++ hard assignment of the steps; ``sample(key, params, n)`` draws one
       sequence ``(x [n, D], z [n])`` starting from zero lags.
 
-    Example:
+    Examples:
       >>> import jax, jaxem
       >>> model = jaxem.models.ar_hmm(2, order=1)
       >>> params = jaxem.models.ar_hmm_params([0.5, 0.5], [[0.95, 0.05], [0.05, 0.95]],

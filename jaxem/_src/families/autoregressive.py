@@ -35,6 +35,7 @@ import numpy as np
 
 from jaxem._src import validation
 from jaxem._src.base import Array
+from jaxem._src.display import params_repr
 from jaxem._src.component import Component, is_prepared
 from jaxem._src.expfam import ExpFamily, tiny_count
 from jaxem._src.families.covariance import Covariance, covariances_from_factor
@@ -60,6 +61,8 @@ class ARHMMParams(NamedTuple):
     coefficients: Array
     intercepts: Array
     precisions_cholesky: Array
+
+    __repr__ = params_repr
 
 
 class ARFeatures(NamedTuple):
