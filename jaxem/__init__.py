@@ -5,7 +5,14 @@ gives log p(x, z; θ) for every value of a discrete latent z; the E-step is the
 gradient of the log-partition of those log-potentials.
 """
 
-from jaxem import constraints, models
+import sys as _sys
+
+from jaxem._src import interrupt as _interrupt
+
+if _interrupt.is_command_line(_sys.argv):  # Ctrl-C while JAX loads: one line, no traceback
+    _interrupt.quiet_interrupts()
+
+from jaxem import constraints, models  # noqa: E402
 from jaxem import priors
 from jaxem._src.compilation_cache import enable_default_cache as _enable_default_cache
 from jaxem._src.base import AdditiveMStep, Latent, Model, mixture_latent

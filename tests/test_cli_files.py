@@ -165,3 +165,28 @@ def test_console_script_help_lists_every_option():
     for i, line in enumerate(lines):
         if line.strip().startswith("-") and len(line.split("  ")) == 1 and i + 1 < len(lines):
             assert not lines[i + 1].strip().startswith("-"), line
+
+
+@pytest.mark.parametrize("delay", [0.2, 0.6, 1.2])
+def test_ctrl_c_at_start_up_is_one_line(delay):
+    """SIGINT while Python imports JAX (NumPy and jaxlib turn it into an ImportError,
+    JAX's gc hook swallows it) or while the CLI starts: one line, status 130."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jaxem", "demo", "--restarts", "2", "--out", os.devnull],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=ROOT),
+    )
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "jaxem: interrupted"
+
+
+def test_library_use_keeps_pythons_hooks():
+    from jaxem._src.interrupt import is_command_line
+
+    assert not is_command_line([sys.argv[0]]) or os.path.basename(sys.argv[0]) == "jaxem"
+    assert sys.excepthook is sys.__excepthook__ or not is_command_line(sys.argv)
