@@ -113,12 +113,12 @@ def agreed_rows(rows):
 
 def _leaf_names(rows) -> list:
     paths = jax.tree_util.tree_flatten_with_path(rows)[0]
-    return [".".join(getattr(key, "name", str(key)) for key in path) or "data" for path, _ in paths]
+    return [".".join(getattr(key, "name", str(key)) for key in path) or "x" for path, _ in paths]
 
 
-def _shape(row: np.ndarray) -> tuple:
+def _shape(row: np.ndarray) -> str:
     ndim = int(row[1])
-    return ("N",) + tuple(int(n) for n in row[2 : 2 + ndim - 1])
+    return "[" + ", ".join(["N"] + [str(int(n)) for n in row[2 : 2 + ndim - 1]]) + "]"
 
 
 _DTYPE_NAMES = {
