@@ -41,6 +41,7 @@ from jaxem._src.progress import Progress
 from jaxem._src.registry import ModelSpec, register_model
 from jaxem._src.sequences import Sequences
 from jaxem._src.sharding import data_mesh, shard_rows
+from jaxem._src.sharding import shard_steps
 from jaxem._src.streaming import OnlineResult, fit_online, fit_streaming
 from jaxem._src.streaming import sequence_chunks
 
@@ -79,6 +80,7 @@ __all__ = [
     "constraints",
     "data_mesh",
     "sequence_chunks",
+    "shard_steps",
     "e_step",
     "elbo",
     "em_step",

@@ -85,3 +85,25 @@ def test_draw_index_ignores_zero_weights_anywhere():
         assert where[int(draw_index(key, weights))] == int(draw_index(key, padded))
     counts = np.bincount([int(draw_index(k, weights)) for k in jax.random.split(jax.random.key(0), 2000)], minlength=4)
     np.testing.assert_allclose(counts / 2000, weights / weights.sum(), atol=0.04)
+
+
+def test_one_long_sequence_split_over_devices_equals_the_sequential_recursion():
+    rng = np.random.default_rng(5)
+    states = np.cumsum(rng.random(403) < 0.05) % 2
+    obs = np.array([[-2.0, 0.0], [2.0, 1.0]])[states] + rng.normal(size=(403, 2))
+    sequential = jaxem.models.gaussian_hmm(2)
+    parallel = jaxem.models.gaussian_hmm(2, parallel=True)
+    data = jaxem.shard_steps(parallel, obs)  # 403 steps padded to 404, 101 per device
+    assert data.features.stats.shape[1] == 404 and data.features.stats.addressable_shards[0].data.shape[1] == 101
+    assert len(data.features.stats.sharding.device_set) == 4
+    params = jaxem.init(sequential, 0, obs)
+    new_a, ll_a = jaxem.em_step(sequential, params, obs)
+    new_b, ll_b = jaxem.em_step(parallel, params, data)
+    np.testing.assert_allclose(float(ll_b), float(ll_a), rtol=1e-12)
+    for x, y in zip(jax.tree_util.tree_leaves(new_a), jax.tree_util.tree_leaves(new_b)):
+        np.testing.assert_allclose(np.asarray(y), np.asarray(x), rtol=1e-9, atol=1e-12)
+    posterior = np.asarray(jaxem.posterior(parallel, params, data))[0]
+    np.testing.assert_allclose(posterior[:403], np.asarray(jaxem.posterior(sequential, params, obs))[0], atol=1e-10)
+    np.testing.assert_array_equal(posterior[403:], 0.0)
+    with pytest.raises(ValueError, match="one sequence"):
+        jaxem.shard_steps(parallel, ragged_gaussian_sequences(0, 3))

@@ -185,3 +185,60 @@ def _with_nested(features, placed: dict):
             value = _with_nested(getattr(features, outer), {inner: value})
         features = features._replace(**{outer: value})
     return features
+
+
+def shard_steps(model: Model, sequence, *, mesh: Optional[Mesh] = None, axis_name: str = "data"):
+    """Prepared features of ONE long sequence with its steps split across devices.
+
+    For an HMM built with ``parallel=True`` (e.g. ``jaxem.models.gaussian_hmm(K,
+    parallel=True)``), whose log-partition is a ``lax.associative_scan`` of the
+    ``T`` per-step transfer matrices (``chain.parallel_log_marginal``): XLA splits
+    the scan over the devices, each computing the products of its own block of
+    steps and the blocks exchanging their partial products (the exact messages
+    between blocks, no approximation); the gradient (the E-step) is split the same
+    way. The result equals the sequential recursion to rounding. The sequential
+    recursion (``parallel=False``) has no parallelism over time, so there, and
+    for many sequences, shard the sequences with ``shard_rows`` instead. The
+    steps are padded to a multiple of the devices (padded steps are ignored).
+
+    Args:
+      model: an HMM of ``component_hmm`` (``parallel=True`` to gain anything).
+      sequence: one sequence ``[T, ...]``, a ``Sequences`` batch of one, or its
+        prepared ``ChainData`` (one process).
+      mesh / axis_name: as in ``shard_rows``; the steps are split over ``axis_name``.
+
+    Returns:
+      ``ChainData`` to pass to ``jaxem.fit`` / ``em_step`` / ``posterior``.
+
+    Example:
+      >>> import jaxem, numpy as np
+      >>> model = jaxem.models.gaussian_hmm(2, parallel=True)
+      >>> obs = np.random.default_rng(0).normal(size=(1000, 2))
+      >>> data = jaxem.shard_steps(model, obs)
+      >>> result = jaxem.fit(model, data, key=0, max_iter=3)
+    """
+    mesh = data_mesh(axis_name=axis_name) if mesh is None else mesh
+    if axis_name not in mesh.axis_names:
+        raise ValueError(f"axis_name {axis_name!r} is not an axis of the mesh {mesh.axis_names}")
+    if distributed.process_count() > 1:
+        raise ValueError("shard_steps runs in one process; in a jax.distributed run, shard sequences with shard_rows")
+    additive = chunking.check_chunkable(model, "shard_steps")
+    data = validation.as_data(sequence)
+    model.check(data)
+    features = jax.jit(model.prepare)(data)
+    if not isinstance(features, ChainData):
+        raise ValueError("shard_steps needs a chain model (an HMM): for a mixture's rows, use shard_rows")
+    if features.lengths.shape[0] != 1:
+        raise ValueError(f"shard_steps takes one sequence, got a batch of {features.lengths.shape[0]}: use shard_rows")
+    n_devices = mesh.shape[axis_name]
+    steps = NamedSharding(mesh, PartitionSpec(None, axis_name))
+    replicated = NamedSharding(mesh, PartitionSpec())
+
+    def place(path, leaf):
+        if _leaf_name(path) not in additive.per_row or leaf.ndim < 2:
+            return jax.device_put(leaf, replicated)
+        missing = -leaf.shape[1] % n_devices
+        padded = np.pad(np.asarray(leaf), [(0, 0), (0, missing)] + [(0, 0)] * (leaf.ndim - 2))
+        return jax.device_put(padded, steps)
+
+    return jax.tree_util.tree_map_with_path(place, features)
