@@ -28,6 +28,7 @@ from jaxem._src.chain import ChainPotentials, chain_latent
 from jaxem._src.chunking import per_row_slicer
 from jaxem._src.component import CHAIN_ROLE, Component, check_params_type
 from jaxem._src.expfam import ExpFamily, tiny_count
+from jaxem._src.families import dirichlet
 
 
 class ChainData(NamedTuple):
@@ -69,9 +70,10 @@ class ChainStatistics(NamedTuple):
     emissions: Array
 
 
-def chain_m_step(component: Component, mask: Optional[Array] = None) -> AdditiveMStep:
+def chain_m_step(component: Component, mask: Optional[Array] = None, *, initial_prior=None, transition_prior=None) -> AdditiveMStep:
     """The ``AdditiveMStep`` of an HMM with ``component`` emissions (structural
-    zeros of the transitions where ``mask [K, K]`` is False).
+    zeros of the transitions where ``mask [K, K]`` is False; optional Dirichlet
+    priors of the initial and transition probabilities, as in ``component_hmm``).
 
     The expected statistics are sums over sequences (``ChainStatistics``), so an
     HMM's sequences can be processed in chunks, sharded over devices or streamed
@@ -91,10 +93,9 @@ def chain_m_step(component: Component, mask: Optional[Array] = None) -> Additive
     def maximize(stats: ChainStatistics, data: ChainData, params):
         params = family.maximize(stats.emissions, data.features, params)
         dtype = params.initial_probs.dtype
-        return params._replace(
-            initial_probs=normalized_counts(stats.initial, mask=params.initial_probs > 0).astype(dtype),
-            transition_matrix=normalized_counts(stats.transitions, mask=mask).astype(dtype),
-        )
+        initial = dirichlet.map_probabilities(stats.initial, initial_prior, mask=params.initial_probs > 0)
+        transition = dirichlet.map_probabilities(stats.transitions, transition_prior, mask=mask)
+        return params._replace(initial_probs=initial.astype(dtype), transition_matrix=transition.astype(dtype))
 
     per_row = ("lengths",) + tuple("features." + name for name in family.per_row)
 
@@ -199,6 +200,8 @@ def component_hmm(
     params_type: type,
     transition_mask: Optional[Array] = None,
     parallel: bool = False,
+    initial_prior=None,
+    transition_prior=None,
 ) -> Model:
     """An HMM whose emissions are densities of ``component`` (the builder behind the HMM models).
 
@@ -210,6 +213,10 @@ def component_hmm(
       transition_mask: optional ``[K, K]`` bool; False entries are structural zeros
         of the transition matrix (e.g. left-to-right), kept zero by the M-step.
       parallel: use the parallel-in-time log-partition (``chain_latent(parallel=True)``).
+      initial_prior: optional Dirichlet concentration (``>= 1``, a scalar or
+        ``[K]``, checked by ``dirichlet.check_concentration``) of the initial
+        probabilities: MAP update ``∝ counts + α − 1`` (``jaxem/_src/families/dirichlet.py``).
+      transition_prior: the same for every transition row (a scalar, ``[K]`` or ``[K, K]``).
 
     Returns:
       A ``Model`` on ``ChainData``: one contraction ``[B, T, F] x [K, F]`` gives the
@@ -236,7 +243,16 @@ def component_hmm(
             log_emission=jnp.einsum("btf,kf->btk", stats, coefficients),
         )
 
-    m_step = chain_m_step(component, mask)
+    m_step = chain_m_step(component, mask, initial_prior=initial_prior, transition_prior=transition_prior)
+
+    def log_prior(params):
+        total = dirichlet.log_density(params.initial_probs, initial_prior)
+        total = total + dirichlet.log_density(params.transition_matrix, transition_prior)
+        if family.log_prior is not None:
+            total = total + family.log_prior(params).astype(total.dtype)
+        return total
+
+    has_prior = initial_prior is not None or transition_prior is not None or family.log_prior is not None
 
     def init(key: Array, data: ChainData):
         emission_key, transition_key = jax.random.split(key)
@@ -305,6 +321,7 @@ def component_hmm(
         check=check,
         sample=checked_sample,
         n_parameters=n_parameters,
+        log_prior=log_prior if has_prior else None,
     )
 
 
