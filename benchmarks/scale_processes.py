@@ -47,11 +47,11 @@ def process_child(process_id: int, n_processes: int, port: str, n: int) -> dict:
     from benchmarks._common import blobs_lowmem
 
     x = blobs_lowmem(n, 8, 8, "float32")
+    model = jaxem.models.gaussian_mixture(8, covariance_type="full", init="random_from_data")
+    # init_params must be the same in every process: drawn from the same rows with the same key
+    start = jax.tree_util.tree_map(np.asarray, jaxem.init(model, 0, x[:5000]))
     mine = np.array_split(x, n_processes)[process_id]
     del x
-    model = jaxem.models.gaussian_mixture(8, covariance_type="full", init="random_from_data")
-    start = jaxem.init(model, 0, mine[:5000])
-    start = jax.tree_util.tree_map(np.asarray, start)  # the same in every process (same data, same key)
     features = jaxem.shard_rows(model, mine)
 
     def fit(iters):
