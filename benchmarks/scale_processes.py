@@ -161,7 +161,7 @@ def run_processes(n_processes: int, n: int) -> list:
     for worker in workers:
         out, err = worker.communicate(timeout=1200)
         if worker.returncode:
-            raise RuntimeError(err.strip().splitlines()[-1])
+            raise RuntimeError("\n".join(err.strip().splitlines()[-25:]))
         results.append(json.loads(out.split("RESULT", 1)[1]))
     return results
 
