@@ -52,7 +52,9 @@ from jaxem._src.progress import Progress
 from jaxem._src.registry import ModelSpec, register_model
 from jaxem._src.sequences import Sequences
 from jaxem._src.sharding import data_mesh, shard_rows
+from jaxem._src.sharding import shard_steps
 from jaxem._src.streaming import OnlineResult, fit_online, fit_streaming
+from jaxem._src.streaming import sequence_chunks
 
 __version__ = "0.1.0"
 
@@ -104,6 +106,8 @@ __all__ = [
     "component_mixture",
     "constraints",
     "data_mesh",
+    "sequence_chunks",
+    "shard_steps",
     "e_step",
     "elbo",
     "em_step",

@@ -145,6 +145,9 @@ class AdditiveMStep(NamedTuple):
         separately prepared chunks add up.
       chunk_size: rows per chunk of the E-step, or ``None`` for one pass; set at
         the public boundary (``fit(..., chunk_size=)``), static under ``jit``.
+      zero_rows_are_empty: whether an item whose per-row fields are all zero
+        contributes nothing (an HMM's sequence of length 0), so that data can be
+        padded to equal shards over devices (``jaxem.shard_rows``).
     """
 
     statistics: StatisticsFn
@@ -153,6 +156,7 @@ class AdditiveMStep(NamedTuple):
     per_row: tuple
     prepare_like: Callable[[Any, Data], Data]
     chunk_size: Optional[int] = None
+    zero_rows_are_empty: bool = False
 
     def __call__(self, data: Data, posterior: Posterior, params):
         """The M-step as a plain ``m_step(data, posterior, params)``."""

@@ -116,7 +116,7 @@ def parallel_log_marginal(log_initial: Array, log_transition: Array, log_emissio
         return left_scales + top + jnp.log(sums), product / sums[..., None]
 
     scales, _ = jax.lax.associative_scan(combine, (log_scales, normalized))
-    return scales[-1, 0]
+    return _nothing_if_empty(scales[-1, 0], length)
 
 
 def forward_log_marginal(
@@ -128,7 +128,8 @@ def forward_log_marginal(
       log_initial: ``[K]``.
       log_transition: ``[K, K]``.
       log_emission: ``[T, K]``.
-      length: scalar int; steps ``t >= length`` contribute nothing (value or gradient).
+      length: scalar int; steps ``t >= length`` contribute nothing (value or
+        gradient); a sequence of length 0 has log p = 0 and zero gradient.
       elementwise: form the step's ``α @ A`` as a broadcast product and sum, which
         XLA fuses with the rest of the step (fewer kernels per step: faster on a CPU
         when few sequences are mapped over), instead of a matrix product (faster
@@ -181,7 +182,14 @@ def forward_log_marginal(
     constants = jnp.concatenate([log_first + initial_shift + emission_shift[0], step_constants])
     # log Σ u_last, minus its constant value (already in ``constants``): zero, with
     # the whole gradient.
-    return jnp.sum(constants) + (jnp.log(jnp.sum(last)) - jax.lax.stop_gradient(log_sums[length - 1]))
+    log_z = jnp.sum(constants) + (jnp.log(jnp.sum(last)) - jax.lax.stop_gradient(log_sums[length - 1]))
+    return _nothing_if_empty(log_z, length)
+
+
+def _nothing_if_empty(log_z: Array, length: Array) -> Array:
+    """``log_z``, or exactly 0 with zero gradient for a sequence of length 0 (the
+    padding of a batch to equal shards over devices: ``jaxem.shard_rows``)."""
+    return jnp.where(length > 0, log_z, jnp.zeros_like(log_z))
 
 
 def _constant_sum(values: Array, tiny) -> Array:

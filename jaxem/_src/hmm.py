@@ -7,7 +7,9 @@ the ``[K, F]`` natural coefficients, and the emission M-step's expected statisti
 are one more, of the smoothed marginals with the same features (padded steps have
 zero marginals, so they drop out). Initial and transition probabilities come from
 the gradient's expected counts, with the mixtures' tiny pseudo-count, so a state
-that is never visited keeps finite parameters.
+that is never visited keeps finite parameters. The M-step is an ``AdditiveMStep``
+(``chain_m_step``): its statistics are sums over sequences, so every HMM built here
+can be chunked, sharded over sequences and streamed like a mixture.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxem._src import expfam
 from jaxem._src import sequences as seqs_lib
 from jaxem._src import validation
-from jaxem._src.base import Array, Model
+from jaxem._src.base import AdditiveMStep, Array, Model
 from jaxem._src.chain import ChainPotentials, chain_latent
+from jaxem._src.chunking import per_row_slicer
 from jaxem._src.component import CHAIN_ROLE, Component, check_params_type
 from jaxem._src.expfam import ExpFamily, tiny_count
 from jaxem._src.families import dirichlet
@@ -51,6 +55,67 @@ def normalized_counts(counts: Array, axis: int = -1, mask: Optional[Array] = Non
     return counts / jnp.sum(counts, axis=axis, keepdims=True)
 
 
+class ChainStatistics(NamedTuple):
+    """An HMM's additive expected statistics (summed over sequences).
+
+    Attributes:
+      initial: ``[K]`` expected initial-state counts.
+      transitions: ``[K, K]`` expected transition counts.
+      emissions: ``[K, F]`` the emission family's expected statistics
+        ``Σ_bt p(z_bt = k | x_b) T(x_bt)``.
+    """
+
+    initial: Array
+    transitions: Array
+    emissions: Array
+
+
+def chain_m_step(component: Component, mask: Optional[Array] = None, *, initial_prior=None, transition_prior=None) -> AdditiveMStep:
+    """The ``AdditiveMStep`` of an HMM with ``component`` emissions (structural
+    zeros of the transitions where ``mask [K, K]`` is False; optional Dirichlet
+    priors of the initial and transition probabilities, as in ``component_hmm``).
+
+    The expected statistics are sums over sequences (``ChainStatistics``), so an
+    HMM's sequences can be processed in chunks, sharded over devices or streamed
+    from disk exactly as a mixture's rows (``chunking.py``, ``sharding.py``,
+    ``streaming.py``). A sequence of length 0 contributes nothing (``chain.py``):
+    it is the padding of a batch to equal shards.
+    """
+    family = component.family
+
+    def statistics(data: ChainData, posterior: ChainPotentials) -> ChainStatistics:
+        # The posterior is the gradient of the log-partition with respect to the
+        # log-potentials: its log_emission field holds the smoothed marginals
+        # p(z_t = k | x) [B, T, K] (zero on padded steps), not log-probabilities.
+        emissions = jnp.einsum("btk,btf->kf", posterior.log_emission, data.features.stats)
+        return ChainStatistics(posterior.log_initial, posterior.log_transition, emissions)
+
+    def maximize(stats: ChainStatistics, data: ChainData, params):
+        params = family.maximize(stats.emissions, data.features, params)
+        dtype = params.initial_probs.dtype
+        initial = dirichlet.map_probabilities(stats.initial, initial_prior, mask=params.initial_probs > 0)
+        transition = dirichlet.map_probabilities(stats.transitions, transition_prior, mask=mask)
+        return params._replace(initial_probs=initial.astype(dtype), transition_matrix=transition.astype(dtype))
+
+    per_row = ("lengths",) + tuple("features." + name for name in family.per_row)
+
+    def rows(data: ChainData, start, size: int) -> ChainData:
+        features = per_row_slicer(family.per_row)(data.features, start, size)
+        return ChainData(features, jax.lax.dynamic_slice_in_dim(data.lengths, start, size))
+
+    def prepare_like(raw, reference: ChainData) -> ChainData:
+        if isinstance(raw, ChainData):
+            return raw
+        seqs = seqs_lib.as_sequences(raw, component.event_ndim)
+        step_mask = seqs_lib.step_mask(seqs.lengths, seqs.obs.shape[1])
+        encoded = component.encode(seqs.obs, step_mask)
+        return ChainData(expfam.prepare_like(family, encoded, reference.features), seqs.lengths)
+
+    return AdditiveMStep(
+        statistics=statistics, maximize=maximize, rows=rows, per_row=per_row, prepare_like=prepare_like, zero_rows_are_empty=True
+    )
+
+
 def flat_dirichlet(key: Array, shape: tuple, dtype) -> Array:
     """Rows drawn from Dirichlet(1, ..., 1) over the last axis, as normalized
     exponentials (cheaper to compile than ``jax.random.dirichlet``'s gamma sampler)."""
@@ -73,27 +138,42 @@ def masked_kmeans_plus_plus(key: Array, x: Array, mask: Array, n_centres: int) -
 
     Returns ``[K, D]`` centres: the first drawn uniformly among valid rows, each next
     one with probability proportional to its squared distance to the nearest centre.
+    Each draw inverts the cumulative distribution at one uniform number
+    (``draw_index``), so rows of probability zero (padding, anywhere) do not change
+    which valid row is drawn: padded and unpadded data seed the same centres.
     """
-    log_valid = jnp.where(mask, jnp.zeros(mask.shape, x.dtype), jnp.full(mask.shape, -jnp.inf, x.dtype))
+    valid = mask.astype(x.dtype)
 
     def squared_distance(centre):
         diff = x - centre[None, :]
         return jnp.sum(diff * diff, axis=1)
 
     key, sub = jax.random.split(key)
-    first = x[jax.random.categorical(sub, log_valid)]
+    first = x[draw_index(sub, valid)]
     centres = jnp.zeros((n_centres, x.shape[1]), x.dtype).at[0].set(first)
 
     def add_centre(i, carry):
         centres, nearest, key = carry
         key, sub = jax.random.split(key)
-        spread = jnp.any(mask & (nearest > 0))
-        logits = jnp.where(spread, jnp.log(nearest) + log_valid, log_valid)
-        centre = x[jax.random.categorical(sub, logits)]
+        weights = nearest * valid
+        spread = jnp.any(weights > 0)
+        centre = x[draw_index(sub, jnp.where(spread, weights, valid))]
         return centres.at[i].set(centre), jnp.minimum(nearest, squared_distance(centre)), key
 
     carry = (centres, squared_distance(first), key)
     return jax.lax.fori_loop(1, n_centres, add_centre, carry)[0]
+
+
+def draw_index(key: Array, weights: Array) -> Array:
+    """An index drawn with probability proportional to ``weights [N]`` (``>= 0``,
+    not all 0) by inverting their cumulative sum at one uniform number: entries
+    of weight 0 are never drawn and do not change the draw among the others."""
+    cumulative = jnp.cumsum(weights)
+    u = jax.random.uniform(key, (), weights.dtype) * cumulative[-1]
+    index = jnp.sum((cumulative <= u).astype(jnp.int32))
+    # u may round up to the total: take the last entry of positive weight
+    last = weights.shape[0] - 1 - jnp.argmax(weights[::-1] > 0)
+    return jnp.minimum(index, last)
 
 
 def kmeans_init_states(key: Array, features, lengths: Array, template, family: ExpFamily, n_states: int):
@@ -172,17 +252,7 @@ def component_hmm(
             log_emission=jnp.einsum("btf,kf->btk", stats, coefficients),
         )
 
-    def m_step(data: ChainData, posterior: ChainPotentials, params):
-        # The posterior is the gradient of the log-partition with respect to the
-        # log-potentials: its log_emission field holds the smoothed marginals
-        # p(z_t = k | x) [B, T, K] (zero on padded steps), not log-probabilities.
-        marginals = posterior.log_emission
-        statistics = jnp.einsum("btk,btf->kf", marginals, data.features.stats)
-        params = family.maximize(statistics, data.features, params)
-        dtype = params.initial_probs.dtype
-        initial = dirichlet.map_probabilities(posterior.log_initial, initial_prior, mask=params.initial_probs > 0)
-        transition = dirichlet.map_probabilities(posterior.log_transition, transition_prior, mask=mask)
-        return params._replace(initial_probs=initial.astype(dtype), transition_matrix=transition.astype(dtype))
+    m_step = chain_m_step(component, mask, initial_prior=initial_prior, transition_prior=transition_prior)
 
     def log_prior(params):
         total = dirichlet.log_density(params.initial_probs, initial_prior)
