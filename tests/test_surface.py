@@ -297,3 +297,13 @@ def test_shipped_data_come_in_the_dtype_jaxem_computes_in():
     assert jaxem.load_dataset("faithful", dtype=np.float64)[0].dtype == np.float64
     with pytest.raises(TypeError, match="dtype"):
         jaxem.load_dataset("faithful", dtype=int)
+
+
+def test_fit_streaming_refuses_a_one_shot_iterator_and_names_a_bad_chunk():
+    model = jaxem.models.gaussian_mixture(2)
+    x = np.asarray(X)
+    with pytest.raises(TypeError, match="one-shot iterator"):
+        jaxem.fit_streaming(model, (x[i : i + 40] for i in range(0, len(x), 40)), key=0)
+    chunks = [x[:40], x[40:80, :2], x[80:]]
+    with pytest.raises(ValueError, match="chunk 1"):
+        jaxem.fit_streaming(model, chunks, key=0, max_iter=3)

@@ -217,7 +217,7 @@ def shard_steps(model: Model, sequence, *, mesh: Optional[Mesh] = None, axis_nam
     Returns:
       ``ChainData`` to pass to ``jaxem.fit`` / ``em_step`` / ``posterior``.
 
-    Example:
+    Examples:
       >>> import jaxem, numpy as np
       >>> model = jaxem.models.gaussian_hmm(2, parallel=True)
       >>> obs = np.random.default_rng(0).normal(size=(1000, 2))

@@ -47,6 +47,19 @@ def _chunk_iterator(chunks: Chunks):
     return iter(chunks()) if callable(chunks) else iter(chunks)
 
 
+def _check_reiterable(chunks) -> None:
+    """``TypeError`` for a one-shot iterator (a generator, ``iter(...)``, a file
+    object): batch EM reads the data once per iteration, so the second pass would
+    find it exhausted."""
+    if not callable(chunks) and iter(chunks) is chunks:
+        raise TypeError(
+            f"chunks is a one-shot iterator ({type(chunks).__name__}), but fit_streaming reads every chunk "
+            "once per EM iteration: pass a list of chunks, an array or memmap, or a function returning a "
+            "fresh iterator (e.g. lambda: (x[i:i + n] for i in range(0, len(x), n))); fit_online reads a "
+            "stream once"
+        )
+
+
 def _additive(model: Model):
     return chunking.check_chunkable(model, "a streaming fit")
 
@@ -158,7 +171,7 @@ def sequence_chunks(obs, lengths, n_sequences: int) -> Callable[[], Iterable[Seq
       every batch; the last batch may hold fewer sequences), for
       ``fit_streaming`` / ``fit_online``.
 
-    Example:
+    Examples:
       >>> import numpy as np
       >>> obs, lengths = np.arange(10.0)[:, None], np.array([3, 3, 4])
       >>> [batch.lengths.tolist() for batch in sequence_chunks(obs, lengths, 2)()]
@@ -240,6 +253,7 @@ def fit_streaming(
       (2, 2)
     """
     _additive(model)
+    _check_reiterable(chunks)
     max_iter = validation.check_positive_int(max_iter, "max_iter")
     tol = validation.check_nonnegative_float(tol, "tol")
     if chunk_size is not None:
