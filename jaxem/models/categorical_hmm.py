@@ -32,9 +32,9 @@ def categorical_hmm(n_states: int, n_symbols: int, *, transition_mask: Optional[
         (``lax.associative_scan``; see ``jaxem.chain_latent``) instead of sequentially.
 
     Returns:
-      A ``Model`` whose params are ``CategoricalHMMParams``. ``init`` mixes the
-      pooled symbol frequencies half and half with random Dirichlet(1) rows, with
-      uniform initial probabilities and "sticky" random transitions;
+      A ``Model`` whose params are ``CategoricalHMMParams``. ``init`` draws the
+      emission rows from Dirichlet(1) and the initial probabilities and transition
+      rows from Dirichlet(1/K), as hmmlearn does (``docs/starts.md``);
       ``sample(key, params, n)`` draws one sequence ``(x [n] int32, z [n])``.
 
     Example:
