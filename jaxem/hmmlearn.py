@@ -615,7 +615,25 @@ class GaussianHMM(_BaseHMM):
         return x
 
 
-class CategoricalHMM(_BaseHMM):
+class _EmissionProbsHMM(_BaseHMM):
+    """An HMM whose emissions are rows of category probabilities ``emissionprob_
+    [K, n_features]`` (letter ``e``): categorical and multinomial."""
+
+    _emission_letters = {"e": "emissionprob_"}
+
+    def _to_params(self, dtype):
+        initial, transition = self._chain_params(dtype)
+        return CategoricalHMMParams(initial, transition, jnp.asarray(self.emissionprob_, dtype))
+
+    def _emission_attributes(self, params):
+        return {"emissionprob_": np.asarray(params.emission_probs)}
+
+    def _get_n_fit_scalars_per_param(self):
+        k, s = self.n_components, self.n_features
+        return {"s": k - 1, "t": k * (k - 1), "e": k * (s - 1)}
+
+
+class CategoricalHMM(_EmissionProbsHMM):
     """Hidden Markov model with categorical (symbol) emissions (hmmlearn's
     ``CategoricalHMM``). ``X`` is ``[n_samples, 1]`` integer symbols.
 
@@ -633,7 +651,6 @@ class CategoricalHMM(_BaseHMM):
     """
 
     _kind = "categorical"
-    _emission_letters = {"e": "emissionprob_"}
 
     def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0, *, emissionprob_prior=1.0,
                  n_features=None, algorithm="viterbi", random_state=None, n_iter=10, tol=1e-2, verbose=False,
@@ -679,17 +696,6 @@ class CategoricalHMM(_BaseHMM):
 
     def _emission_prior(self):
         return dict(emission=hashable(self.emissionprob_prior))
-
-    def _to_params(self, dtype):
-        initial, transition = self._chain_params(dtype)
-        return CategoricalHMMParams(initial, transition, jnp.asarray(self.emissionprob_, dtype))
-
-    def _emission_attributes(self, params):
-        return {"emissionprob_": np.asarray(params.emission_probs)}
-
-    def _get_n_fit_scalars_per_param(self):
-        k, s = self.n_components, self.n_features
-        return {"s": k - 1, "t": k * (k - 1), "e": k * (s - 1)}
 
     def _emission_draws(self, states, random_state):
         cdf = np.cumsum(self.emissionprob_, axis=1)
@@ -761,7 +767,7 @@ class PoissonHMM(_BaseHMM):
         return random_state.poisson(self.lambdas_[states])
 
 
-class MultinomialHMM(_BaseHMM):
+class MultinomialHMM(_EmissionProbsHMM):
     """Hidden Markov model with multinomial emissions (hmmlearn's
     ``MultinomialHMM``): every row of ``X`` holds the counts of ``n_features``
     categories in ``n_trials`` draws.
@@ -779,7 +785,6 @@ class MultinomialHMM(_BaseHMM):
     """
 
     _kind = "multinomial"
-    _emission_letters = {"e": "emissionprob_"}
 
     def __init__(self, n_components=1, n_trials=None, startprob_prior=1.0, transmat_prior=1.0, algorithm="viterbi",
                  random_state=None, n_iter=10, tol=1e-2, verbose=False, params="ste", init_params="ste",
@@ -810,17 +815,6 @@ class MultinomialHMM(_BaseHMM):
 
     def _model(self):
         return _multinomial_hmm(int(self.n_components))
-
-    def _to_params(self, dtype):
-        initial, transition = self._chain_params(dtype)
-        return CategoricalHMMParams(initial, transition, jnp.asarray(self.emissionprob_, dtype))
-
-    def _emission_attributes(self, params):
-        return {"emissionprob_": np.asarray(params.emission_probs)}
-
-    def _get_n_fit_scalars_per_param(self):
-        k, s = self.n_components, self.n_features
-        return {"s": k - 1, "t": k * (k - 1), "e": k * (s - 1)}
 
     def _emission_draws(self, states, random_state):
         trials = np.unique(self.n_trials)

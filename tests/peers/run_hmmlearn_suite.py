@@ -33,6 +33,9 @@ from pathlib import Path
 
 import hmmlearn
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_sklearn_suite import _RESULT, _failure_reasons  # noqa: E402  (the same pytest summary parsing)
+
 # CI fails below this pass count (see the last line of the report for the count reached).
 MIN_PASSED = 150
 
@@ -62,7 +65,6 @@ KNOWN_FAILURES: dict[str, str] = {
 }
 GMM_REASON = "GMMHMM: no jaxem Gaussian-mixture-emission HMM family yet (GMMHMM raises NotImplementedError)"
 
-_RESULT = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\s+(\S+)", re.M)
 
 
 def suite_files() -> dict[str, str]:
@@ -104,15 +106,6 @@ def run_suite(extra_args: list[str] | None = None) -> dict:
         raise RuntimeError(f"pytest produced no results:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
     outcomes["reasons"] = _failure_reasons(done.stdout)
     return outcomes
-
-
-def _failure_reasons(stdout: str) -> dict[str, str]:
-    reasons = {}
-    for line in stdout.splitlines():
-        match = re.match(r"^(FAILED|ERROR) (\S+)(?: - (.*))?$", line)
-        if match:
-            reasons[match.group(2)] = (match.group(3) or "")[:160]
-    return reasons
 
 
 def known_reason(node: str) -> str | None:
