@@ -6,6 +6,7 @@ gradient of the log-partition of those log-potentials.
 """
 
 from jaxem import constraints, models
+from jaxem import priors
 from jaxem._src.compilation_cache import enable_default_cache as _enable_default_cache
 from jaxem._src.base import AdditiveMStep, Latent, Model, mixture_latent
 from jaxem._src.chain import ChainPotentials, chain_latent
@@ -97,6 +98,7 @@ __all__ = [
     "n_parameters",
     "posterior",
     "predict",
+    "priors",
     "q_function",
     "register_model",
     "run_em",

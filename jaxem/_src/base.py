@@ -213,6 +213,10 @@ class Model(NamedTuple):
         ``bic``/``aic``), or ``None``.
       spec: how to rebuild the model (factory name and options, set by
         ``jaxem.register_model``), used by ``jaxem.save``/``jaxem.load``; or ``None``.
+      log_prior: ``params -> scalar``, the log prior density of the params (up
+        to a constant), or ``None``. With it EM is MAP-EM: the M-step maximizes
+        Q + log_prior, and the fit ascends log-likelihood + log_prior
+        (``jaxem/_src/priors.py``).
     """
 
     init: InitFn
@@ -224,6 +228,7 @@ class Model(NamedTuple):
     sample: Optional[SampleFn] = None
     n_parameters: Optional[Callable[[Any], int]] = None
     spec: Optional[Any] = None
+    log_prior: Optional[Callable[[Any], Array]] = None
 
     @property
     def additive(self) -> Optional[AdditiveMStep]:

@@ -43,6 +43,9 @@ class ExpFamily(NamedTuple):
         when ``prepare`` does not depend on the rest of the data.
       per_row: the fields of the features with one entry per row (axis 0); the
         others (a standardization) are shared by all rows.
+      log_prior: ``params -> scalar``, the log density of the family's conjugate
+        prior at the component fields (up to a constant), or ``None`` without a
+        prior; ``maximize`` is then the MAP M-step (``jaxem/_src/priors.py``).
     """
 
     prepare: Callable[[Any], Any]
@@ -50,6 +53,7 @@ class ExpFamily(NamedTuple):
     maximize: Callable[[Array, Any, Any], Any]
     prepare_like: Optional[Callable[[Any, Any], Any]] = None
     per_row: tuple = ("stats", "x")
+    log_prior: Optional[Callable[[Any], Array]] = None
 
 
 def prepare_like(family: ExpFamily, x, reference):
@@ -111,17 +115,21 @@ def log_probabilities(probs: Array) -> Array:
     return jnp.where(positive, jnp.log(safe), jnp.full_like(probs, impossible_log(probs.dtype)))
 
 
-def mixture_m_step(family: ExpFamily) -> AdditiveMStep:
+def mixture_m_step(family: ExpFamily, weights_prior=None) -> AdditiveMStep:
     """The ``AdditiveMStep`` of a mixture of ``family``: statistics
     ``posteriorᵀ @ T(x)``, the family's maximizer for the components and the
-    expected counts (column 0) for the weights."""
+    expected counts (column 0) for the weights, plus ``α − 1`` pseudo-counts for
+    a Dirichlet ``weights_prior`` (concentration ``α >= 1``, checked; MAP)."""
 
     def statistics(features, posterior):
         return expected_stats(posterior, features.stats)
 
     def maximize(stats, features, params):
         params = family.maximize(stats, features, params)
-        return params._replace(weights=mixture_weights(stats[:, 0], params.weights))
+        counts = stats[:, 0]
+        if weights_prior is not None:
+            counts = counts + jnp.broadcast_to(jnp.asarray(weights_prior, counts.dtype) - 1.0, counts.shape)
+        return params._replace(weights=mixture_weights(counts, params.weights))
 
     def prepare_chunk(x, reference):
         return prepare_like(family, x, reference)
@@ -142,11 +150,16 @@ def exponential_family_mixture(
     check: Callable,
     sample: Callable | None = None,
     n_parameters: Callable | None = None,
+    weights_prior=None,
+    log_prior: Callable | None = None,
 ) -> Model:
     """A finite mixture whose components are in ``family``.
 
     ``params`` must be a NamedTuple with a ``weights [K]`` field plus the
-    component fields ``family`` reads and writes.
+    component fields ``family`` reads and writes. With a prior (MAP-EM),
+    ``weights_prior`` is the weights' Dirichlet concentration (or ``None``) and
+    ``log_prior`` the whole params' log prior density (``jaxem.component_mixture``
+    builds both).
     """
 
     def log_joint(params, features) -> Array:
@@ -159,11 +172,12 @@ def exponential_family_mixture(
         init=init,
         log_joint=log_joint,
         latent=mixture_latent(),
-        m_step=mixture_m_step(family),
+        m_step=mixture_m_step(family, weights_prior),
         prepare=family.prepare,
         check=check,
         sample=sample,
         n_parameters=n_parameters,
+        log_prior=log_prior,
     )
 
 

@@ -170,6 +170,7 @@ def gradient_m_step(
     optimizer: Optional[optax.GradientTransformation] = None,
     inner_steps: int = DEFAULT_INNER_STEPS,
     frozen: Any = None,
+    log_prior: Optional[Callable[[Any], Array]] = None,
 ) -> Callable[[Any, Any, Any], Any]:
     """An ``m_step(data, posterior, params) -> params`` that maximizes Q by gradients.
 
@@ -187,6 +188,10 @@ def gradient_m_step(
         ``optax.adam(1e-2)``). Its state is re-initialized at every M-step.
       inner_steps: optimizer steps per M-step.
       frozen: a boolean mask like the params, or field names, held fixed.
+      log_prior: optional ``params -> scalar`` log prior density: the M-step
+        then maximizes Q + log_prior (MAP-EM). Give the model the same function
+        (``jaxem.Model(..., log_prior=log_prior)``) so that the fit ascends, and
+        reports, log-likelihood + log prior.
 
     Returns:
       A ``FreezableMStep``, called as ``m_step(data, posterior, params)``;
@@ -200,18 +205,22 @@ def gradient_m_step(
 
     def with_frozen(frozen):
         def m_step(data, posterior, params):
-            return _gradient_update(log_joint, data, posterior, params, constraints, optimizer, inner_steps, frozen)
+            return _gradient_update(
+                log_joint, data, posterior, params, constraints, optimizer, inner_steps, frozen, log_prior
+            )
 
         return FreezableMStep(m_step, with_frozen)
 
     return with_frozen(frozen)
 
 
-def _gradient_update(log_joint, data, posterior, params, constraints, optimizer, inner_steps: int, frozen):
-    """``params`` raised by ``maximize`` on Q(θ) = Σ posterior · log_joint(θ, data)."""
+def _gradient_update(log_joint, data, posterior, params, constraints, optimizer, inner_steps: int, frozen, log_prior=None):
+    """``params`` raised by ``maximize`` on Q(θ) = Σ posterior · log_joint(θ, data)
+    (plus ``log_prior(θ)`` when given)."""
 
     def q(p):
-        return expected_log_joint(posterior, log_joint(p, data))
+        value = expected_log_joint(posterior, log_joint(p, data))
+        return value if log_prior is None else value + log_prior(p).astype(value.dtype)
 
     dtype = jax.eval_shape(q, params).dtype
     new_params, _, _ = maximize(

@@ -24,6 +24,7 @@ from jaxem._src.base import Array, Model
 from jaxem._src.chain import ChainPotentials, chain_latent
 from jaxem._src.component import CHAIN_ROLE, Component, check_params_type
 from jaxem._src.expfam import ExpFamily, tiny_count
+from jaxem._src.families import dirichlet
 
 
 class ChainData(NamedTuple):
@@ -119,6 +120,8 @@ def component_hmm(
     params_type: type,
     transition_mask: Optional[Array] = None,
     parallel: bool = False,
+    initial_prior=None,
+    transition_prior=None,
 ) -> Model:
     """An HMM whose emissions are densities of ``component`` (the builder behind the HMM models).
 
@@ -130,6 +133,10 @@ def component_hmm(
       transition_mask: optional ``[K, K]`` bool; False entries are structural zeros
         of the transition matrix (e.g. left-to-right), kept zero by the M-step.
       parallel: use the parallel-in-time log-partition (``chain_latent(parallel=True)``).
+      initial_prior: optional Dirichlet concentration (``>= 1``, a scalar or
+        ``[K]``, checked by ``dirichlet.check_concentration``) of the initial
+        probabilities: MAP update ``∝ counts + α − 1`` (``jaxem/_src/families/dirichlet.py``).
+      transition_prior: the same for every transition row (a scalar, ``[K]`` or ``[K, K]``).
 
     Returns:
       A ``Model`` on ``ChainData``: one contraction ``[B, T, F] x [K, F]`` gives the
@@ -164,10 +171,18 @@ def component_hmm(
         statistics = jnp.einsum("btk,btf->kf", marginals, data.features.stats)
         params = family.maximize(statistics, data.features, params)
         dtype = params.initial_probs.dtype
-        return params._replace(
-            initial_probs=normalized_counts(posterior.log_initial, mask=params.initial_probs > 0).astype(dtype),
-            transition_matrix=normalized_counts(posterior.log_transition, mask=mask).astype(dtype),
-        )
+        initial = dirichlet.map_probabilities(posterior.log_initial, initial_prior, mask=params.initial_probs > 0)
+        transition = dirichlet.map_probabilities(posterior.log_transition, transition_prior, mask=mask)
+        return params._replace(initial_probs=initial.astype(dtype), transition_matrix=transition.astype(dtype))
+
+    def log_prior(params):
+        total = dirichlet.log_density(params.initial_probs, initial_prior)
+        total = total + dirichlet.log_density(params.transition_matrix, transition_prior)
+        if family.log_prior is not None:
+            total = total + family.log_prior(params).astype(total.dtype)
+        return total
+
+    has_prior = initial_prior is not None or transition_prior is not None or family.log_prior is not None
 
     def init(key: Array, data: ChainData):
         emission_key, transition_key = jax.random.split(key)
@@ -234,6 +249,7 @@ def component_hmm(
         check=check,
         sample=checked_sample,
         n_parameters=n_parameters,
+        log_prior=log_prior if has_prior else None,
     )
 
 

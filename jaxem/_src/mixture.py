@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from jaxem._src import seeding, validation
 from jaxem._src.base import Array, Model
 from jaxem._src.component import MIXTURE_ROLE, Component, check_params_type, is_prepared
+from jaxem._src.families import dirichlet
 from jaxem._src.expfam import exponential_family_mixture, expected_stats, mixture_m_step, mixture_weights
 
 
@@ -26,6 +27,7 @@ def component_mixture(
     *,
     params_type: type,
     seed: Callable[[Array, Array, int], Array] = seeding.SEEDERS["kmeans++"],
+    weights_prior=None,
 ) -> Model:
     """A mixture of ``n_components`` densities of ``component``.
 
@@ -37,6 +39,10 @@ def component_mixture(
       seed: ``(key, points [N, P], K) -> responsibilities [N, K]``, the seeding of
         ``init`` (one of ``seeding.SEEDERS``: one-hot on the nearest k-means++,
         k-means or random-row centre, or random responsibilities).
+      weights_prior: optional Dirichlet concentration of the weights (``>= 1``,
+        a scalar or ``[K]``, checked by ``dirichlet.check_concentration``). With
+        it, or a prior in ``component``'s family, EM is MAP-EM
+        (``jaxem/_src/priors.py``).
 
     Returns:
       A ``Model`` whose ``init`` takes the M-step of the seeded responsibilities.
@@ -83,7 +89,22 @@ def component_mixture(
     def n_parameters(params) -> int:
         return component.n_parameters(params) + n_components - 1
 
-    return exponential_family_mixture(family, init=init, check=check, sample=sample, n_parameters=n_parameters)
+    def log_prior(params):
+        total = dirichlet.log_density(params.weights, weights_prior)
+        if family.log_prior is not None:
+            total = total + family.log_prior(params).astype(total.dtype)
+        return total
+
+    has_prior = weights_prior is not None or family.log_prior is not None
+    return exponential_family_mixture(
+        family,
+        init=init,
+        check=check,
+        sample=sample,
+        n_parameters=n_parameters,
+        weights_prior=weights_prior,
+        log_prior=log_prior if has_prior else None,
+    )
 
 
 def check_mixture_params(params, d, component: Component, params_type: type, n_components: int) -> None:

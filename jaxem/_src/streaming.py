@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxem._src import chunking, validation
+from jaxem._src import update as update_lib
 from jaxem._src.base import Array, Model
 from jaxem._src.engine import as_key
 from jaxem._src.loop import FitResult
@@ -56,6 +57,11 @@ def _chunk_statistics(model: Model, params, x, reference, chunk_size=None):
     features = model.additive.prepare_like(x, reference)
     size = chunk_size or x.shape[0]
     return chunking.statistics(model, params, features, None, chunk_size=size)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _log_prior(model: Model, params):
+    return update_lib.log_prior(model, params)
 
 
 @functools.partial(jax.jit, static_argnames="model")
@@ -160,7 +166,7 @@ def fit_streaming(
     n_iter = 0
     while n_iter < max_iter and not converged:
         log_lik, stats, n = _pass(model, params, chunks, reference, dtype, chunk_size)
-        log_lik = float(log_lik)
+        log_lik = float(log_lik) + float(_log_prior(model, params))  # the objective: + log prior (MAP-EM)
         history[n_iter] = log_lik
         n_iter += 1
         params = _maximize(model, stats, reference, params)
@@ -178,6 +184,7 @@ def fit_streaming(
         all_params=jax.tree_util.tree_map(lambda leaf: leaf[None], params),
         all_log_likelihoods=final[None],
         best_restart=jnp.asarray(0, jnp.int32),
+        log_prior=jnp.asarray(_log_prior(model, params), final.dtype),
     )
 
 

@@ -1,5 +1,6 @@
 """Built-in models: each a factory returning a ``jaxem.Model``."""
 
+from jaxem.models.bernoulli_hmm import BernoulliHMMParams, bernoulli_hmm, bernoulli_hmm_params
 from jaxem.models.categorical_hmm import CategoricalHMMParams, categorical_hmm, categorical_hmm_params
 from jaxem.models.count_mixtures import (
     BernoulliMixtureParams,
@@ -20,6 +21,8 @@ from jaxem.models.gaussian_mixture import (
     gaussian_mixture_params,
 )
 from jaxem.models.mixture import MixtureParams, latent_model, mixture
+from jaxem.models.multinomial_hmm import MultinomialHMMParams, multinomial_hmm, multinomial_hmm_params
+from jaxem.models.gmm_hmm import GMMHMMParams, gmm_hmm, gmm_hmm_covariances, gmm_hmm_params
 from jaxem.models.poisson_hmm import PoissonHMMParams, poisson_hmm, poisson_hmm_params
 from jaxem.models.regression_mixture import (
     RegressionMixtureParams,
@@ -29,6 +32,16 @@ from jaxem.models.regression_mixture import (
 )
 
 __all__ = [
+    "BernoulliHMMParams",
+    "bernoulli_hmm",
+    "bernoulli_hmm_params",
+    "MultinomialHMMParams",
+    "GMMHMMParams",
+    "gmm_hmm",
+    "gmm_hmm_covariances",
+    "gmm_hmm_params",
+    "multinomial_hmm",
+    "multinomial_hmm_params",
     "BernoulliMixtureParams",
     "CategoricalHMMParams",
     "CategoricalMixtureParams",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from jaxem._src import validation
+from jaxem._src import priors, validation
 from jaxem._src.base import Array, Model
 from jaxem._src.families import gaussian
 from jaxem._src.families.covariance import covariance_of
@@ -27,6 +27,7 @@ def gaussian_hmm(
     reg_covar: float = 1e-6,
     transition_mask: Optional[Array] = None,
     parallel: bool = False,
+    prior: Optional[priors.HMMPrior] = None,
 ) -> Model:
     """A hidden Markov model with Gaussian emissions.
 
@@ -47,6 +48,11 @@ def gaussian_hmm(
         ones stay exactly zero.
       parallel: compute the log-partition in parallel over time
         (``lax.associative_scan``; see ``jaxem.chain_latent``) instead of sequentially.
+      prior: optional ``jaxem.priors.HMMPrior``: Dirichlet concentrations of the
+        initial probabilities and transition rows, and a
+        ``jaxem.priors.GaussianPrior`` of the emissions; EM is then MAP-EM
+        (``docs/priors.md``). ``jaxem.priors.hmmlearn_gaussian`` maps hmmlearn's
+        priors (use ``reg_covar=0.0`` to match hmmlearn exactly).
 
     Returns:
       A ``Model`` whose params are ``GaussianHMMParams``. ``init`` runs k-means
@@ -64,10 +70,15 @@ def gaussian_hmm(
     n_states = validation.check_positive_int(n_states, "n_states")
     covariance = covariance_of(covariance_type)
     reg_covar = validation.check_nonnegative_float(reg_covar, "reg_covar")
+    initial, transition, emissions = priors.check_hmm_prior(
+        prior, n_states, lambda value: gaussian.check_prior(value, covariance, n_states)
+    )
     return component_hmm(
-        gaussian.component(covariance, reg_covar),
+        gaussian.component(covariance, reg_covar, emissions),
         n_states,
         params_type=GaussianHMMParams,
         transition_mask=transition_mask,
         parallel=bool(parallel),
+        initial_prior=initial,
+        transition_prior=transition,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from jaxem._src import validation
+from jaxem._src import priors, validation
 from jaxem._src.base import Array, Model
 from jaxem._src.families import poisson
 from jaxem._src.families.poisson import PoissonHMMParams, poisson_hmm_params
@@ -16,7 +16,13 @@ __all__ = ["PoissonHMMParams", "poisson_hmm", "poisson_hmm_params"]
 
 
 @register_model("poisson_hmm")
-def poisson_hmm(n_states: int, *, transition_mask: Optional[Array] = None, parallel: bool = False) -> Model:
+def poisson_hmm(
+    n_states: int,
+    *,
+    transition_mask: Optional[Array] = None,
+    parallel: bool = False,
+    prior: Optional[priors.HMMPrior] = None,
+) -> Model:
     """A hidden Markov model whose emissions are independent Poisson counts.
 
     Data: one sequence of non-negative integer counts ``[T, D]`` (``[T]`` means
@@ -28,6 +34,9 @@ def poisson_hmm(n_states: int, *, transition_mask: Optional[Array] = None, paral
       transition_mask: optional ``[K, K]`` bool of allowed transitions.
       parallel: compute the log-partition in parallel over time
         (``lax.associative_scan``; see ``jaxem.chain_latent``) instead of sequentially.
+      prior: optional ``jaxem.priors.HMMPrior`` whose ``emissions`` is a
+        ``jaxem.priors.GammaPrior`` of the rates: MAP-EM
+        (``jaxem.priors.hmmlearn_poisson`` maps hmmlearn's priors).
 
     Returns:
       A ``Model`` whose params are ``PoissonHMMParams``. ``init`` starts the rates
@@ -40,10 +49,15 @@ def poisson_hmm(n_states: int, *, transition_mask: Optional[Array] = None, paral
       >>> result = jaxem.fit(model, counts, key=0, n_restarts=8)
     """
     n_states = validation.check_positive_int(n_states, "n_states")
+    initial, transition, emissions = priors.check_hmm_prior(
+        prior, n_states, lambda value: poisson.check_prior(value, n_states, "prior.emissions")
+    )
     return component_hmm(
-        poisson.component("rates"),
+        poisson.component("rates", emissions),
         n_states,
         params_type=PoissonHMMParams,
         transition_mask=transition_mask,
         parallel=bool(parallel),
+        initial_prior=initial,
+        transition_prior=transition,
     )

@@ -22,6 +22,7 @@ from jaxem._src import sequences, validation
 from jaxem._src.base import Array
 from jaxem._src.component import Component, is_prepared, matrix_field
 from jaxem._src.expfam import ExpFamily, log_probabilities, ones_column, tiny_count
+from jaxem._src.families import dirichlet
 from jaxem._src.families.poisson import check_counts
 from jaxem._src.hmm import flat_dirichlet
 
@@ -64,8 +65,13 @@ class CategoricalHMMParams(NamedTuple):
     emission_probs: Array
 
 
-def categorical_family(field: str = "probs") -> ExpFamily:
-    """The categorical ``ExpFamily``, reading and writing ``params.<field> [K, S]``."""
+def categorical_family(field: str = "probs", prior=None) -> ExpFamily:
+    """The categorical ``ExpFamily``, reading and writing ``params.<field> [K, S]``.
+
+    ``prior``: an optional Dirichlet concentration (``>= 1``; a scalar, ``[S]`` or
+    ``[K, S]``, checked by ``check_prior``) of every row: the MAP M-step is
+    ``p_k ∝ Σ_n r_nk x_n + α_k − 1 + ε`` (hmmlearn's ``emissionprob_prior``).
+    """
 
     def prepare(x):
         if is_prepared(x, CategoricalFeatures):
@@ -83,18 +89,37 @@ def categorical_family(field: str = "probs") -> ExpFamily:
         return jnp.concatenate([jnp.zeros((k, 1), probs.dtype), jnp.ones((k, 1), probs.dtype), log_probabilities(probs)], axis=1)
 
     def maximize(statistics, features, params):
-        totals = statistics[:, 2:] + tiny_count(statistics.dtype)
+        totals = statistics[:, 2:] + dirichlet.pseudo_counts(prior, statistics[:, 2:]) + tiny_count(statistics.dtype)
         # exact zeros of the current probs are structural: they stay zero
         totals = jnp.where(getattr(params, field) > 0, totals, jnp.zeros_like(totals))
         probs = totals / jnp.sum(totals, axis=1, keepdims=True)
         return params._replace(**{field: probs.astype(getattr(params, field).dtype)})
 
-    return ExpFamily(prepare=prepare, coefficients=coefficients, maximize=maximize)
+    def log_prior(params):
+        return dirichlet.log_density(getattr(params, field), prior)
+
+    return ExpFamily(
+        prepare=prepare, coefficients=coefficients, maximize=maximize, log_prior=None if prior is None else log_prior
+    )
 
 
-def counts_component(field: str = "probs", *, n_trials: int = 1) -> Component:
+def check_prior(prior, k: int, n_symbols=None, name: str = "prior"):
+    """A categorical prior (Dirichlet concentration, broadcastable to ``[K, S]``)
+    checked (``ValueError`` naming ``name``), or ``None``."""
+    if prior is None:
+        return None
+    value = dirichlet.check_concentration(prior, name)
+    if value.ndim > 2 or (value.ndim == 2 and value.shape[0] not in (1, k)) or (
+        n_symbols is not None and value.ndim >= 1 and value.shape[-1] not in (1, n_symbols)
+    ):
+        expected = f"({k}, {'S' if n_symbols is None else n_symbols})"
+        raise ValueError(f"{name} has shape {value.shape}, which does not broadcast to {expected}")
+    return value
+
+
+def counts_component(field: str = "probs", *, n_trials: int = 1, prior=None) -> Component:
     """The categorical ``Component`` on rows of counts ``[N, S]`` (``n_trials``
-    draws per sampled row)."""
+    draws per sampled row), with an optional checked Dirichlet ``prior``."""
 
     def draw(key, params, labels):
         probs = getattr(params, field)[labels]
@@ -106,7 +131,7 @@ def counts_component(field: str = "probs", *, n_trials: int = 1) -> Component:
         return k * (s - 1)
 
     return Component(
-        family=categorical_family(field),
+        family=categorical_family(field, prior),
         features_type=CategoricalFeatures,
         **matrix_field(field, simplex=True),
         check_values=check_counts,
@@ -115,10 +140,12 @@ def counts_component(field: str = "probs", *, n_trials: int = 1) -> Component:
     )
 
 
-def symbols_component(n_symbols: int, field: str = "emission_probs") -> Component:
+def symbols_component(n_symbols: int, field: str = "emission_probs", prior=None) -> Component:
     """The categorical ``Component`` on symbols in ``[0, n_symbols)``, one per step
     (HMM observations ``[T]``), encoded one-hot. ``init_states`` draws every
-    emission row from Dirichlet(1) (as hmmlearn's uniform rows normalized)."""
+    emission row from Dirichlet(1) (as hmmlearn's uniform rows normalized).
+    ``prior``: an optional checked Dirichlet concentration of the emission rows."""
+
     def encode(obs, mask):
         # JAX's default float, read when traced: float64 inside an enable_x64 scope
         symbols = jnp.where(mask, obs, jnp.zeros_like(obs)).astype(jnp.int32)
@@ -151,7 +178,7 @@ def symbols_component(n_symbols: int, field: str = "emission_probs") -> Componen
         return k * (n_symbols - 1)
 
     return Component(
-        family=categorical_family(field),
+        family=categorical_family(field, prior),
         features_type=CategoricalFeatures,
         zeros=matrix_field(field)["zeros"],
         check_values=check_values,

@@ -59,8 +59,45 @@ class PoissonHMMParams(NamedTuple):
     rates: Array
 
 
-def poisson_family(field: str = "rates") -> ExpFamily:
-    """The Poisson ``ExpFamily``, reading and writing ``params.<field> [K, D]``."""
+class GammaPrior(NamedTuple):
+    """Gamma(shape, rate) prior of every Poisson rate (the conjugate prior).
+
+    Log density ``(shape − 1) log λ − rate · λ`` (up to a constant); the MAP
+    M-step is ``λ_kd = (Σ_n r_nk x_nd + shape − 1) / (Σ_n r_nk + rate)``.
+
+    Attributes:
+      shape: ``>= 1`` (below 1 the density is unbounded at 0: no MAP); a scalar,
+        ``[D]`` or ``[K, D]``.
+      rate: ``>= 0``; a scalar, ``[D]`` or ``[K, D]``.
+    """
+
+    shape: object = 1.0
+    rate: object = 0.0
+
+
+def check_prior(prior, k: int, name: str = "prior"):
+    """A ``GammaPrior`` (or its fields as a plain tuple, as read back from a saved
+    model) checked, with float64 NumPy fields; ``None`` passes."""
+    if prior is None:
+        return None
+    if isinstance(prior, (tuple, list)) and not isinstance(prior, GammaPrior) and len(prior) == 2:
+        prior = GammaPrior(*prior)
+    if not isinstance(prior, GammaPrior):
+        raise TypeError(f"{name} must be a jaxem.priors.GammaPrior, got {type(prior).__name__}")
+    shape, rate = (np.asarray(v, dtype=np.float64) for v in prior)
+    if not (np.all(np.isfinite(shape)) and np.all(shape >= 1.0)):
+        raise ValueError(f"{name}.shape must be finite and >= 1 (below 1 the Gamma density has no MAP), got {prior.shape!r}")
+    if not (np.all(np.isfinite(rate)) and np.all(rate >= 0.0)):
+        raise ValueError(f"{name}.rate must be finite and >= 0, got {prior.rate!r}")
+    for field, value in (("shape", shape), ("rate", rate)):
+        if value.ndim > 2 or (value.ndim == 2 and value.shape[0] not in (1, k)):
+            raise ValueError(f"{name}.{field} has shape {value.shape}, which does not broadcast to ({k}, D)")
+    return GammaPrior(shape, rate)
+
+
+def poisson_family(field: str = "rates", prior: GammaPrior | None = None) -> ExpFamily:
+    """The Poisson ``ExpFamily``, reading and writing ``params.<field> [K, D]``,
+    with the MAP M-step of an optional checked ``GammaPrior``."""
 
     def prepare(x):
         if is_prepared(x, PoissonFeatures):
@@ -77,10 +114,21 @@ def poisson_family(field: str = "rates") -> ExpFamily:
 
     def maximize(statistics, features, params):
         eps = tiny_count(statistics.dtype)
-        rates = (statistics[:, 2:] + eps) / (statistics[:, :1] + eps)
+        sums, counts = statistics[:, 2:], statistics[:, :1]
+        if prior is not None:
+            sums = sums + jnp.broadcast_to(jnp.asarray(prior.shape, sums.dtype) - 1.0, sums.shape)
+            counts = counts + jnp.broadcast_to(jnp.asarray(prior.rate, sums.dtype), sums.shape)
+        rates = (sums + eps) / (counts + eps)
         return params._replace(**{field: rates.astype(getattr(params, field).dtype)})
 
-    return ExpFamily(prepare=prepare, coefficients=coefficients, maximize=maximize)
+    def log_prior(params):
+        rates = getattr(params, field)
+        shape, rate = (jnp.broadcast_to(jnp.asarray(v, rates.dtype), rates.shape) for v in prior)
+        return jnp.sum(jnp.where(shape > 1, (shape - 1.0) * jnp.log(rates), jnp.zeros_like(rates)) - rate * rates)
+
+    return ExpFamily(
+        prepare=prepare, coefficients=coefficients, maximize=maximize, log_prior=None if prior is None else log_prior
+    )
 
 
 def check_counts(x, name: str) -> None:
@@ -91,8 +139,9 @@ def check_counts(x, name: str) -> None:
         raise ValueError(f"{name} must hold integer counts (found a non-integer entry)")
 
 
-def component(field: str = "rates") -> Component:
-    """The Poisson ``Component`` on ``params.<field> [K, D]``."""
+def component(field: str = "rates", prior: GammaPrior | None = None) -> Component:
+    """The Poisson ``Component`` on ``params.<field> [K, D]``, with an optional
+    checked ``GammaPrior`` (``check_prior``)."""
 
     def draw(key, params, labels):
         return jax.random.poisson(key, getattr(params, field)[labels]).astype(jnp.int32)
@@ -101,7 +150,7 @@ def component(field: str = "rates") -> Component:
         return int(np.prod(jnp.shape(getattr(params, field))))
 
     return Component(
-        family=poisson_family(field),
+        family=poisson_family(field, prior),
         features_type=PoissonFeatures,
         **matrix_field(field, positive=True),
         check_values=check_counts,
