@@ -297,7 +297,7 @@ class _BaseHMM(BaseEstimator):
         return jnp.asarray(self.startprob_, dtype), jnp.asarray(self.transmat_, dtype)
 
     def _set_params(self, params):
-        params = jax.tree_util.tree_map(np.asarray, params)
+        params = jax.tree_util.tree_map(np.array, params)  # writeable copies, as hmmlearn's
         self.startprob_ = params.initial_probs
         self.transmat_ = params.transition_matrix
         for name, value in self._emission_attributes(params).items():

@@ -109,7 +109,7 @@ def _poisson_update(data, posterior, params, letters, prior):
 
 
 def _standardized(value, shift, scale):
-    return (value - shift) / scale
+    return (value - shift[None, :]) / scale[None, :]
 
 
 def _gaussian_update(covariance_type: str):
@@ -130,7 +130,7 @@ def _gaussian_update(covariance_type: str):
         means = _standardized(params.means.astype(dtype), shift, scale)
         if "m" in letters:
             means = (weight * means_prior + obs) / (weight + post[:, None])
-        updates = {"means": (means * scale + shift).astype(params.means.dtype)}
+        updates = {"means": (means * scale[None, :] + shift[None, :]).astype(params.means.dtype)}
         if "c" not in letters:
             return updates
         covars_weight = jnp.asarray(prior.covars_weight, dtype)
@@ -138,7 +138,7 @@ def _gaussian_update(covariance_type: str):
         if covariance_type in ("diag", "spherical"):
             squares = jnp.einsum("btk,btd->kd", marginals, x * x)
             numerator = weight * diff**2 + squares - 2.0 * means * obs + means**2 * post[:, None]
-            cp = jnp.broadcast_to(jnp.asarray(prior.covars, dtype), (k, d)) / (scale * scale)
+            cp = jnp.broadcast_to(jnp.asarray(prior.covars, dtype), (k, d)) / (scale * scale)[None, :]
             denominator = jnp.maximum(covars_weight - 1.0, 0.0) + post[:, None]
             variances = (cp + numerator) / jnp.maximum(denominator, 1e-5)
             if covariance_type == "spherical":
@@ -160,7 +160,7 @@ def _gaussian_update(covariance_type: str):
                 cp = jnp.broadcast_to(jnp.asarray(prior.covars, dtype), (d, d)) / outer_scale
                 matrices = (cp + jnp.sum(numerator, axis=0)) / (extra + jnp.sum(post))
             else:
-                cp = jnp.broadcast_to(jnp.asarray(prior.covars, dtype), (k, d, d)) / outer_scale
+                cp = jnp.broadcast_to(jnp.asarray(prior.covars, dtype), (k, d, d)) / outer_scale[None]
                 matrices = (cp + numerator) / (extra + post[:, None, None])
             matrices = 0.5 * (matrices + jnp.swapaxes(matrices, -1, -2))
             factor = covariance.factor_from_covariances(matrices)
