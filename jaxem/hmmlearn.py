@@ -50,7 +50,6 @@ import numpy as np
 try:
     from scipy import linalg
     from sklearn.base import BaseEstimator
-    from sklearn.cluster import KMeans  # noqa: F401  (scikit-learn is this module's dependency)
     from sklearn.utils import check_array, check_random_state
     from sklearn.utils.validation import check_is_fitted
 except ImportError as e:  # pragma: no cover - depends on the environment
