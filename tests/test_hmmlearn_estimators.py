@@ -57,7 +57,7 @@ def _assert_one_iteration_equal(ref, est, x, lengths, names):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9, err_msg=name)
 
 
-@pytest.mark.parametrize("covariance_type", ["diag", "full", "tied", "spherical"])
+@pytest.mark.parametrize("covariance_type", ["diag", *(pytest.param(c, marks=pytest.mark.slow) for c in ("full", "tied", "spherical"))])
 def test_gaussian_matches_hmmlearn(covariance_type):
     ref, est = _pair(ours.GaussianHMM, reference.GaussianHMM, _gaussian_attributes(covariance_type),
                      covariance_type=covariance_type)
@@ -94,6 +94,7 @@ def test_categorical_poisson_multinomial_match_hmmlearn():
     _assert_one_iteration_equal(ref, est, x, LENGTHS, ("emissionprob_",))
 
 
+@pytest.mark.slow
 def test_fit_restarts_monotone_left_right_and_float32():
     attributes = _gaussian_attributes("diag")
     truth = ours.GaussianHMM(3, init_params="")
