@@ -1,7 +1,7 @@
 """scikit-learn estimators backed by jaxem (needs scikit-learn: ``pip install jaxem[sklearn]``).
 
-``jaxem.sklearn.GaussianMixture`` and ``jaxem.sklearn.GaussianHMM`` (hmmlearn's
-``fit(X, lengths)`` convention) follow scikit-learn's conventions (constructor
+``jaxem.sklearn.GaussianMixture`` and ``jaxem.sklearn.GaussianHMM`` (the same class
+as ``jaxem.hmmlearn.GaussianHMM``: hmmlearn's API) follow scikit-learn's conventions (constructor
 hyperparameters only, ``fit``/``predict``/``score``..., fitted attributes ending in
 ``_``), so it works in ``Pipeline``, ``GridSearchCV`` and ``clone``. It is a thin
 wrapper: ``fit`` calls ``jaxem.fit`` (``n_init`` restarts, vmapped in one compiled
@@ -31,12 +31,12 @@ except ImportError as e:  # pragma: no cover - depends on the environment
     ) from e
 
 from jaxem._src import engine
-from jaxem._src.convergence import convergence_warning
+from jaxem._src import convergence
 from jaxem._src.families.covariance import covariance_of
-from jaxem._src.sequences import Sequences, step_mask
-from jaxem.models.gaussian_hmm import GaussianHMMParams, gaussian_hmm
 from jaxem.models.gaussian_mixture import GaussianMixtureParams, gaussian_mixture
 from jaxem.models.gaussian_mixture import covariances as full_covariances
+# hmmlearn's GaussianHMM, kept here for older code (jaxem.hmmlearn has every HMM):
+from jaxem.hmmlearn import GaussianHMM  # noqa: E402,F401
 
 __all__ = ["GaussianHMM", "GaussianMixture"]
 
@@ -86,8 +86,7 @@ class _VerboseReport:
 def _fit_quietly(*args, **kwargs):
     """``jaxem.fit`` without its ConvergenceWarning: the estimators warn in their
     peers' words (and only where the peer does)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", convergence_warning())
+    with convergence.silenced():
         return engine.fit(*args, **kwargs)
 
 # scikit-learn's init_params names -> jaxem's seeders (``gaussian_mixture(init=...)``).
@@ -489,144 +488,3 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             key = jax.random.fold_in(jax.random.key(_seed(self.random_state)), 1)
             x, z = engine.sample(model, params, key, int(n_samples))
             return np.asarray(x), np.asarray(z)
-
-
-def _hmm_model(n_components, covariance_type, reg_covar, parallel):
-    return gaussian_hmm(n_components, covariance_type=covariance_type, reg_covar=reg_covar, parallel=parallel)
-
-
-class GaussianHMM(BaseEstimator):
-    """A Gaussian hidden Markov model fitted by EM with jaxem, in hmmlearn's API.
-
-    ``X [n_samples, n_features]`` holds one or several sequences concatenated, with
-    ``lengths`` their lengths (hmmlearn's convention; ``None``: one sequence).
-
-    Args:
-      n_components: number of hidden states K.
-      covariance_type: ``"diag"`` (default), ``"full"``, ``"tied"`` or ``"spherical"``.
-      reg_covar: added to every emission variance (data units).
-      n_iter: maximum number of EM iterations per restart.
-      tol: convergence tolerance on the change of the log-likelihood *per
-        observation* (hmmlearn's ``tol`` is on the total).
-      n_init: number of random restarts, vmapped; the best is kept.
-      random_state: ``None``, an int (exactly ``jaxem.fit(..., key=random_state)``)
-        or a ``numpy.random.RandomState``.
-      verbose: 0 for silence; ``n >= 1`` prints progress every ``10 * n`` iterations.
-      parallel: parallel-in-time forward pass (see ``jaxem.models.gaussian_hmm``).
-
-    Fitted attributes: ``startprob_ [K]``, ``transmat_ [K, K]``, ``means_ [K, D]``,
-    ``covars_ [K, D, D]`` (full matrices for every type, as hmmlearn's property),
-    ``precisions_cholesky_``, ``converged_``, ``n_iter_``, ``lower_bound_``
-    (log-likelihood per observation of the fitted params), ``n_features_in_``.
-
-    Examples:
-      >>> from jaxem.sklearn import GaussianHMM
-      >>> x, _ = jaxem.load_dataset("geyser")
-      >>> lengths = [150, 149]                                     # two sequences, concatenated in x
-      >>> hmm = GaussianHMM(2, n_init=4, random_state=0).fit(x, lengths)
-      >>> hmm.transmat_.shape, hmm.predict(x, lengths).shape
-      ((2, 2), (299,))
-    """
-
-    def __init__(
-        self,
-        n_components=1,
-        *,
-        covariance_type="diag",
-        reg_covar=1e-6,
-        n_iter=100,
-        tol=1e-4,
-        n_init=1,
-        random_state=None,
-        verbose=0,
-        parallel=False,
-    ):
-        self.n_components = n_components
-        self.covariance_type = covariance_type
-        self.reg_covar = reg_covar
-        self.n_iter = n_iter
-        self.tol = tol
-        self.n_init = n_init
-        self.random_state = random_state
-        self.verbose = verbose
-        self.parallel = parallel
-
-    def _get_model(self):
-        return _hmm_model(self.n_components, self.covariance_type, _hashable_float(self.reg_covar), bool(self.parallel))
-
-    def _sequences(self, X, lengths, reset):
-        X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
-        lengths = [X.shape[0]] if lengths is None else np.asarray(lengths)
-        return Sequences.from_concatenated(X, np.asarray(lengths))
-
-    def _fitted(self, X, lengths):
-        check_is_fitted(self)
-        seqs = self._sequences(X, lengths, reset=False)
-        dtype = jnp.asarray(seqs.obs).dtype
-        params = GaussianHMMParams(*(jnp.asarray(a).astype(dtype) for a in (
-            self.startprob_, self.transmat_, self.means_, self.precisions_cholesky_)))
-        return self._get_model(), params, seqs
-
-    def fit(self, X, lengths=None):
-        """Fits the HMM to the sequences in ``X`` (concatenated; ``lengths`` theirs)."""
-        seqs = self._sequences(X, lengths, reset=True)
-        model = self._get_model()
-        if int(np.sum(seqs.lengths)) < self.n_components:
-            raise ValueError(f"need at least n_components={self.n_components} observations")
-        result = _fit_quietly(
-            model, seqs, key=_seed(self.random_state), n_restarts=self.n_init, max_iter=self.n_iter,
-            tol=self.tol, progress=10 * int(self.verbose) if self.verbose else False,
-        )
-        params, best = result.params, int(result.best_restart)
-        self.startprob_ = np.asarray(params.initial_probs)
-        self.transmat_ = np.asarray(params.transition_matrix)
-        self.means_ = np.asarray(params.means)
-        self.precisions_cholesky_ = np.asarray(params.precisions_cholesky)
-        self.covars_ = np.asarray(full_covariances(params, self.covariance_type))
-        self.converged_ = bool(result.converged[best])
-        self.n_iter_ = int(result.n_iter[best])
-        self.lower_bound_ = float(result.log_likelihood) / int(np.sum(seqs.lengths))
-        if not self.converged_:
-            warnings.warn(f"EM did not converge in n_iter={self.n_iter} iterations", ConvergenceWarning)
-        return self
-
-    def score(self, X, lengths=None):
-        """Total log-likelihood of the sequences (as hmmlearn's ``score``)."""
-        model, params, seqs = self._fitted(X, lengths)
-        return float(engine.log_likelihood(model, params, seqs))
-
-    def _steps(self, values, seqs):
-        mask = np.asarray(step_mask(seqs.lengths, np.shape(seqs.obs)[1]))
-        return np.asarray(values)[mask]
-
-    def predict_proba(self, X, lengths=None):
-        """``[n_samples, n_components]`` posterior state probabilities of every step."""
-        model, params, seqs = self._fitted(X, lengths)
-        return self._steps(engine.posterior(model, params, seqs), seqs)
-
-    def score_samples(self, X, lengths=None):
-        """``(log-likelihood, posteriors [n_samples, n_components])`` as in hmmlearn."""
-        return self.score(X, lengths), self.predict_proba(X, lengths)
-
-    def predict(self, X, lengths=None):
-        """``[n_samples]`` the most probable state path (Viterbi), concatenated."""
-        model, params, seqs = self._fitted(X, lengths)
-        return self._steps(engine.predict(model, params, seqs), seqs)
-
-    def bic(self, X, lengths=None):
-        """Bayesian information criterion (lower is better)."""
-        model, params, seqs = self._fitted(X, lengths)
-        return float(engine.bic(model, params, seqs))
-
-    def aic(self, X, lengths=None):
-        """Akaike information criterion (lower is better)."""
-        model, params, seqs = self._fitted(X, lengths)
-        return float(engine.aic(model, params, seqs))
-
-    def sample(self, n_samples=1):
-        """Draws one sequence: ``(X [n_samples, n_features], states [n_samples])``."""
-        check_is_fitted(self)
-        model, params, _ = self._fitted(self.means_[:1], None)
-        key = jax.random.fold_in(jax.random.key(_seed(self.random_state)), 1)
-        x, z = engine.sample(model, params, key, n_samples)
-        return np.asarray(x), np.asarray(z)

@@ -154,19 +154,20 @@ def forward_log_marginal(
     dtype = log_emission.dtype
     tiny = jnp.finfo(dtype).tiny
     log_emission = _masked_emission(log_emission, length)
-    emission, emission_shift = _shifted_exp(log_emission, axis=1)  # [T, K], [T, 1]
     initial, initial_shift = _shifted_exp(log_initial)
     transition, transition_shift = _shifted_exp(log_transition)
     valid = (jnp.arange(1, t_max, dtype=length.dtype) < length).astype(dtype)  # [T - 1]
-    alpha, log_first = _constant_normalized(initial * emission[0], tiny)
+    first, first_shift = _reachable_exp(initial, log_emission[0])
+    alpha, log_first = _constant_normalized(initial * first, tiny)
 
-    def step(alpha, emission_t):
+    def step(alpha, log_emission_t):
         if elementwise:
             predicted = jnp.sum(alpha[:, None] * transition, axis=0)
         else:
             predicted = alpha @ transition
+        emission_t, shift = _reachable_exp(predicted, log_emission_t)
         unnormalized = predicted * emission_t
-        return unnormalized / _constant_sum(unnormalized, tiny), unnormalized
+        return unnormalized / _constant_sum(unnormalized, tiny), (unnormalized, shift)
 
     # The loop emits the unnormalized messages u_t (sums s_t); everything else is
     # vectorized outside it. Padded steps (a suffix) run on (their emissions are
@@ -174,7 +175,8 @@ def forward_log_marginal(
     # message of the last valid step, so they get no gradient either.
     # jax.checkpoint: the backward pass keeps only the messages and recomputes the
     # rest of a step (measured as fast or faster here, and fewer residuals).
-    _, unnormalized = jax.lax.scan(jax.checkpoint(step), alpha, emission[1:])
+    _, (unnormalized, emission_shift) = jax.lax.scan(jax.checkpoint(step), alpha, log_emission[1:])
+    emission_shift = jnp.concatenate([first_shift[None], emission_shift])[:, None]  # [T, 1]
     unnormalized = jnp.concatenate([alpha[None], unnormalized])  # [T, K]; row 0 sums to 1
     log_sums = jnp.log(_constant_sum(unnormalized, tiny))[:, 0]  # [T]
     last = jax.lax.dynamic_index_in_dim(unnormalized, length - 1, keepdims=False)
@@ -190,6 +192,22 @@ def _nothing_if_empty(log_z: Array, length: Array) -> Array:
     """``log_z``, or exactly 0 with zero gradient for a sequence of length 0 (the
     padding of a batch to equal shards over devices: ``jaxem.shard_rows``)."""
     return jnp.where(length > 0, log_z, jnp.zeros_like(log_z))
+
+
+def _reachable_exp(predicted: Array, log_emission_t: Array):
+    """``(exp(log_e - c), c)`` for one step's emissions ``[K]`` (0 for the states
+    the message cannot reach, ``predicted == 0``), ``c`` the (gradient-free) max over
+    the reachable ones.
+
+    Shifting by the max over *all* states underflowed where structural zeros
+    (a left-to-right chain, a start state) leave only states whose emission
+    density is far (beyond ~87 nats in float32) below an unreachable one's: every
+    reachable entry became 0 and log p(x) -inf.
+    """
+    reachable = jnp.where(predicted > 0, log_emission_t, jnp.full_like(log_emission_t, -jnp.inf))
+    shift = jax.lax.stop_gradient(_finite_or_zero(jnp.max(reachable)))
+    # unreachable states get exp(-inf) = 0 (not an overflowing exp times 0), also in the gradient
+    return jnp.exp(reachable - shift), shift
 
 
 def _constant_sum(values: Array, tiny) -> Array:

@@ -14,6 +14,7 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import warnings
 
@@ -48,3 +49,12 @@ def warn_if_none_converged(result, max_iter: int, tol) -> None:
             convergence_warning(),
             stacklevel=3,
         )
+
+
+@contextlib.contextmanager
+def silenced():
+    """No ``ConvergenceWarning`` inside: the estimators report convergence in
+    their peers' own way (scikit-learn's warning wording, hmmlearn's monitor)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", convergence_warning())
+        yield

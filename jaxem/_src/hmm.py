@@ -177,14 +177,14 @@ def draw_index(key: Array, weights: Array) -> Array:
 
 
 def kmeans_init_states(key: Array, features, lengths: Array, template, family: ExpFamily, n_states: int):
-    """Emission init: masked k-means++ centres on the pooled steps of
-    ``features.x [B, T, D]``, nearest-centre hard assignment, then the family's
-    M-step of that assignment."""
+    """Emission init: k-means (masked k-means++ seeding, then Lloyd's iterations:
+    ``masked_kmeans``) on the pooled steps of ``features.x [B, T, D]``,
+    nearest-centre hard assignment, then the family's M-step of that assignment."""
     x = features.x
     b, t, d = x.shape
     flat = x.reshape(b * t, d)
     mask = seqs_lib.step_mask(lengths, t).reshape(b * t)
-    centres = masked_kmeans_plus_plus(key, flat, mask, n_states)
+    centres = masked_kmeans(key, flat, mask, n_states)
     distances = jnp.sum((flat[:, None, :] - centres[None, :, :]) ** 2, axis=2)
     labels = jnp.argmin(distances, axis=1)
     stats_flat = features.stats.reshape(b * t, -1)
@@ -275,10 +275,8 @@ def component_hmm(
             params = kmeans_init_states(emission_key, data.features, data.lengths, params, family, n_states)
         else:
             params = component.init_states(emission_key, data.features, data.lengths, params)
-        initial = jnp.full((n_states,), 1.0 / n_states, dtype)
-        if mask is not None:  # a left-to-right chain starts in state 0
-            initial = normalized_counts(jnp.zeros((n_states,), dtype), mask=_start_states(mask))
-        return params._replace(initial_probs=initial, transition_matrix=sticky_transitions(transition_key, n_states, dtype, mask))
+        initial, transition = random_chain(transition_key, n_states, dtype, mask)
+        return params._replace(initial_probs=initial, transition_matrix=transition)
 
     def check(data, params=None):
         if isinstance(data, ChainData):
@@ -362,3 +360,60 @@ def check_chain_params(params, n_states: int) -> None:
         )
     validation.check_param_values(params.initial_probs, "initial_probs", simplex=True)
     validation.check_param_values(params.transition_matrix, "transition_matrix", simplex=True)
+
+
+# Starts (``docs/starts.md``): hmmlearn's draws of the chain, k-means for the emissions.
+
+
+def sparse_dirichlet(key: Array, shape: tuple, dtype) -> Array:
+    """Rows drawn from Dirichlet(1/K, ..., 1/K) over the last axis (K = its length;
+    hmmlearn's draw of initial probabilities and transition rows), through log-gamma
+    draws, floored at ``sqrt(tiny)`` so that no entry is an exact zero (a zero would
+    be taken for a structural one) and renormalized."""
+    k = shape[-1]
+    log_draws = jax.random.loggamma(key, jnp.asarray(1.0 / k, dtype), shape, dtype)
+    probs = jax.nn.softmax(log_draws, axis=-1)
+    probs = jnp.maximum(probs, jnp.sqrt(jnp.finfo(dtype).tiny))
+    return probs / jnp.sum(probs, axis=-1, keepdims=True)
+
+
+def random_chain(key: Array, n_states: int, dtype, mask: Optional[Array] = None):
+    """``(initial [K], transition [K, K])`` as hmmlearn draws them: Dirichlet(1/K)
+    rows; with a ``mask``, disallowed transitions are zero (rows renormalized) and
+    a left-to-right chain starts in state 0."""
+    initial_key, transition_key = jax.random.split(key)
+    initial = sparse_dirichlet(initial_key, (n_states,), dtype)
+    transition = sparse_dirichlet(transition_key, (n_states, n_states), dtype)
+    if mask is not None:
+        initial = normalized_counts(initial, mask=_start_states(mask))
+        transition = jnp.where(mask, transition, jnp.zeros_like(transition))
+        transition = transition / jnp.sum(transition, axis=1, keepdims=True)
+    return initial, transition
+
+
+def masked_kmeans(key: Array, x: Array, mask: Array, n_centres: int, max_iter: int = 100) -> Array:
+    """k-means (Lloyd's iterations from masked k-means++ seeding) on the rows of
+    ``x [N, D]`` where ``mask [N]`` is True; ``[K, D]`` centres (a centre that loses
+    all its rows keeps its place). Stops when no valid row changes its centre."""
+    centres = masked_kmeans_plus_plus(key, x, mask, n_centres)
+    weights = mask.astype(x.dtype)
+
+    def nearest(centres):
+        distances = jnp.sum(x * x, axis=1, keepdims=True) - 2.0 * x @ centres.T + jnp.sum(centres * centres, axis=1)[None, :]
+        return jnp.where(mask, jnp.argmin(distances, axis=1), -1)
+
+    def step(carry):
+        i, centres, labels, _ = carry
+        one_hot = jax.nn.one_hot(labels, n_centres, dtype=x.dtype) * weights[:, None]
+        counts = jnp.sum(one_hot, axis=0)
+        sums = one_hot.T @ x
+        centres = jnp.where(counts[:, None] > 0, sums / jnp.maximum(counts, 1.0)[:, None], centres)
+        return i + 1, centres, nearest(centres), labels
+
+    def not_done(carry):
+        i, _, labels, previous = carry
+        return (i < max_iter) & jnp.any(labels != previous)
+
+    labels = nearest(centres)
+    start = (jnp.zeros((), jnp.int32), centres, labels, jnp.full_like(labels, -2))
+    return jax.lax.while_loop(not_done, step, start)[1]

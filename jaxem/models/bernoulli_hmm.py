@@ -102,7 +102,8 @@ def bernoulli_hmm(
     Returns:
       A ``Model`` whose params are ``BernoulliHMMParams``. ``init`` mixes the
       pooled frequencies half and half with Uniform(0, 1) draws (``init_probs``),
-      with uniform initial probabilities and "sticky" random transitions; ``sample(key, params, n)``
+      with initial probabilities and transition rows drawn from Dirichlet(1/K) as
+      hmmlearn does (``docs/starts.md``); ``sample(key, params, n)``
       draws one sequence ``(x [n, D] bool, z [n])``.
 
     Examples:

@@ -42,9 +42,9 @@ def categorical_hmm(
         rows: MAP-EM (``jaxem.priors.hmmlearn_categorical`` maps hmmlearn's priors).
 
     Returns:
-      A ``Model`` whose params are ``CategoricalHMMParams``. ``init`` mixes the
-      pooled symbol frequencies half and half with random Dirichlet(1) rows, with
-      uniform initial probabilities and "sticky" random transitions;
+      A ``Model`` whose params are ``CategoricalHMMParams``. ``init`` draws the
+      emission rows from Dirichlet(1) and the initial probabilities and transition
+      rows from Dirichlet(1/K), as hmmlearn does (``docs/starts.md``);
       ``sample(key, params, n)`` draws one sequence ``(x [n] int32, z [n])``.
 
     Examples:

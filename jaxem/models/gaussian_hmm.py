@@ -60,9 +60,11 @@ def gaussian_hmm(
         no emission (``jaxem/_src/hmm_missing.py``; O(B T K D³) per iteration).
 
     Returns:
-      A ``Model`` whose params are ``GaussianHMMParams``. ``init`` seeds the means
-      by k-means++ on the pooled steps, starts from uniform initial probabilities and
-      "sticky" random transitions (half self-transition); ``sample(key, params, n)``
+      A ``Model`` whose params are ``GaussianHMMParams``. ``init`` runs k-means
+      (k-means++ seeding, Lloyd's iterations, in JAX) on the pooled steps and starts
+      each state from its cluster's mean and covariance, with initial probabilities
+      and transition rows drawn from Dirichlet(1/K) as hmmlearn does
+      (``docs/starts.md``); ``sample(key, params, n)``
       draws one sequence of ``n`` steps, ``(x [n, D], z [n])``.
 
     Examples:

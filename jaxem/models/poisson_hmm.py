@@ -43,9 +43,9 @@ def poisson_hmm(
         (``jaxem.priors.hmmlearn_poisson`` maps hmmlearn's priors).
 
     Returns:
-      A ``Model`` whose params are ``PoissonHMMParams``. ``init`` seeds the rates by
-      k-means++ on the pooled steps, with uniform initial probabilities and "sticky"
-      random transitions; ``sample(key, params, n)`` draws one sequence
+      A ``Model`` whose params are ``PoissonHMMParams``. ``init`` starts the rates
+      from k-means clusters of the pooled steps, with initial probabilities and
+      transition rows drawn from Dirichlet(1/K) as hmmlearn does; ``sample(key, params, n)`` draws one sequence
       ``(x [n, D] int32, z [n])``.
 
     Examples:

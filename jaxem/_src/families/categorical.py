@@ -25,7 +25,7 @@ from jaxem._src.component import Component, is_prepared, matrix_field
 from jaxem._src.expfam import ExpFamily, log_probabilities, ones_column, tiny_count
 from jaxem._src.families import dirichlet
 from jaxem._src.families.poisson import check_counts
-from jaxem._src.hmm import flat_dirichlet, normalized_counts
+from jaxem._src.hmm import flat_dirichlet
 
 
 class CategoricalFeatures(NamedTuple):
@@ -147,14 +147,14 @@ def counts_component(field: str = "probs", *, n_trials: int = 1, prior=None) -> 
 
 def symbols_component(n_symbols: int, field: str = "emission_probs", prior=None) -> Component:
     """The categorical ``Component`` on symbols in ``[0, n_symbols)``, one per step
-    (HMM observations ``[T]``), encoded one-hot. ``init_states`` mixes the pooled
-    symbol frequencies half and half with random Dirichlet(1) rows. ``prior``: an
-    optional checked Dirichlet concentration of the emission rows."""
-    dtype = jnp.asarray(0.0).dtype
+    (HMM observations ``[T]``), encoded one-hot. ``init_states`` draws every
+    emission row from Dirichlet(1) (as hmmlearn's uniform rows normalized).
+    ``prior``: an optional checked Dirichlet concentration of the emission rows."""
 
     def encode(obs, mask):
+        # JAX's default float, read when traced: float64 inside an enable_x64 scope
         symbols = jnp.where(mask, obs, jnp.zeros_like(obs)).astype(jnp.int32)
-        return jax.nn.one_hot(symbols, n_symbols, dtype=dtype)
+        return jax.nn.one_hot(symbols, n_symbols, dtype=jnp.asarray(0.0).dtype)
 
     def check_values(values, name):
         values = np.asarray(values)
@@ -171,13 +171,9 @@ def symbols_component(n_symbols: int, field: str = "emission_probs", prior=None)
         validation.check_param_values(getattr(params, field), field, simplex=True)
 
     def init_states(key, features, lengths, params):
-        x = features.x
-        mask = sequences.step_mask(lengths, x.shape[1])[..., None]
-        counts = jnp.sum(jnp.where(mask, x, jnp.zeros_like(x)), axis=(0, 1))
-        frequencies = normalized_counts(counts)
+        del lengths
         k = jnp.shape(getattr(params, field))[0]
-        noise = flat_dirichlet(key, (k, n_symbols), x.dtype)
-        return params._replace(**{field: 0.5 * frequencies[None, :] + 0.5 * noise})
+        return params._replace(**{field: flat_dirichlet(key, (k, n_symbols), features.x.dtype)})
 
     def draw(key, params, labels):
         return jax.random.categorical(key, jnp.log(getattr(params, field)[labels]), axis=-1).astype(jnp.int32)
