@@ -97,6 +97,7 @@ def test_em_step_matches_numpy_reference(covariance_type):
     np.testing.assert_allclose(np.asarray(new.initial_probs), first / first.sum(), rtol=1e-9)
 
 
+@pytest.mark.slow
 def test_fit_recovers_sampled_params_and_float32_matches_float64():
     model = jaxem.models.ar_hmm(2, order=1, covariance_type="full")
     coefficients = np.array([[[0.8, 0.1], [0.0, 0.7]], [[-0.5, 0.0], [0.3, -0.4]]])

@@ -41,6 +41,7 @@ def test_em_step_matches_brute_force():
         np.testing.assert_array_equal(paths[b, : len(table)], best_path(np.log(START), np.log(TRANSITIONS), table))
 
 
+@pytest.mark.slow
 def test_fit_recovers_sampled_params_float32_matches_float64():
     model = jaxem.models.bernoulli_hmm(2)
     truth = jaxem.models.bernoulli_hmm_params(START, TRANSITIONS, PROBS)

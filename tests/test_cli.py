@@ -15,6 +15,7 @@ def _run(args, cwd):
     return subprocess.run([sys.executable, "-m", "jaxem", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_demo_fits_old_faithful_and_writes_plot(tmp_path):
     out = tmp_path / "demo.png"
     proc = _run(["demo", "--restarts", "4", "--out", str(out)], tmp_path)

@@ -100,6 +100,7 @@ def test_fit_with_missing_cells_needs_marginalize(tmp_path, capsys):
     assert status == 0, err
 
 
+@pytest.mark.slow
 def test_hmm_command_with_id_column(tmp_path, capsys):
     states = np.repeat([0, 1, 0, 1], 25)
     y = RNG.normal(np.where(states == 0, -3.0, 3.0), 1.0)

@@ -113,6 +113,7 @@ def _check_fit_contract(model, data, result, n_restarts, max_iter):
     np.testing.assert_allclose(float(jaxem.log_likelihood(model, result.params, data)), float(result.log_likelihood), rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_gaussian_hmm_monotone_and_recovers_known_parameters():
     model = FULL
     truth = _gaussian_truth()
@@ -132,6 +133,7 @@ def test_gaussian_hmm_monotone_and_recovers_known_parameters():
     assert np.mean(decoded == np.concatenate(states)) > 0.95
 
 
+@pytest.mark.slow
 def test_categorical_hmm_monotone_and_recovers_known_parameters():
     model = jaxem.models.categorical_hmm(3, 4)
     truth = _categorical_truth()
@@ -145,6 +147,7 @@ def test_categorical_hmm_monotone_and_recovers_known_parameters():
     np.testing.assert_allclose(transitions, TRUE_TRANSITIONS, atol=0.06)
 
 
+@pytest.mark.slow
 def test_poisson_hmm_monotone_and_recovers_known_parameters():
     model = jaxem.models.poisson_hmm(3)
     truth = jaxem.models.poisson_hmm_params([0.4, 0.3, 0.3], TRUE_TRANSITIONS, [1.0, 6.0, 15.0])
@@ -180,6 +183,7 @@ def test_never_visited_state_stays_finite():
     np.testing.assert_allclose(np.asarray(params.transition_matrix).sum(axis=1), 1.0, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_left_to_right_transitions_stay_structural_zeros():
     mask = np.triu(np.ones((3, 3), bool))
     model = jaxem.models.gaussian_hmm(3, transition_mask=mask)
@@ -216,6 +220,7 @@ def test_bic_and_aic_match_hmmlearn():
     np.testing.assert_allclose(float(jaxem.aic(model, params, data)), reference.aic(x, lengths), rtol=1e-10)
 
 
+@pytest.mark.slow
 def test_long_float32_sequence_is_finite_and_accurate():
     """T = 100 000, K = 8 in float32: finite, and the log-likelihood matches float64."""
     k = 8

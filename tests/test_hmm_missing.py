@@ -106,6 +106,7 @@ def test_no_missing_values_give_the_complete_data_step():
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_fit_is_monotone_and_float32_matches_float64():
     model = jaxem.models.gaussian_hmm(2, covariance_type="full", missing="marginalize")
     x, _ = jaxem.sample(jaxem.models.gaussian_hmm(2, covariance_type="full"), _params("full"), jax.random.key(0), 400)

@@ -25,6 +25,7 @@ def assert_same_fit(a, b):
         np.testing.assert_allclose(np.asarray(y), np.asarray(x), rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.slow
 def test_gaussian_hmm_sharded_over_sequences_equals_unsharded_fit():
     assert jax.device_count() == 4
     data = ragged_gaussian_sequences(0)  # 10 sequences: padded to 12
@@ -59,6 +60,7 @@ def test_categorical_hmm_sharded_em_step_and_mixture_through_the_same_entry_poin
         jaxem.shard_rows(mixture, counts[:7])
 
 
+@pytest.mark.slow
 def test_one_sequence_and_prepared_chain_data_are_sharded_too():
     model = jaxem.models.gaussian_hmm(2)
     data = ragged_gaussian_sequences(2, n_sequences=5)
@@ -87,6 +89,7 @@ def test_draw_index_ignores_zero_weights_anywhere():
     np.testing.assert_allclose(counts / 2000, weights / weights.sum(), atol=0.04)
 
 
+@pytest.mark.slow
 def test_one_long_sequence_split_over_devices_equals_the_sequential_recursion():
     rng = np.random.default_rng(5)
     states = np.cumsum(rng.random(403) < 0.05) % 2

@@ -74,6 +74,7 @@ def test_gaussian_matches_hmmlearn(covariance_type):
         _assert_one_iteration_equal(ref, est, x, LENGTHS, ("means_", "_covars_"))
 
 
+@pytest.mark.slow
 def test_categorical_poisson_multinomial_match_hmmlearn():
     emission = np.array([[0.1, 0.4, 0.5], [0.6, 0.3, 0.1], [0.3, 0.3, 0.4]])
     ref, est = _pair(ours.CategoricalHMM, reference.CategoricalHMM, {"emissionprob_": emission}, emissionprob_prior=1.5)

@@ -70,6 +70,7 @@ def test_vmapped_restarts_equal_separate_fits_and_recover_clusters():
     assert jaxem.n_parameters(model, together.params) == 2 * (6 + 6 + 6) + 1
 
 
+@pytest.mark.slow
 def test_one_component_mppca_is_ppca_and_float32_agrees():
     x, _ = two_clusters(3, n=200)
     one = jaxem.fit(jaxem.models.mixture_of_ppca(1, 2), x, key=0, max_iter=200, tol=1e-9, algorithm="squarem")

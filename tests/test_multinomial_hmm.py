@@ -60,6 +60,7 @@ def test_em_step_matches_hmmlearn():
     np.testing.assert_allclose(np.asarray(new.emission_probs), reference.emissionprob_, rtol=RTOL, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_fit_recovers_sampled_params_float32_matches_float64():
     model = jaxem.models.multinomial_hmm(3, n_trials=N_TRIALS)
     truth = jaxem.models.multinomial_hmm_params(START, TRANSITIONS, EMISSIONS)

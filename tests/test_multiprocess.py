@@ -81,6 +81,7 @@ def check(results, with_hmm):
             np.testing.assert_array_equal(saved[name], results[0][name])
 
 
+@pytest.mark.slow
 def test_two_processes_fit_a_mixture_as_one(tmp_path):
     check(run_processes(tmp_path, 2, local_devices=2, with_hmm=False), with_hmm=False)
 

@@ -425,6 +425,7 @@ def test_gradient_m_step_with_log_prior_reaches_the_closed_form_map():
     np.testing.assert_allclose(np.asarray(fitted.params.means), np.asarray(reference.params.means), rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_bernoulli_and_multinomial_hmm_emission_priors_are_the_closed_form_map():
     rng = np.random.default_rng(7)
     binary = (rng.random((80, 3)) < 0.3).astype(np.float64)

@@ -45,6 +45,7 @@ def test_matches_hmmlearn_score_on_the_same_params(covariance_type):
     np.testing.assert_allclose(est.transmat_[np.ix_(order, order)], np.asarray(TRUE.transition_matrix), atol=0.1)
 
 
+@pytest.mark.slow
 def test_sample_criteria_and_errors():
     x, lengths = _data()
     est = GaussianHMM(2, n_init=2, n_iter=30, random_state=5).fit(x, lengths)

@@ -157,8 +157,8 @@ def gaussian_latent() -> Latent:
     ``decode`` the posterior means ``[N, L]``.
 
     Examples:
-      >>> latent = gaussian_latent()
-      >>> p = GaussianPotentials(jnp.ones((3, 2)), jnp.broadcast_to(2.0 * jnp.eye(2), (3, 2, 2)), jnp.zeros(3))
+      >>> latent = jaxem.gaussian_latent()
+      >>> p = jaxem.GaussianPotentials(jnp.ones((3, 2)), jnp.broadcast_to(2.0 * jnp.eye(2), (3, 2, 2)), jnp.zeros(3))
       >>> latent.log_marginal(p, None).shape
       (3,)
     """
@@ -174,5 +174,12 @@ def gaussian_mixture_latent() -> Latent:
     ``GaussianPosterior(means [N, K, L], covariances [N, K, L, L],
     responsibilities [N, K])`` (moments of ``z`` given each component) and
     ``decode`` the pair ``(component [N], mean [N, L])``.
+
+    Examples:
+      >>> latent = jaxem.gaussian_mixture_latent()
+      >>> j = jnp.broadcast_to(2.0 * jnp.eye(2), (3, 4, 2, 2))               # N = 3, K = 4, L = 2
+      >>> p = jaxem.GaussianPotentials(jnp.ones((3, 4, 2)), j, jnp.log(jnp.full((3, 4), 0.25)))
+      >>> latent.log_marginal(p, None).shape
+      (3,)
     """
     return _GAUSSIAN_MIXTURE_LATENT

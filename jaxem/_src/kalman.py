@@ -140,6 +140,11 @@ def gaussian_chain_latent() -> Latent:
     ``GaussianChainPotentials``. ``marginals`` gives a ``GaussianChainPosterior``
     (smoothed means, covariances, lag-one cross-covariances) and ``decode`` the
     smoothed means ``[B, T, L]`` (the posterior mode of the whole path).
+
+    Examples:
+      >>> latent = jaxem.gaussian_chain_latent()        # what jaxem.models.lgssm's log_joint is scored with
+      >>> latent is jaxem.models.lgssm(2).latent
+      True
     """
     return _GAUSSIAN_CHAIN_LATENT
 

@@ -174,7 +174,7 @@ def sequence_chunks(obs, lengths, n_sequences: int) -> Callable[[], Iterable[Seq
     Examples:
       >>> import numpy as np
       >>> obs, lengths = np.arange(10.0)[:, None], np.array([3, 3, 4])
-      >>> [batch.lengths.tolist() for batch in sequence_chunks(obs, lengths, 2)()]
+      >>> [batch.lengths.tolist() for batch in jaxem.sequence_chunks(obs, lengths, 2)()]
       [[3, 3], [4]]
     """
     lengths = np.asarray(lengths)
