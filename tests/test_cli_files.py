@@ -182,6 +182,9 @@ def test_ctrl_c_at_start_up_is_one_line(delay):
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=300)
+    if proc.returncode == -signal.SIGINT:  # the signal came before Python installed its handler
+        assert err == ""
+        return
     assert proc.returncode == 130, err
     assert "Traceback" not in err and err.strip().splitlines()[-1] == "jaxem: interrupted"
 
