@@ -510,8 +510,9 @@ class GaussianHMM(_BaseHMM):
     ``covars_`` (``[K, D, D]`` for every type, as hmmlearn's property; ``_covars_``
     holds the type's own shape), ``n_features``, ``monitor_``.
 
-    Example:
+    Examples:
       >>> import numpy as np
+      >>> from jaxem.hmmlearn import GaussianHMM
       >>> model = GaussianHMM(2, "full", n_iter=5, random_state=0)
       >>> model = model.fit(np.random.default_rng(0).normal(size=(100, 2)))
       >>> model.covars_.shape
@@ -642,9 +643,10 @@ class CategoricalHMM(_EmissionProbsHMM):
 
     Attributes: ``startprob_``, ``transmat_``, ``emissionprob_ [K, n_features]``.
 
-    Example:
+    Examples:
       >>> import numpy as np
       >>> symbols = np.random.default_rng(0).integers(0, 3, (200, 1))
+      >>> from jaxem.hmmlearn import CategoricalHMM
       >>> model = CategoricalHMM(2, n_iter=5, random_state=0).fit(symbols)
       >>> model.emissionprob_.shape
       (2, 3)
@@ -712,9 +714,10 @@ class PoissonHMM(_BaseHMM):
 
     Attributes: ``startprob_``, ``transmat_``, ``lambdas_ [K, n_features]``.
 
-    Example:
+    Examples:
       >>> import numpy as np
       >>> counts = np.random.default_rng(0).poisson(3.0, (200, 2))
+      >>> from jaxem.hmmlearn import PoissonHMM
       >>> PoissonHMM(2, n_iter=5, random_state=0).fit(counts).lambdas_.shape
       (2, 2)
     """
@@ -777,9 +780,10 @@ class MultinomialHMM(_EmissionProbsHMM):
 
     Attributes: ``startprob_``, ``transmat_``, ``emissionprob_ [K, n_features]``.
 
-    Example:
+    Examples:
       >>> import numpy as np
       >>> counts = np.random.default_rng(0).multinomial(5, [0.2, 0.3, 0.5], size=100)
+      >>> from jaxem.hmmlearn import MultinomialHMM
       >>> MultinomialHMM(2, n_trials=5, n_iter=5, random_state=0).fit(counts).emissionprob_.shape
       (2, 3)
     """
