@@ -208,6 +208,12 @@ def _check_output(path, option: str) -> None:
         raise ValueError(f"{option} {path} cannot be written: {e.strerror}") from None
 
 
+def _check_outputs(args) -> None:
+    """``--out``, ``--labels`` and ``--posterior`` checked writable before the fit."""
+    for path, option in ((args.out, "--out"), (args.labels, "--labels"), (args.posterior, "--posterior")):
+        _check_output(path, option)
+
+
 def _write_columns(path, header: list[str], columns: list[np.ndarray]) -> None:
     table = np.column_stack([np.asarray(c) for c in columns])
     kind = "%d" if np.issubdtype(table.dtype, np.integer) else "%.6g"
@@ -267,8 +273,7 @@ def _run_fit(args, model, data, init_params, restarts, n_rows: int):
 
 
 def fit_command(args) -> int:
-    for path, option in ((args.out, "--out"), (args.labels, "--labels"), (args.posterior, "--posterior")):
-        _check_output(path, option)
+    _check_outputs(args)
     table = _read_input(args)
     import jax
 
@@ -338,8 +343,7 @@ def _sequence_lengths(args, table, n_rows: int) -> np.ndarray:
 
 
 def hmm_command(args) -> int:
-    for path, option in ((args.out, "--out"), (args.labels, "--labels"), (args.posterior, "--posterior")):
-        _check_output(path, option)
+    _check_outputs(args)
     if args.id_column and args.lengths:
         raise ValueError("give --id-column or --lengths, not both")
     table = _read_input(args, keep=[args.id_column] if args.id_column else [])
