@@ -234,8 +234,8 @@ def solve_dofs(mean_gap: Array) -> Array:
     """``[K]`` roots ``ν`` of ``log(ν/2) − ψ(ν/2) + 1 + mean_gap = 0``, by bisection
     on ``log ν`` in ``[DOF_MIN, DOF_MAX]`` (``mean_gap = Σ r (E[log u] − E[u]) / Σ r <= −1``).
 
-    The left side decreases in ``ν``; where it has no root in the bracket the bound
-    nearer to one is returned (the constrained maximizer of Q).
+    The left side decreases in ``ν``; where it has no root in the bracket, the
+    bracket's end on the side of the root is returned (the constrained maximizer of Q).
     """
     dtype = mean_gap.dtype
     lo = jnp.full(mean_gap.shape, math.log(DOF_MIN), dtype)
