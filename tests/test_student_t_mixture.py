@@ -126,8 +126,8 @@ def test_fit_is_monotone_and_recovers_sampled_params():
 
 
 def test_float32_matches_float64_and_em_steps_are_monotone():
-    x64 = _data(400, seed=2)
-    model = jaxem.models.student_t_mixture(2)
+    x64 = _data(300, seed=2)
+    model = jaxem.models.student_t_mixture(2, reg_covar=0.0)  # the float64 step compiled above
     params64 = jaxem.init(model, jax.random.key(3), x64)
     params32 = jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), params64)
     lls32, lls64 = [], []
