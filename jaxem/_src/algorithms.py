@@ -108,7 +108,7 @@ class SquaremState(NamedTuple):
       params: the current parameters.
       step_max: the current bound on ``|α|`` (a scalar, ≥ 1).
       fallback: ``θ1`` of the last step, the start to return to when the kept
-        ``θ''`` (``params``) turns out worse (``None`` before the first step).
+        ``θ''`` (``params``) turns out worse (the starting params before the first step).
       fallback_image: ``θ2 = F(θ1)`` of the last step.
       fallback_objective: log p(x; θ1) of the last step.
       unchecked: whether ``params`` is a kept extrapolation not yet scored.
