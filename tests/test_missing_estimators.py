@@ -56,3 +56,21 @@ def test_cli_fit_poisson_with_empty_cells(tmp_path, capsys):
     got = np.loadtxt(labels, skiprows=1, dtype=int)
     assert len(set(got[:60])) == 1 or np.mean(got[:60] == got[0]) > 0.9
     assert np.mean(got[60:] != got[0]) > 0.9
+
+
+def _doc_blocks():
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "missing.md").read_text(encoding="utf-8")
+    return re.findall(r"^```python\n(.*?)^```", text, re.S | re.M)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", range(len(_doc_blocks())))
+def test_docs_page_blocks_run_as_pasted(index, tmp_path, monkeypatch):
+    import jax
+
+    monkeypatch.chdir(tmp_path)
+    with jax.enable_x64(False), jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
+        exec(compile(_doc_blocks()[index], "<docs/missing.md>", "exec"), {"__name__": "__main__"})
