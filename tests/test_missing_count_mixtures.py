@@ -97,9 +97,8 @@ def test_em_step_matches_row_by_row_reference_and_complete_data(family):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize(
-    "family", [pytest.param("poisson", marks=pytest.mark.slow), pytest.param("bernoulli", marks=pytest.mark.slow), "categorical"]
-)
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["poisson", "bernoulli", "categorical"])
 def test_mcar_fit_agrees_with_complete_data_fit(family):
     make, params, x, field = _setup(family, n=1000, seed=2)
     # both fits start from the true params (one restart), so no label switching

@@ -115,7 +115,7 @@ def _multinomial_counts(x, gamma, n_trials):
     return counts / counts.sum(axis=1, keepdims=True)
 
 
-@pytest.mark.parametrize("n_trials", [5, None])
+@pytest.mark.parametrize("n_trials", [5, pytest.param(None, marks=pytest.mark.slow)])
 def test_multinomial_hmm_observed_cells(n_trials):
     rng = np.random.default_rng(1)
     sequences = [rng.multinomial(5, [0.3, 0.3, 0.2, 0.2], size=t).astype(float) for t in (7, 6)]
@@ -158,6 +158,7 @@ def test_multinomial_fixed_point_maximizes_the_marginal_likelihood():
     np.testing.assert_allclose(np.asarray(params.emission_probs)[0], softmax(np.concatenate([[0.0], best.x])), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_tied_gmm_hmm_with_missing_values():
     from scipy.stats import multivariate_normal
 

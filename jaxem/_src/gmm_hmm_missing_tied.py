@@ -26,6 +26,7 @@ from jaxem._src.chain import ChainPotentials
 from jaxem._src.expfam import mixture_weights
 from jaxem._src.families.covariance import Covariance
 from jaxem._src.families.gaussian import GaussianMixtureParams
+from jaxem._src.gmm_hmm import marginalizing_gmm_hmm
 from jaxem._src.hmm import normalized_counts
 
 
@@ -74,10 +75,5 @@ def marginalizing_tied_gmm_hmm(model: Model, covariance: Covariance, reg_covar: 
             transition_matrix=normalized_counts(posterior.log_transition, mask=mask).astype(dtype),
         )
 
-    return model._replace(
-        init=hmm_missing.imputed_init(model),
-        log_joint=log_joint,
-        m_step=m_step,
-        prepare=hmm_missing.prepare,
-        check=hmm_missing.nan_tolerant_check(model),
-    )
+    # the data handling (prepare, check, init by imputation) is that of the other covariance types
+    return marginalizing_gmm_hmm(model, covariance, reg_covar, transition_mask)._replace(log_joint=log_joint, m_step=m_step)
