@@ -300,3 +300,21 @@ def test_validation():
         jaxem.models.multinomial_hmm(2, missing="marginalize", prior=jaxem.priors.HMMPrior(emissions=2.0))
     with pytest.raises(ValueError, match="infinite"):
         jaxem.em_step(jaxem.models.ar_hmm(2, missing="marginalize"), _ar_params(), np.array([[0.0, 1.0], [np.inf, 0.0], [1.0, 1.0]]))
+
+
+@pytest.mark.slow
+def test_multinomial_hmm_float32_matches_float64():
+    params = jaxem.models.multinomial_hmm_params(START, TRANSITIONS, EMISSIONS)
+    x, _ = jaxem.sample(jaxem.models.multinomial_hmm(2, n_trials=5), params, jax.random.key(0), 300)
+    x = np.array(x, dtype=float)
+    x[np.random.default_rng(6).uniform(size=x.shape) < 0.2] = np.nan
+    model = jaxem.models.multinomial_hmm(2, n_trials=5, missing="marginalize")
+    params32 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), params)
+    params64 = params
+    for _ in range(5):
+        params64, ll64 = jaxem.em_step(model, params64, x)
+        params32, ll32 = jaxem.em_step(model, params32, x.astype(np.float32))
+    assert params32.emission_probs.dtype == np.float32
+    np.testing.assert_allclose(float(ll32), float(ll64), rtol=1e-5)
+    for a, b in zip(params32, params64):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
