@@ -110,9 +110,11 @@ _NOT_CONVERGED = (
 )
 
 
-def _model(n_components, covariance_type, reg_covar, init, prior=None):
+def _model(n_components, covariance_type, reg_covar, init, prior=None, missing="reject"):
     # Registered factories return one Model object per configuration, so jit caches are reused.
-    return gaussian_mixture(n_components, covariance_type=covariance_type, reg_covar=reg_covar, init=init, prior=prior)
+    return gaussian_mixture(
+        n_components, covariance_type=covariance_type, reg_covar=reg_covar, init=init, prior=prior, missing=missing
+    )
 
 
 def _hashable_float(value):
@@ -231,6 +233,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         ``jaxem.models.gaussian_mixture``: MAP-EM (``docs/priors.md``);
         ``lower_bound_`` stays the mean log-likelihood per sample, ``lower_bounds_``
         traces the log posterior EM ascends.
+      missing: ``"reject"`` (default: NaN in ``X`` is an error, as in
+        scikit-learn) or ``"marginalize"``: NaN entries are missing at random and
+        integrated out exactly (``jaxem.models.gaussian_mixture(missing=...)``), in
+        ``fit`` and in every method that takes ``X``.
 
     Fitted attributes: ``weights_ [K]``, ``means_ [K, D]``, ``covariances_`` and
     ``precisions_cholesky_`` and ``precisions_`` (scikit-learn's shape for the
@@ -270,6 +276,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         verbose=0,
         verbose_interval=10,
         prior=None,
+        missing="reject",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -286,14 +293,25 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.prior = prior
+        self.missing = missing
 
     # -- helpers ------------------------------------------------------------------
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = self.missing == "marginalize"
+        return tags
 
     def _get_model(self):
         if self.init_params not in _INIT_NAMES:
             raise ValueError(f"init_params must be one of {tuple(_INIT_NAMES)}, got {self.init_params!r}")
         return _model(
-            self.n_components, self.covariance_type, _hashable_float(self.reg_covar), _INIT_NAMES[self.init_params], self.prior
+            self.n_components,
+            self.covariance_type,
+            _hashable_float(self.reg_covar),
+            _INIT_NAMES[self.init_params],
+            self.prior,
+            self.missing,
         )
 
     def _params(self, dtype):
@@ -304,7 +322,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         )
 
     def _validate(self, X, reset):
-        return validate_data(self, X, reset=reset, dtype=[np.float64, np.float32], ensure_min_samples=1 if not reset else 2)
+        finite = "allow-nan" if self.missing == "marginalize" else True
+        return validate_data(
+            self, X, reset=reset, dtype=[np.float64, np.float32], ensure_min_samples=1 if not reset else 2, ensure_all_finite=finite
+        )
 
     def _is_fitted(self) -> bool:
         return "precisions_cholesky_" in vars(self)

@@ -282,12 +282,10 @@ def fit_command(args) -> int:
     x = _in_compute_dtype(table.values, jax)
     if args.family == "gaussian":
         model = jaxem.models.gaussian_mixture(args.components, covariance_type=args.covariance, missing=args.missing)
-    elif args.missing == "marginalize":
-        raise ValueError("--missing marginalize is offered for --family gaussian only")
     elif args.family == "poisson":
-        model = jaxem.models.poisson_mixture(args.components)
+        model = jaxem.models.poisson_mixture(args.components, missing=args.missing)
     else:
-        model = jaxem.models.bernoulli_mixture(args.components)
+        model = jaxem.models.bernoulli_mixture(args.components, missing=args.missing)
     model, init_params, restarts = _load_init(args, model)
     result = _run_fit(args, model, x, init_params, restarts, x.shape[0])
     if result is None:
@@ -452,7 +450,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--covariance", **covariance)
     f.add_argument("--missing", choices=["reject", "marginalize"], default="reject",
                    help="rows with empty or NA cells: refuse them (default) or fit their observed cells "
-                   "(Gaussian mixtures)")
+                   "(every family)")
     h = sub.add_parser("hmm", help="fit a hidden Markov model to sequences in a CSV file",
                        description="Fit a hidden Markov model; rows are time steps, in order.")
     _add_common(h, restarts=8)

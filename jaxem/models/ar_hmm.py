@@ -7,6 +7,7 @@ from typing import Optional
 import jax
 import numpy as np
 
+from jaxem._src import ar_missing, hmm_missing
 from jaxem._src import sequences as seqs_lib
 from jaxem._src import validation
 from jaxem._src.base import Array, Model
@@ -63,6 +64,7 @@ def ar_hmm(
     reg_covar: float = 1e-6,
     transition_mask: Optional[Array] = None,
     parallel: bool = False,
+    missing: str = "reject",
 ) -> Model:
     """A hidden Markov model with linear autoregressive emissions:
     ``x_t = A_k1 x_t-1 + ... + A_kp x_t-p + b_k + ε_t``, ``ε_t ~ N(0, Σ_k)`` in state k.
@@ -84,6 +86,11 @@ def ar_hmm(
       reg_covar: added to every noise variance in the M-step (data units).
       transition_mask: optional ``[K, K]`` bool of allowed transitions.
       parallel: compute the log-partition in parallel over time.
+      missing: ``"reject"`` (default: NaN in the data is an error) or
+        ``"marginalize"``: NaN entries are missing at random, and a step
+        contributes an emission only when it and its ``order`` lags are fully
+        observed; every other step is conditioned on, as the first ``order``
+        steps are (``jaxem/_src/ar_missing.py`` gives the reasons).
 
     Returns:
       A ``Model`` whose params are ``ARHMMParams``. ``init`` runs the M-step of a
@@ -102,14 +109,19 @@ def ar_hmm(
     order = validation.check_positive_int(order, "order")
     covariance = covariance_of(covariance_type)
     reg_covar = validation.check_nonnegative_float(reg_covar, "reg_covar")
+    if missing not in ("reject", "marginalize"):
+        raise ValueError(f"missing must be 'reject' or 'marginalize', got {missing!r}")
+    component = autoregressive.component(order, covariance, reg_covar)
+    if missing == "marginalize":
+        component = ar_missing.missing_lags(component, order)
     model = component_hmm(
-        autoregressive.component(order, covariance, reg_covar),
+        component,
         n_states,
         params_type=ARHMMParams,
         transition_mask=transition_mask,
         parallel=bool(parallel),
     )
-    chain_check = model.check
+    chain_check = hmm_missing.nan_tolerant_check(model) if missing == "marginalize" else model.check
 
     def check(data, params=None):
         chain_check(data, params)
@@ -117,6 +129,11 @@ def ar_hmm(
             seqs = seqs_lib.as_sequences(data, 1)
             if validation.is_concrete(seqs.lengths) and int(np.max(np.asarray(seqs.lengths))) <= order:
                 raise ValueError(f"obs must have a sequence longer than order={order} (the first {order} steps are lags only)")
+            if missing == "marginalize" and validation.is_concrete(seqs.obs):
+                mask = seqs_lib.step_mask(seqs.lengths, seqs.obs.shape[1])
+                obs = validation.to_float(seqs.obs)
+                if not bool(np.any(np.asarray(ar_missing.emitting_steps(ar_missing.complete_steps(obs, mask), order)))):
+                    raise ValueError(f"obs has no step that is fully observed together with its {order} lag(s)")
 
     compiled_sample = jax.jit(autoregressive.sample_sequence, static_argnums=(2, 3, 4))
 

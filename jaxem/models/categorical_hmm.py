@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from jaxem._src import priors, validation
+from jaxem._src import hmm_missing, hmm_missing_counts, priors, validation
 from jaxem._src.base import Array, Model
 from jaxem._src.families import categorical
 from jaxem._src.families.categorical import CategoricalHMMParams, categorical_hmm_params
@@ -23,6 +23,7 @@ def categorical_hmm(
     transition_mask: Optional[Array] = None,
     parallel: bool = False,
     prior: Optional[priors.HMMPrior] = None,
+    missing: str = "reject",
 ) -> Model:
     """A hidden Markov model whose emissions are symbols in ``[0, n_symbols)``.
 
@@ -40,6 +41,10 @@ def categorical_hmm(
       prior: optional ``jaxem.priors.HMMPrior`` whose ``emissions`` is a Dirichlet
         concentration (``>= 1``; a scalar, ``[S]`` or ``[K, S]``) of the emission
         rows: MAP-EM (``jaxem.priors.hmmlearn_categorical`` maps hmmlearn's priors).
+      missing: ``"reject"`` (default: NaN in the data is an error) or
+        ``"marginalize"``: a NaN symbol (float data) is a step missing at random,
+        with no emission; the states still run through it
+        (``jaxem/_src/hmm_missing_counts.py``).
 
     Returns:
       A ``Model`` whose params are ``CategoricalHMMParams``. ``init`` draws the
@@ -60,8 +65,13 @@ def categorical_hmm(
     initial, transition, emissions = priors.check_hmm_prior(
         prior, n_states, lambda value: categorical.check_prior(value, n_states, n_symbols, "prior.emissions")
     )
-    return component_hmm(
-        categorical.symbols_component(n_symbols, "emission_probs", emissions),
+    if missing not in ("reject", "marginalize"):
+        raise ValueError(f"missing must be 'reject' or 'marginalize', got {missing!r}")
+    component = categorical.symbols_component(n_symbols, "emission_probs", emissions)
+    if missing == "marginalize":
+        component = hmm_missing_counts.missing_symbols(component, n_symbols)
+    model = component_hmm(
+        component,
         n_states,
         params_type=CategoricalHMMParams,
         transition_mask=transition_mask,
@@ -69,3 +79,4 @@ def categorical_hmm(
         initial_prior=initial,
         transition_prior=transition,
     )
+    return model._replace(check=hmm_missing.nan_tolerant_check(model)) if missing == "marginalize" else model

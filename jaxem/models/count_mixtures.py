@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from jaxem._src import priors, validation
+from jaxem._src import hmm_missing_elementwise, mixture_missing, priors, validation
 from jaxem._src.base import Model
 from jaxem._src.families import bernoulli, categorical, poisson
 from jaxem._src.families.bernoulli import BernoulliMixtureParams, bernoulli_mixture_params
@@ -36,7 +36,7 @@ __all__ = [
 
 
 @register_model("bernoulli_mixture")
-def bernoulli_mixture(n_components: int, *, prior: Optional[priors.MixturePrior] = None) -> Model:
+def bernoulli_mixture(n_components: int, *, prior: Optional[priors.MixturePrior] = None, missing: str = "reject") -> Model:
     """A mixture of products of independent Bernoullis, for binary data ``x [N, D]``.
 
     M-step: ``p_kd = (Σ_n r_nk x_nd + ε) / (Σ_n r_nk + 2ε)``, kept inside
@@ -46,6 +46,9 @@ def bernoulli_mixture(n_components: int, *, prior: Optional[priors.MixturePrior]
       n_components: number of components K.
       prior: optional ``jaxem.priors.MixturePrior`` (Dirichlet weights,
         ``jaxem.priors.BetaPrior`` components): MAP-EM.
+      missing: ``"reject"`` (default: NaN in the data is an error) or
+        ``"marginalize"``: NaN entries are missing at random and drop out of the
+        product over features (``jaxem/_src/mixture_missing.py``; no prior).
 
     Returns:
       A ``Model`` with ``BernoulliMixtureParams(weights [K], probs [K, D])``.
@@ -61,16 +64,23 @@ def bernoulli_mixture(n_components: int, *, prior: Optional[priors.MixturePrior]
     weights_prior, component_prior = priors.check_mixture_prior(
         prior, n_components, lambda value: bernoulli.check_prior(value, n_components, "prior.components")
     )
-    return component_mixture(
+    _check_missing(missing, prior)
+    model = component_mixture(
         bernoulli.component("probs", component_prior),
         n_components,
         params_type=BernoulliMixtureParams,
         weights_prior=weights_prior,
     )
+    if missing == "marginalize":
+        e = hmm_missing_elementwise
+        return mixture_missing.elementwise(model, "probs", e.bernoulli_log_density, e.bernoulli_maximize)
+    return model
 
 
 @register_model("categorical_mixture")
-def categorical_mixture(n_components: int, *, n_trials: int = 1, prior: Optional[priors.MixturePrior] = None) -> Model:
+def categorical_mixture(
+    n_components: int, *, n_trials: int = 1, prior: Optional[priors.MixturePrior] = None, missing: str = "reject"
+) -> Model:
     """A mixture of multinomials over ``S`` categories, for counts ``x [N, S]``.
 
     Row ``n`` holds how often each category occurred in item ``n`` (a one-hot row is
@@ -83,6 +93,11 @@ def categorical_mixture(n_components: int, *, n_trials: int = 1, prior: Optional
       prior: optional ``jaxem.priors.MixturePrior`` (Dirichlet weights, and a
         Dirichlet concentration of each row of ``probs``: a scalar, ``[S]`` or
         ``[K, S]``): MAP-EM.
+      missing: ``"reject"`` (default) or ``"marginalize"``: NaN cells are missing
+        at random; a row's likelihood is that of its observed cells given their
+        total, since the row's total is unknown once a cell is missing (a row
+        with nothing observed, e.g. a missing one-hot symbol, contributes
+        nothing; ``jaxem/_src/count_cells.py``; no prior).
 
     Returns:
       A ``Model`` with ``CategoricalMixtureParams(weights [K], probs [K, S])``.
@@ -100,13 +115,16 @@ def categorical_mixture(n_components: int, *, n_trials: int = 1, prior: Optional
         prior, n_components, lambda value: categorical.check_prior(value, n_components, None, "prior.components")
     )
     component = categorical.counts_component("probs", n_trials=n_trials, prior=component_prior)
+    _check_missing(missing, prior)
     model = component_mixture(component, n_components, params_type=CategoricalMixtureParams, weights_prior=weights_prior)
+    if missing == "marginalize":
+        return mixture_missing.categorical(model)
     # large counts: log-densities without the float32 cancellation of the product form
     return model._replace(log_joint=categorical.mixture_log_joint("probs"))
 
 
 @register_model("poisson_mixture")
-def poisson_mixture(n_components: int, *, prior: Optional[priors.MixturePrior] = None) -> Model:
+def poisson_mixture(n_components: int, *, prior: Optional[priors.MixturePrior] = None, missing: str = "reject") -> Model:
     """A mixture of products of independent Poissons, for counts ``x [N, D]``.
 
     M-step: ``λ_kd = (Σ_n r_nk x_nd + ε) / (Σ_n r_nk + ε)``.
@@ -115,6 +133,9 @@ def poisson_mixture(n_components: int, *, prior: Optional[priors.MixturePrior] =
       n_components: number of components K.
       prior: optional ``jaxem.priors.MixturePrior`` (Dirichlet weights,
         ``jaxem.priors.GammaPrior`` rates): MAP-EM.
+      missing: ``"reject"`` (default: NaN in the data is an error) or
+        ``"marginalize"``: NaN entries are missing at random and drop out of the
+        product over features (``jaxem/_src/mixture_missing.py``; no prior).
 
     Returns:
       A ``Model`` with ``PoissonMixtureParams(weights [K], rates [K, D])``.
@@ -131,9 +152,21 @@ def poisson_mixture(n_components: int, *, prior: Optional[priors.MixturePrior] =
     weights_prior, component_prior = priors.check_mixture_prior(
         prior, n_components, lambda value: poisson.check_prior(value, n_components, "prior.components")
     )
-    return component_mixture(
+    _check_missing(missing, prior)
+    model = component_mixture(
         poisson.component("rates", component_prior),
         n_components,
         params_type=PoissonMixtureParams,
         weights_prior=weights_prior,
     )
+    if missing == "marginalize":
+        e = hmm_missing_elementwise
+        return mixture_missing.elementwise(model, "rates", e.poisson_log_density, e.poisson_maximize)
+    return model
+
+
+def _check_missing(missing: str, prior) -> None:
+    if missing not in ("reject", "marginalize"):
+        raise ValueError(f"missing must be 'reject' or 'marginalize', got {missing!r}")
+    if missing == "marginalize" and prior is not None:
+        raise ValueError("missing='marginalize' does not take a prior yet; pass prior=None")

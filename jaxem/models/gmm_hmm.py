@@ -10,6 +10,7 @@ from jaxem._src.base import Array, Model
 from jaxem._src.families.covariance import covariance_of
 from jaxem._src.families.gmm import GMMHMMParams, gmm_hmm_covariances, gmm_hmm_params
 from jaxem._src.gmm_hmm import gmm_hmm_model, marginalizing_gmm_hmm
+from jaxem._src.gmm_hmm_missing_tied import marginalizing_tied_gmm_hmm
 from jaxem._src.registry import register_model
 
 __all__ = ["GMMHMMParams", "gmm_hmm", "gmm_hmm_covariances", "gmm_hmm_params"]
@@ -48,8 +49,8 @@ def gmm_hmm(
       parallel: compute the log-partition in parallel over time.
       missing: ``"reject"`` (default: NaN in the data is an error) or
         ``"marginalize"``: NaN entries are missing at random; each component's
-        density is the marginal of the step's observed features (not for
-        ``"tied"``; see ``marginalizing_gmm_hmm``).
+        density is the marginal of the step's observed features (see
+        ``marginalizing_gmm_hmm``; ``"tied"``: ``marginalizing_tied_gmm_hmm``).
 
     Returns:
       A ``Model`` whose params are ``GMMHMMParams``. ``init`` seeds the states by
@@ -73,9 +74,9 @@ def gmm_hmm(
     reg_covar = validation.check_nonnegative_float(reg_covar, "reg_covar")
     if missing not in ("reject", "marginalize"):
         raise ValueError(f"missing must be 'reject' or 'marginalize', got {missing!r}")
-    if missing == "marginalize" and covariance.name == "tied":
-        raise ValueError("missing='marginalize' is not available for covariance_type='tied'")
     model = gmm_hmm_model(n_states, n_mix, covariance, reg_covar, transition_mask=transition_mask, parallel=bool(parallel))
+    if missing == "marginalize" and covariance.name == "tied":
+        return marginalizing_tied_gmm_hmm(model, covariance, reg_covar, transition_mask)
     if missing == "marginalize":
         return marginalizing_gmm_hmm(model, covariance, reg_covar, transition_mask)
     return model

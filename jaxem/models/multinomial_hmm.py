@@ -9,7 +9,7 @@ from typing import NamedTuple, Optional
 import jax.numpy as jnp
 import numpy as np
 
-from jaxem._src import priors, validation
+from jaxem._src import hmm_missing_counts, priors, validation
 from jaxem._src.base import Array, Model
 from jaxem._src.display import params_repr
 from jaxem._src.families import categorical
@@ -85,6 +85,7 @@ def multinomial_hmm(
     transition_mask: Optional[Array] = None,
     parallel: bool = False,
     prior: Optional[priors.HMMPrior] = None,
+    missing: str = "reject",
 ) -> Model:
     """A hidden Markov model whose emission at each step is a vector of counts over
     S categories drawn from a multinomial with the state's probabilities.
@@ -106,6 +107,12 @@ def multinomial_hmm(
       prior: optional ``jaxem.priors.HMMPrior`` whose ``emissions`` is a Dirichlet
         concentration (``>= 1``; a scalar, ``[S]`` or ``[K, S]``) of the emission
         rows: MAP-EM (``docs/priors.md``).
+      missing: ``"reject"`` (default: NaN in the data is an error) or
+        ``"marginalize"``: NaN cells are missing at random; a step's emission is
+        the likelihood of its observed cells (with ``n_trials``, the missing cells
+        share the remaining draws; without, the observed cells given their
+        total), a step with nothing observed has none
+        (``jaxem/_src/count_cells.py``; no prior).
 
     Returns:
       A ``Model`` whose params are ``MultinomialHMMParams``; ``init`` seeds the
@@ -129,7 +136,12 @@ def multinomial_hmm(
     component = categorical.counts_component(
         "emission_probs", n_trials=1 if n_trials is None else n_trials, prior=emissions
     )
-    component = component._replace(check_values=count_checker(n_trials))
+    if missing not in ("reject", "marginalize"):
+        raise ValueError(f"missing must be 'reject' or 'marginalize', got {missing!r}")
+    if missing == "marginalize" and prior is not None:
+        raise ValueError("missing='marginalize' does not take a prior yet; pass prior=None")
+    # with missing cells the totals are checked on the raw data (hmm_missing_counts.check_step_totals)
+    component = component._replace(check_values=count_checker(None if missing == "marginalize" else n_trials))
     model = component_hmm(
         component,
         n_states,
@@ -143,6 +155,8 @@ def multinomial_hmm(
     model = model._replace(log_joint=categorical.chain_log_joint(model.log_joint, "emission_probs"))
     if n_trials is None:
         model = model._replace(sample=_needs_n_trials)
+    if missing == "marginalize":
+        return hmm_missing_counts.marginalizing_multinomial_hmm(model, n_trials, transition_mask)
     return model
 
 
