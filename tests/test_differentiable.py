@@ -45,13 +45,20 @@ def _check_against_references(
         return model, jaxem.fit_differentiable(model, data_of(data), start, sample_weight=weights, max_iter=5000)
 
     @jax.jit
-    def loss(hyper, data, weights):
-        model, fit = fitted(hyper, data, weights)
-        return loss_of_params(model, fit.params), fit.converged
+    def value_and_grads(hyper, data, weights):  # one program: the loss (for finite differences) and its IFT gradient
+        def loss(hyper, data, weights):
+            model, fit = fitted(hyper, data, weights)
+            return loss_of_params(model, fit.params), fit.converged
 
-    value, converged = loss(hyper, data, weights)
+        (value, converged), grads = jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True)(hyper, data, weights)
+        return value, converged, grads
+
+    value, converged, grads = value_and_grads(hyper, data, weights)
     assert bool(converged)
-    grads = jax.jit(jax.grad(lambda *a: loss(*a)[0], argnums=(0, 1, 2)))(hyper, data, weights)
+
+    def loss(hyper, data, weights):
+        return value_and_grads(hyper, data, weights)[:2]
+
     unrolled = _unrolled(model_of, start, data_of, steps)
     unrolled_grads = jax.jit(jax.grad(lambda *a: loss_of_params(model_of(a[0]), unrolled(*a)), argnums=(0, 1, 2)))(
         hyper, data, weights
@@ -77,10 +84,10 @@ def _check_against_references(
 def test_gaussian_mixture_reg_covar_data_and_weights():
     x, _ = jaxem.load_dataset("faithful", dtype=X64)
     train, test = x[:120], x[200:]
-    start = jaxem.fit(jaxem.models.gaussian_mixture(2), train, key=0).params
+    start = jaxem.fit(jaxem.models.gaussian_mixture(2, covariance_type="diag"), train, key=0).params
 
     def model_of(reg):
-        return jaxem.models.gaussian_mixture(2, reg_covar=reg)
+        return jaxem.models.gaussian_mixture(2, covariance_type="diag", reg_covar=reg)
 
     def held_out(model, params):
         return jaxem.log_likelihood(model, params, test) / test.shape[0]
@@ -91,6 +98,7 @@ def test_gaussian_mixture_reg_covar_data_and_weights():
     )
 
 
+@pytest.mark.slow
 def test_gaussian_hmm_reg_covar_data_and_weights():
     x, _ = jaxem.load_dataset("geyser", dtype=X64)
     train = x[:120].reshape(4, 30, 2)  # four sequences of 30 steps
@@ -131,3 +139,67 @@ def test_factor_analysis_data_and_weights():
         steps=600, fd_h=1e-5, rtol=1e-5, differentiate_hyper=False,
     )
     assert float(jnp.max(jnp.abs(grads[1]))) > 1e-3
+
+
+def _tiny_mixture(dtype):
+    """``(train, test, start)``: eruption durations (one feature), and starting params."""
+    x, _ = jaxem.load_dataset("faithful", dtype=dtype)
+    start = jaxem.models.gaussian_mixture_params([0.4, 0.6], [[2.0], [4.3]], [0.1, 0.2], covariance_type="spherical")
+    start = jax.tree_util.tree_map(lambda leaf: leaf.astype(dtype), start)
+    return x[:100, :1], x[100:, :1], start
+
+
+def _held_out_of_reg_covar(train, test, start, **options):
+    def loss(reg):
+        model = jaxem.models.gaussian_mixture(2, covariance_type="spherical", reg_covar=reg)
+        fit = jaxem.fit_differentiable(model, train, start, **options)
+        return jaxem.log_likelihood(model, fit.params, test) / test.shape[0]
+
+    return jax.jit(jax.grad(loss))
+
+
+def test_float32_gradient_equals_float64():
+    grads = {}
+    for dtype in (jnp.float32, jnp.float64):
+        train, test, start = _tiny_mixture(dtype)
+        grads[dtype] = _held_out_of_reg_covar(train, test, start)(jnp.asarray(0.05, dtype))
+    assert grads[jnp.float32].dtype == jnp.float32
+    np.testing.assert_allclose(grads[jnp.float32], grads[jnp.float64], rtol=2e-3)
+    assert abs(float(grads[jnp.float64])) > 1e-3
+
+
+def test_not_converged_gives_nan_gradient_not_a_wrong_number():
+    train, test, start = _tiny_mixture(X64)
+    grad = _held_out_of_reg_covar(train, test, start, max_iter=2, tol=1e-14)(0.05)
+    assert bool(jnp.isnan(grad))
+    grad = _held_out_of_reg_covar(train, test, start, backward_max_iter=1, tol=1e-12)(0.05)
+    assert bool(jnp.isnan(grad))
+
+
+def test_reg_covar_can_be_traced_through_em_step():
+    # Before: ValueError: reg_covar must be a non-negative number, got JVPTracer
+    train, _, start = _tiny_mixture(X64)
+
+    def one_step(reg):
+        model = jaxem.models.gaussian_mixture(2, covariance_type="spherical", reg_covar=reg)
+        return jaxem.em_step(model, start, train)[0].precisions_cholesky.sum()
+
+    h = 1e-6
+    np.testing.assert_allclose(jax.grad(one_step)(0.05), (one_step(0.05 + h) - one_step(0.05 - h)) / (2 * h), rtol=1e-6)
+    with pytest.raises(ValueError, match="reg_covar"):
+        jaxem.models.gaussian_mixture(2, reg_covar=-1.0)
+
+
+def test_boundary_checks():
+    train, _, start = _tiny_mixture(X64)
+    model = jaxem.models.gaussian_mixture(2, covariance_type="spherical")
+    with pytest.raises(ValueError, match="backward"):
+        jaxem.fit_differentiable(model, train, start, backward="cg")
+    with pytest.raises(ValueError, match="algorithm"):
+        jaxem.fit_differentiable(model, train, start, algorithm="newton")
+    with pytest.raises(TypeError, match="init_params"):
+        jaxem.fit_differentiable(model, train, None)
+    with pytest.raises(ValueError, match="max_iter"):
+        jaxem.fit_differentiable(model, train, start, max_iter=0)
+    with pytest.raises(ValueError, match="tol"):
+        jaxem.fit_differentiable(model, train, start, tol=-1.0)

@@ -175,13 +175,11 @@ def _fixed_point_bwd(step, settings, residuals, cotangents):
     params, converged, init_params, data, sample_weight, consts = residuals
     cotangent = cotangents[0]
 
-    def new_params(p):
-        return step(p, data, sample_weight, *consts)[0]
-
-    _, vjp_params = jax.vjp(new_params, params)
-    v, solved = _adjoint_solve(lambda u: vjp_params(u)[0], cotangent, settings)
-    _, vjp_inputs = jax.vjp(lambda d, w, *c: step(params, d, w, *c)[0], data, sample_weight, *consts)
-    inputs = _nan_unless(converged & solved, vjp_inputs(v))
+    # One linearization of one EM update at θ*; the solve uses its params part
+    # (XLA drops the unused cotangents inside the loop), the last VJP the rest.
+    _, vjp = jax.vjp(lambda p, d, w, *c: step(p, d, w, *c)[0], params, data, sample_weight, *consts)
+    v, solved = _adjoint_solve(lambda u: vjp(u)[0], cotangent, settings)
+    inputs = _nan_unless(converged & solved, vjp(v)[1:])
     zero_start = jax.tree_util.tree_map(jnp.zeros_like, init_params)  # θ* does not move with the start
     return (zero_start, *inputs)
 
