@@ -203,3 +203,20 @@ def test_boundary_checks():
         jaxem.fit_differentiable(model, train, start, max_iter=0)
     with pytest.raises(ValueError, match="tol"):
         jaxem.fit_differentiable(model, train, start, tol=-1.0)
+
+
+def test_dirichlet_prior_strength_against_finite_differences():
+    train, test, start = _tiny_mixture(X64)
+
+    @jax.jit
+    def value_and_grad(alpha):
+        def loss(alpha):
+            prior = jaxem.priors.MixturePrior(weights=alpha)
+            model = jaxem.models.gaussian_mixture(2, covariance_type="spherical", prior=prior)
+            return jaxem.log_likelihood(model, jaxem.fit_differentiable(model, train, start).params, test)
+
+        return jax.value_and_grad(loss)(alpha)
+
+    h = 1e-4
+    fd = (value_and_grad(5.0 + h)[0] - value_and_grad(5.0 - h)[0]) / (2 * h)
+    np.testing.assert_allclose(value_and_grad(5.0)[1], fd, rtol=1e-6)
