@@ -219,4 +219,4 @@ def test_dirichlet_prior_strength_against_finite_differences():
 
     h = 1e-4
     fd = (value_and_grad(5.0 + h)[0] - value_and_grad(5.0 - h)[0]) / (2 * h)
-    np.testing.assert_allclose(value_and_grad(5.0)[1], fd, rtol=1e-6)
+    np.testing.assert_allclose(value_and_grad(5.0)[1], fd, rtol=1e-5)  # finite differences of a 1e-10 fit
