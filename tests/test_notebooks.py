@@ -23,6 +23,7 @@ def test_notebooks_are_committed_executed_with_small_outputs():
         "03_composing",
         "04_hidden_markov_models",
         "05_state_space",
+        "06_more_models",
         "07_differentiable",
     ]
     for path in NOTEBOOKS:
