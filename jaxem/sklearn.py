@@ -110,9 +110,9 @@ _NOT_CONVERGED = (
 )
 
 
-def _model(n_components, covariance_type, reg_covar, init):
+def _model(n_components, covariance_type, reg_covar, init, prior=None):
     # Registered factories return one Model object per configuration, so jit caches are reused.
-    return gaussian_mixture(n_components, covariance_type=covariance_type, reg_covar=reg_covar, init=init)
+    return gaussian_mixture(n_components, covariance_type=covariance_type, reg_covar=reg_covar, init=init, prior=prior)
 
 
 def _hashable_float(value):
@@ -226,6 +226,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         iterations and whether EM converged; 2 also times (compilation excluded),
         the change of the lower bound and the final lower bound.
       verbose_interval: iterations between the progress lines of ``verbose``.
+      prior: optional ``jaxem.priors.MixturePrior`` (Dirichlet weights, a
+        ``jaxem.priors.GaussianPrior`` on the components), given to
+        ``jaxem.models.gaussian_mixture``: MAP-EM (``docs/priors.md``);
+        ``lower_bound_`` stays the mean log-likelihood per sample, ``lower_bounds_``
+        traces the log posterior EM ascends.
 
     Fitted attributes: ``weights_ [K]``, ``means_ [K, D]``, ``covariances_`` and
     ``precisions_cholesky_`` and ``precisions_`` (scikit-learn's shape for the
@@ -264,6 +269,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         warm_start=False,
         verbose=0,
         verbose_interval=10,
+        prior=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -279,13 +285,16 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.warm_start = warm_start
         self.verbose = verbose
         self.verbose_interval = verbose_interval
+        self.prior = prior
 
     # -- helpers ------------------------------------------------------------------
 
     def _get_model(self):
         if self.init_params not in _INIT_NAMES:
             raise ValueError(f"init_params must be one of {tuple(_INIT_NAMES)}, got {self.init_params!r}")
-        return _model(self.n_components, self.covariance_type, _hashable_float(self.reg_covar), _INIT_NAMES[self.init_params])
+        return _model(
+            self.n_components, self.covariance_type, _hashable_float(self.reg_covar), _INIT_NAMES[self.init_params], self.prior
+        )
 
     def _params(self, dtype):
         return GaussianMixtureParams(

@@ -27,9 +27,17 @@ and takes one stabilizing EM step ``θ'' = F(θ')``. The step length is bounded,
 ``−step_max ≤ α ≤ −1`` (``α = −1`` gives ``θ' = θ2``, i.e. plain EM), and
 ``step_max`` grows ×4 each time the bound is hit and the extrapolation is kept.
 The step keeps ``θ''`` only when log p(x; θ') is finite and at least
-log p(x; θ1); then, EM being monotone, log p(x; θ'') ≥ log p(x; θ') ≥
-log p(x; θ1) ≥ log p(x; θ0). Otherwise it falls back to the plain EM point ``θ2``
-and shrinks ``step_max`` ÷4 (not below 1). Extrapolation is done with mixing
+log p(x; θ1); otherwise it falls back to the plain EM point ``θ2`` and shrinks
+``step_max`` ÷4 (not below 1). In exact arithmetic EM's monotonicity then gives
+log p(x; θ'') ≥ log p(x; θ') ≥ log p(x; θ1), but ``θ'`` need not be a point EM
+maps monotonically (a variance extrapolated below ``reg_covar`` scores a spike
+that the stabilizing step removes; float32 rounding on tied data), so the kept
+``θ''`` is checked by the next step's first evaluation, which computes
+log p(x; θ'') anyway: when it lies below log p(x; θ1) by more than rounding
+(``4 eps |log p(x; θ1)|``), the step is taken from ``θ1`` instead, whose EM image
+``θ2`` is carried, at no extra evaluation, and ``step_max`` shrinks. The trace
+records log p(x; θ1) as its third entry (``θ'`` is not a point of the path), so
+SQUAREM's history is monotone wherever plain EM's is. Extrapolation is done with mixing
 weights mapped to log weights (a ``weights`` field of NamedTuple params), so
 weights stay positive and sum to one; any other invalid extrapolated point shows
 up as a non-finite or lower log-likelihood and is rejected.
@@ -99,10 +107,19 @@ class SquaremState(NamedTuple):
     Attributes:
       params: the current parameters.
       step_max: the current bound on ``|α|`` (a scalar, ≥ 1).
+      fallback: ``θ1`` of the last step, the start to return to when the kept
+        ``θ''`` (``params``) turns out worse (the starting params before the first step).
+      fallback_image: ``θ2 = F(θ1)`` of the last step.
+      fallback_objective: log p(x; θ1) of the last step.
+      unchecked: whether ``params`` is a kept extrapolation not yet scored.
     """
 
     params: Any
     step_max: Array
+    fallback: Any = None
+    fallback_image: Any = None
+    fallback_objective: Any = None
+    unchecked: Any = None
 
 
 def params_changed(new, old) -> Array:
@@ -173,8 +190,8 @@ def extrapolate(p0, p1, p2, step_max):
 
 def squarem(update: EMMap) -> Algorithm:
     """SQUAREM: three EM-map evaluations per step, never lowering the
-    log-likelihood (see the module docstring). ``EMInfo.trace`` holds the
-    log-likelihoods of ``θ0``, ``θ1`` and the best of ``θ'`` / ``θ1``.
+    log-likelihood beyond rounding where plain EM does not (see the module
+    docstring). ``EMInfo.trace`` holds the objectives of ``θ0``, ``θ1`` and ``θ1``.
 
     Examples:
       >>> x, _ = jaxem.load_dataset("faithful")
@@ -186,20 +203,32 @@ def squarem(update: EMMap) -> Algorithm:
 
     def init(params) -> SquaremState:
         dtype = jax.tree_util.tree_leaves(params)[0].dtype
-        return SquaremState(params, jnp.asarray(1.0, dtype if jnp.issubdtype(dtype, jnp.floating) else None))
+        step_max = jnp.asarray(1.0, dtype if jnp.issubdtype(dtype, jnp.floating) else None)
+        return SquaremState(params, step_max, params, params, jnp.asarray(-jnp.inf, step_max.dtype), jnp.asarray(False))
+
+    def select(condition, a, b):
+        return jax.tree_util.tree_map(lambda x, y: jnp.where(condition, x, y), a, b)
 
     def step(state: SquaremState):
         p1, l0 = update(state.params)
+        # the kept θ'' of the last step scored below its θ1: take this step from θ1
+        floor = state.fallback_objective.astype(l0.dtype)
+        worse = state.unchecked & ~(l0 >= floor - 4.0 * jnp.finfo(l0.dtype).eps * jnp.abs(floor))
+        start_params = select(worse, state.fallback, state.params)
+        p1 = select(worse, state.fallback_image, p1)
+        l0 = jnp.where(worse, floor, l0)
+        step_max = state.step_max.astype(l0.dtype)
+        step_max = jnp.where(worse, jnp.maximum(1.0, step_max / _STEP_FACTOR), step_max)
         p2, l1 = update(p1)
-        extrapolated, alpha = extrapolate(state.params, p1, p2, state.step_max.astype(l0.dtype))
+        extrapolated, alpha = extrapolate(start_params, p1, p2, step_max)
         stabilized, l_ext = update(extrapolated)
         keep = jnp.isfinite(l_ext) & (l_ext >= l1)
-        new_params = jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), stabilized, p2)
-        step_max = state.step_max.astype(l0.dtype)
+        new_params = select(keep, stabilized, p2)
         grown = jnp.where(alpha <= -step_max, _STEP_FACTOR * step_max, step_max)
         step_max = jnp.where(keep, grown, jnp.maximum(1.0, step_max / _STEP_FACTOR)).astype(state.step_max.dtype)
-        trace = jnp.stack([l0, l1, jnp.where(keep, l_ext, l1)])
-        return SquaremState(new_params, step_max), EMInfo(l0, l0, trace, keep)
+        trace = jnp.stack([l0, l1, l1])
+        new_state = SquaremState(new_params, step_max, p1, p2, l1.astype(state.fallback_objective.dtype), keep)
+        return new_state, EMInfo(l0, l0, trace, keep)
 
     return Algorithm(init=init, step=step, params=lambda state: state.params, evaluations=3)
 

@@ -1,7 +1,9 @@
 """The one loop: any algorithm, in ``lax.while_loop``, vmapped over restarts.
 
 ``run`` steps an ``Algorithm`` until the change of the objective per observation
-falls below ``tol``, the objective becomes NaN, or ``stop`` EM-map evaluations;
+falls below ``tol`` (``met_tol``: a rise below ``tol``, or a fall within rounding;
+a larger fall, an oscillating objective, never counts), the objective becomes
+NaN, or ``stop`` EM-map evaluations;
 the stopping rule and the history are written here once, for every algorithm.
 ``run`` takes and returns a ``RunState``, so a fit can be resumed where it stopped
 (the progress driver does that between reports). ``fit_restarts`` is the whole
@@ -32,7 +34,7 @@ class RunState(NamedTuple):
       mean_log_likelihood: the objective per observation at the start of the last
         step (``-inf`` before the first).
       n_iter: EM-map evaluations so far (EM steps; three per SQUAREM step).
-      converged: whether the last change of ``mean_log_likelihood`` was below tol.
+      converged: whether the last change of ``mean_log_likelihood`` met tol (``met_tol``).
       history: ``[max_iter]`` the objective (log-likelihood, plus the log prior
         for a model with one) after each evaluation, NaN after the loop stopped.
     """
@@ -94,6 +96,17 @@ def keep_going(run_state: RunState, stop) -> Array:
     return (run_state.n_iter < stop) & ~run_state.converged & ~jnp.isnan(run_state.mean_log_likelihood)
 
 
+def met_tol(mean: Array, previous: Array, tol) -> Array:
+    """Whether a step's change of the objective per observation, ``mean − previous``,
+    meets ``tol``: below ``tol`` and not a fall beyond rounding
+    (``16 eps (1 + |previous|)``, at most ``tol``, so ``tol=0`` never converges).
+    EM never lowers its objective, so a larger fall is an oscillation (float32
+    trouble), and two values that happen to lie close in it are not convergence."""
+    change = mean - previous
+    rounding = jnp.minimum(16.0 * jnp.finfo(mean.dtype).eps * (1.0 + jnp.abs(previous)), tol)
+    return (change < tol) & (change >= -rounding)
+
+
 def run(algorithm: Algorithm, run_state: RunState, n_obs: Array, *, stop, tol) -> RunState:
     """Steps ``algorithm`` from ``run_state`` until ``keep_going`` fails (one restart)."""
     offsets = jnp.arange(algorithm.evaluations, dtype=jnp.int32)
@@ -101,7 +114,7 @@ def run(algorithm: Algorithm, run_state: RunState, n_obs: Array, *, stop, tol) -
     def body(run_state: RunState) -> RunState:
         state, info = algorithm.step(run_state.state)
         mean = info.objective / n_obs.astype(run_state.mean_log_likelihood.dtype)
-        converged = jnp.abs(mean - run_state.mean_log_likelihood) < tol
+        converged = met_tol(mean, run_state.mean_log_likelihood, tol)
         history = run_state.history.at[run_state.n_iter + offsets].set(info.trace, mode="drop")
         return RunState(state, mean, run_state.n_iter + algorithm.evaluations, converged, history)
 

@@ -100,7 +100,9 @@ def categorical_mixture(n_components: int, *, n_trials: int = 1, prior: Optional
         prior, n_components, lambda value: categorical.check_prior(value, n_components, None, "prior.components")
     )
     component = categorical.counts_component("probs", n_trials=n_trials, prior=component_prior)
-    return component_mixture(component, n_components, params_type=CategoricalMixtureParams, weights_prior=weights_prior)
+    model = component_mixture(component, n_components, params_type=CategoricalMixtureParams, weights_prior=weights_prior)
+    # large counts: log-densities without the float32 cancellation of the product form
+    return model._replace(log_joint=categorical.mixture_log_joint("probs"))
 
 
 @register_model("poisson_mixture")

@@ -139,6 +139,8 @@ def multinomial_hmm(
         initial_prior=initial,
         transition_prior=transition,
     )
+    # large counts: log emissions without the float32 cancellation of the product form
+    model = model._replace(log_joint=categorical.chain_log_joint(model.log_joint, "emission_probs"))
     if n_trials is None:
         model = model._replace(sample=_needs_n_trials)
     return model

@@ -5,7 +5,15 @@ may have different totals). Features ``[1, log multinomial coefficient, x]``,
 coefficients ``[0, 1, log p_k]``; M-step ``p_k ∝ Σ_n r_nk x_n + ε`` with the
 ``tiny_count`` pseudo-count ε, so no probability reaches 0. Exact zeros of the
 params are structural zeros: their coefficient is ``impossible_log`` (finite, so
-no ``0 · log 0``) and the M-step keeps them zero. Two components share
+no ``0 · log 0``) and the M-step keeps them zero.
+
+Large counts: the product ``[1, log multinomial coefficient, x] · [0, 1, log p_k]``
+cancels two terms of size ``n log n`` (a row of total ``n``), so its float32
+rounding grows like ``eps · n log n`` (hundreds of nats per row at ``n = 2**24``).
+Where the largest row total makes that matter (``needs_stable``), the
+log-densities are computed instead by ``stable_log_pmf``: the log-pmf at the
+row's own frequencies (from Stirling remainders) minus a sum of non-negative
+deviances, so nothing of size ``n log n`` is ever formed. Two components share
 the family: ``counts_component`` (``categorical_mixture``, rows of counts) and
 ``symbols_component`` (``categorical_hmm``, one symbol per step, one-hot encoded).
 """
@@ -22,7 +30,7 @@ from jaxem._src import sequences, validation
 from jaxem._src.base import Array
 from jaxem._src.display import params_repr
 from jaxem._src.component import Component, is_prepared, matrix_field
-from jaxem._src.expfam import ExpFamily, log_probabilities, ones_column, tiny_count
+from jaxem._src.expfam import ExpFamily, impossible_log, log_probabilities, ones_column, tiny_count
 from jaxem._src.families import dirichlet
 from jaxem._src.families.poisson import check_counts
 from jaxem._src.hmm import flat_dirichlet
@@ -231,3 +239,134 @@ def categorical_hmm_params(initial_probs, transition_matrix, emission_probs) -> 
     transition_matrix = validation.check_probabilities(transition_matrix, "transition_matrix", (k, k))
     dtype = jnp.result_type(initial_probs.dtype, transition_matrix.dtype, emission_probs.dtype)
     return CategoricalHMMParams(initial_probs.astype(dtype), transition_matrix.astype(dtype), emission_probs.astype(dtype))
+
+
+def stirling_remainder(m: Array) -> Array:
+    """``log Γ(m + 1) − (m log m − m + ½ log 2πm)`` for counts ``m >= 1``, without the
+    cancellation of the difference: the series ``1/12m − 1/360m³ + 1/1260m⁵`` above 8
+    (truncation below 3e-10), the difference itself (values below 20) up to 8."""
+    small = jnp.minimum(m, 8.0)
+    direct = jax.scipy.special.gammaln(small + 1.0) - (
+        small * jnp.log(small) - small + 0.5 * jnp.log(2.0 * jnp.pi * small)
+    )
+    large = jnp.maximum(m, 8.0)
+    inverse_square = 1.0 / (large * large)
+    series = (1.0 / 12.0 - inverse_square * (1.0 / 360.0 - inverse_square / 1260.0)) / large
+    return jnp.where(m > 8.0, series, direct)
+
+
+def log_pmf_at_frequencies(x: Array) -> Array:
+    """``[...]`` the multinomial log-pmf of counts ``x [..., S]`` at their own
+    frequencies ``x / n``: ``½ log 2πn + r(n) − Σ_{x_s > 0} (½ log 2πx_s + r(x_s))``
+    with ``r`` the Stirling remainder (0 for a row of zeros)."""
+    n = jnp.sum(x, axis=-1)
+    positive = x > 0
+    safe = jnp.where(positive, x, jnp.ones_like(x))
+    per_count = jnp.where(positive, 0.5 * jnp.log(2.0 * jnp.pi * safe) + stirling_remainder(safe), jnp.zeros_like(x))
+    safe_n = jnp.where(n > 0, n, jnp.ones_like(n))
+    whole = jnp.where(n > 0, 0.5 * jnp.log(2.0 * jnp.pi * safe_n) + stirling_remainder(safe_n), jnp.zeros_like(n))
+    return whole - jnp.sum(per_count, axis=-1)
+
+
+def compensated_excess(probs: Array) -> Array:
+    """``[K]`` ``Σ_s probs[k, s] − 1`` to about eps² (pairwise two-sum), since a row
+    total ``n`` multiplies it: float32 rows sum to 1 only within eps."""
+    total, error = probs, jnp.zeros_like(probs)
+    while total.shape[-1] > 1:
+        if total.shape[-1] % 2:
+            total = jnp.concatenate([total, jnp.zeros_like(total[:, :1])], axis=-1)
+            error = jnp.concatenate([error, jnp.zeros_like(error[:, :1])], axis=-1)
+        a, b = total[:, 0::2], total[:, 1::2]
+        s = a + b
+        b_virtual = s - a
+        rounding = (a - (s - b_virtual)) + (b - b_virtual)  # Knuth's two-sum: a + b = s + rounding exactly
+        total, error = s, error[:, 0::2] + error[:, 1::2] + rounding
+    return (total[:, 0] - 1.0) + error[:, 0]
+
+
+def stable_log_pmf(x: Array, probs: Array) -> Array:
+    """``[..., K]`` multinomial log-pmf of counts ``x [..., S]`` under each row of
+    ``probs [K, S]``, with rounding relative to the result rather than to ``n log n``.
+
+    With ``n = Σ_s x_s`` and ``μ_ks = n p_ks``,
+    ``log p(x | k) = log p(x | x/n) − Σ_s D(x_s, μ_ks) + n (Σ_s p_ks − 1)``, where
+    ``D(x, μ) = x log(x/μ) − x + μ >= 0`` (``= μ`` at ``x = 0``; ``impossible_log``
+    per count where a structural zero ``p = 0`` is observed).
+
+    Examples:
+      >>> from jaxem._src.families.categorical import stable_log_pmf
+      >>> x = jnp.array([[2.0, 1.0]])
+      >>> round(float(stable_log_pmf(x, jnp.array([[0.5, 0.5]]))[0, 0]), 6)   # log(3 / 8)
+      -0.980829
+    """
+    lead = x.shape[:-1]
+    rows = x.reshape(-1, x.shape[-1])
+    n = jnp.sum(rows, axis=-1, keepdims=True)
+    peak = log_pmf_at_frequencies(rows)
+    excess = compensated_excess(probs)
+    positive = rows > 0
+    safe_x = jnp.where(positive, rows, jnp.ones_like(rows))
+    impossible = -impossible_log(rows.dtype)
+
+    def deviances(p):  # p [S] -> [N]
+        mu = n * p[None, :]
+        excess_ratio = (mu - rows) / safe_x  # t = μ/x − 1; D = x (t − log(1 + t))
+        near = jnp.abs(excess_ratio) < 0.5
+        log_ratio = jnp.where(
+            near,
+            jnp.log1p(jnp.where(near, excess_ratio, jnp.zeros_like(excess_ratio))),
+            jnp.log(jnp.maximum(mu, jnp.finfo(rows.dtype).tiny)) - jnp.log(safe_x),
+        )
+        observed = jnp.where(p[None, :] > 0, safe_x * (excess_ratio - log_ratio), impossible * safe_x)
+        return jnp.sum(jnp.where(positive, observed, mu), axis=-1)
+
+    block = max(1, min(probs.shape[0], (1 << 24) // max(rows.size, 1)))
+    total = jax.lax.map(deviances, probs, batch_size=block)  # [K, N]
+    out = peak[:, None] - total.T + n * excess[None, :]
+    return out.reshape(lead + (probs.shape[0],))
+
+
+def needs_stable(x: Array) -> Array:
+    """Whether the largest row total of counts ``x [..., S]`` is large enough
+    (``> 2**-16 / eps``: 128 in float32) that the product form's rounding matters."""
+    limit = 2.0**-16 / float(jnp.finfo(x.dtype).eps)
+    return jnp.max(jnp.sum(x, axis=-1), initial=0.0) > limit
+
+
+def log_densities(field: str = "probs"):
+    """``(params, features) -> [..., K]``: the categorical log-densities of prepared
+    features, the product form for small counts and ``stable_log_pmf`` where
+    ``needs_stable`` (decided on the data, so the same for every restart)."""
+
+    def densities(params, features):
+        probs = getattr(params, field).astype(features.stats.dtype)
+        coefficients = categorical_family(field).coefficients(params, features)
+        return jax.lax.cond(
+            needs_stable(features.x),
+            lambda: stable_log_pmf(features.x, probs),
+            lambda: features.stats @ coefficients.T,
+        )
+
+    return densities
+
+
+def mixture_log_joint(field: str = "probs"):
+    """A categorical mixture's ``log_joint``: ``[N, K]`` log weights plus
+    ``log_densities`` (a padding row, all zeros, stays 0 + 0)."""
+    densities = log_densities(field)
+
+    def log_joint(params, features):
+        log_weights = jnp.log(params.weights).astype(features.stats.dtype)
+        return densities(params, features) + features.stats[:, :1] * log_weights[None, :]
+
+    return log_joint
+
+
+def chain_log_joint(log_joint, field: str = "emission_probs"):
+    """An HMM's ``log_joint`` with its emission table replaced by ``log_densities``."""
+    densities = log_densities(field)
+
+    def stable_log_joint(params, data):
+        return log_joint(params, data)._replace(log_emission=densities(params, data.features))
+
+    return stable_log_joint
