@@ -55,6 +55,7 @@ from jaxem._src.sharding import data_mesh, shard_rows
 from jaxem._src.sharding import shard_steps
 from jaxem._src.streaming import OnlineResult, fit_online, fit_streaming
 from jaxem._src.streaming import sequence_chunks
+from jaxem._src.differentiable import DifferentiableFit, fit_differentiable
 
 __version__ = "0.1.0"
 
@@ -141,4 +142,6 @@ __all__ = [
     "score_samples",
     "shard_rows",
     "viterbi",
+    "DifferentiableFit",
+    "fit_differentiable",
 ]

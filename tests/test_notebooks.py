@@ -22,7 +22,9 @@ def test_notebooks_are_committed_executed_with_small_outputs():
         "02_user_model",
         "03_composing",
         "04_hidden_markov_models",
+        "05_state_space",
         "06_more_models",
+        "07_differentiable",
     ]
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)

@@ -44,7 +44,10 @@ class ModelSpec(NamedTuple):
 
 def hashable(value):
     """Arrays, lists and tuples (recursively) as tuples, so that a value is hashable
-    (and can be written as JSON); NumPy/JAX scalars as Python numbers."""
+    (and can be written as JSON); NumPy/JAX scalars as Python numbers. A tracer
+    (an option being differentiated) is kept: the model is then not memoized."""
+    if isinstance(value, jax.core.Tracer):
+        return value
     if hasattr(value, "shape") and hasattr(value, "tolist"):
         value = value.tolist()
     if isinstance(value, (list, tuple)):
@@ -82,7 +85,10 @@ def register_model(name: str):
             options = tuple(sorted((k, hashable(v)) for k, v in bound.arguments.items()))
 
             def build_model():
-                return factory(*args, **kwargs)._replace(spec=ModelSpec(name, options))
+                model = factory(*args, **kwargs)
+                if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(options)):
+                    return model  # a traced option: a model of this trace only, which cannot be saved
+                return model._replace(spec=ModelSpec(name, options))
 
             return _built_once((name, typed(options)), build_model)
 

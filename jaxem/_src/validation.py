@@ -253,3 +253,15 @@ def prior_fields(prior, prior_type: type, name: str = "prior"):
             raise ValueError(f"{name}.{field} must be finite")
         fields.append(array)
     return prior_type(*fields)
+
+
+def check_nonnegative_hyperparameter(value, name: str):
+    """``check_nonnegative_float`` for a continuous hyperparameter that may be
+    traced (``jax.grad`` with respect to ``reg_covar``; ``jaxem.fit_differentiable``):
+    a concrete value is checked and returned as a float, a scalar tracer is returned
+    unchanged (its value cannot be checked)."""
+    if isinstance(value, jax.core.Tracer):
+        if jnp.shape(value) != () or not jnp.issubdtype(value.dtype, jnp.floating):
+            raise ValueError(f"{name} must be a non-negative number (a float scalar when traced), got {value!r}")
+        return value
+    return check_nonnegative_float(value, name)

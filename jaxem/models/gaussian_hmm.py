@@ -79,7 +79,7 @@ def gaussian_hmm(
     """
     n_states = validation.check_positive_int(n_states, "n_states")
     covariance = covariance_of(covariance_type)
-    reg_covar = validation.check_nonnegative_float(reg_covar, "reg_covar")
+    reg_covar = validation.check_nonnegative_hyperparameter(reg_covar, "reg_covar")
     if missing not in ("reject", "marginalize"):
         raise ValueError(f"missing must be 'reject' or 'marginalize', got {missing!r}")
     initial, transition, emissions = priors.check_hmm_prior(

@@ -75,7 +75,7 @@ def gaussian_mixture(
     """
     n_components = validation.check_positive_int(n_components, "n_components")
     covariance = covariance_of(covariance_type)
-    reg_covar = validation.check_nonnegative_float(reg_covar, "reg_covar")
+    reg_covar = validation.check_nonnegative_hyperparameter(reg_covar, "reg_covar")
     if init not in seeding.SEEDERS:
         raise ValueError(f"init must be one of {tuple(seeding.SEEDERS)}, got {init!r}")
     if missing not in ("reject", "marginalize"):

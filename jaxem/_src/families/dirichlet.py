@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -28,7 +29,13 @@ from jaxem._src.expfam import tiny_count
 
 def check_concentration(concentration, name: str, shape: Optional[tuple] = None) -> np.ndarray:
     """A Dirichlet concentration as float64 NumPy, checked finite and ``>= 1``, and
-    broadcastable to ``shape`` when given (``ValueError`` naming ``name``)."""
+    broadcastable to ``shape`` when given (``ValueError`` naming ``name``). A traced
+    concentration (differentiated, ``jaxem.fit_differentiable``) is returned
+    unchanged after its shape check: its values cannot be checked."""
+    if isinstance(concentration, jax.core.Tracer):
+        if shape is not None and jnp.broadcast_shapes(jnp.shape(concentration), shape) != tuple(shape):
+            raise ValueError(f"{name} has shape {jnp.shape(concentration)}, which does not broadcast to {shape}")
+        return concentration
     try:
         value = np.asarray(concentration, dtype=np.float64)
     except (TypeError, ValueError):
