@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxem._src import expfam
-from jaxem._src import seeding
+from jaxem._src import seeding, sequence_buckets
 from jaxem._src import sequences as seqs_lib
 from jaxem._src import validation
 from jaxem._src.base import AdditiveMStep, Array, Model
@@ -273,6 +273,9 @@ def component_hmm(
             params = component.init_states(emission_key, data.features, data.lengths, params)
         initial, transition = random_chain(transition_key, n_states, dtype, mask)
         return params._replace(initial_probs=initial, transition_matrix=transition)
+
+    if component.init_states is None:  # the k-means start follows the lengths: padding may be added
+        init = sequence_buckets.skips_empty_sequences(init)
 
     def check(data, params=None):
         if isinstance(data, ChainData):

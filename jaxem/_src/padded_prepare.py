@@ -15,8 +15,8 @@ that takes the number of real rows ``n`` as an argument:
 So ``prepare_padded(model, x, w)`` equals ``pad_rows(model, model.prepare(x), w)``
 up to the order of the sums (float rounding). It applies to Gaussian mixtures
 (``jaxem.models.gaussian_mixture`` without missing values or a prior), whose
-preparation depends on all rows; ``masked_standardization`` is also what a padded
-Gaussian HMM batch needs (``sequence_buckets.py``).
+preparation depends on all rows; any other model's data is prepared, then padded
+(``buckets.pad_rows``; an HMM's batch by ``sequence_buckets.pad_sequences``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxem._src import buckets, validation
+from jaxem._src import buckets, sequence_buckets, validation
 from jaxem._src.base import Array, Model
 from jaxem._src.families.covariance import Covariance, covariance_of
 from jaxem._src.families.gaussian import GaussianFeatures, _power_of_two_below, feature_rows
@@ -42,7 +42,7 @@ def masked_standardization(flat: Array, present: Array, covariance: Covariance):
       >>> from jaxem._src.families.covariance import covariance_of
       >>> x = jnp.array([[1.0, 10.0], [3.0, 30.0], [0.0, 0.0]])       # last row: padding
       >>> unit, shift, spread = masked_standardization(x, jnp.array([True, True, False]), covariance_of("diag"))
-      >>> np.asarray(shift * unit).tolist(), np.asarray(spread * unit).tolist()
+      >>> np.round(shift * unit, 6).tolist(), np.round(spread * unit, 6).tolist()   # of the first two rows
       ([2.0, 20.0], [1.0, 10.0])
     """
     rows = jnp.sum(present.astype(jnp.int32)).astype(flat.dtype)
@@ -97,17 +97,24 @@ def prepare_padded(model: Model, data, sample_weight):
     """
     covariance = _covariance(model)
     if covariance is None or not _host_rows(data):
-        return buckets.pad_rows(model, model.prepare(data), sample_weight)
+        return _prepare_then_pad(model, data, sample_weight)
     x = np.asarray(data)
     x = x.astype(jax.dtypes.canonicalize_dtype(x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64))
     n = x.shape[0]
     if not buckets.model_can_pad(model) or n > buckets.MAX_BUCKETED_ROWS:
-        return buckets.pad_rows(model, model.prepare(data), sample_weight)
+        return _prepare_then_pad(model, data, sample_weight)
     extra = buckets.bucket_size(n) - n
     weights = np.ones((n,), x.dtype) if sample_weight is None else sample_weight
     padded = jax.device_put(np.pad(x, [(0, extra), (0, 0)]))
     features = padded_gaussian_features(padded, np.int32(n), covariance)
     return features, buckets._pad(weights, extra)
+
+
+def _prepare_then_pad(model: Model, data, sample_weight):
+    """Prepared, then padded: mixture rows (``buckets.pad_rows``) or HMM
+    sequences and steps (``sequence_buckets.pad_sequences``), where they apply."""
+    data, sample_weight = buckets.pad_rows(model, model.prepare(data), sample_weight)
+    return sequence_buckets.pad_sequences(model, data, sample_weight)
 
 
 def _host_rows(data) -> bool:
