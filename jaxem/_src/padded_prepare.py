@@ -118,8 +118,12 @@ def _prepare_then_pad(model: Model, data, sample_weight):
 
 
 def _host_rows(data) -> bool:
-    """Whether ``data`` is a concrete ``[N, D]`` array of numbers (not features, not traced)."""
+    """Whether ``data`` is a concrete ``[N, D]`` array of numbers on one device (not
+    features, not traced, not sharded: those are prepared as they are)."""
     if isinstance(data, tuple) or not validation.is_concrete(data):
+        return False
+    sharding = getattr(data, "sharding", None)
+    if sharding is not None and len(sharding.device_set) > 1:
         return False
     return hasattr(data, "shape") and len(data.shape) == 2 and hasattr(data, "dtype") and (
         np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.bool_)
