@@ -44,9 +44,10 @@ def test_masked_standardization_ignores_padding_values(faithful):
     x = faithful[:50]
     junk = np.concatenate([x, np.full((14, 2), 1e6)])  # padding rows of any value
     present = np.arange(64) < 50
+    standardization = jax.jit(padded_prepare.masked_standardization, static_argnums=2)  # not op by op
     for covariance in map(covariance_of, COVARIANCES):
-        alone = padded_prepare.masked_standardization(x, np.ones(50, bool), covariance)
-        padded = padded_prepare.masked_standardization(junk, present, covariance)
+        alone = standardization(x, np.ones(50, bool), covariance)
+        padded = standardization(junk, present, covariance)
         for a, b in zip(alone, padded):
             np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-12)
         # and the one-shot standardization of the rows alone, as prepare computes it
@@ -76,6 +77,7 @@ def test_a_new_n_in_the_bucket_compiles_nothing_float32(faithful):
     assert result.log_likelihood.dtype == np.float32
 
 
+@pytest.mark.slow  # test_buckets.py's padded-equals-unpadded tests take this path by default
 def test_padded_fit_equals_unpadded_fit(faithful):
     """The whole fit through the padded preparation: the same as the compiled
     loop on the real rows alone (test_buckets.py's reference)."""
