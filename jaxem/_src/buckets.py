@@ -66,20 +66,26 @@ def bucket_size(n: int) -> int:
 def can_pad(model: Model, data) -> bool:
     """Whether ``pad_rows`` applies: an additive (exponential-family) M-step,
     unchunked, an ``init`` that skips padding rows, data on one device."""
-    additive = model.additive
-    if additive is None or additive.chunk_size is not None or model.init not in _SKIPS_PADDING:
+    if not model_can_pad(model):
         return False
     for leaf in jax.tree_util.tree_leaves(data):
         sharding = getattr(leaf, "sharding", None)
         if sharding is not None and len(sharding.device_set) > 1:
             return False
-    return additive.n_rows(data) <= MAX_BUCKETED_ROWS
+    return model.additive.n_rows(data) <= MAX_BUCKETED_ROWS
+
+
+def model_can_pad(model: Model) -> bool:
+    """The model's part of ``can_pad``: an unchunked additive M-step and an
+    ``init`` that skips padding rows."""
+    additive = model.additive
+    return additive is not None and additive.chunk_size is None and model.init in _SKIPS_PADDING
 
 
 def _pad(leaf, extra: int):
     widths = [(0, extra)] + [(0, 0)] * (leaf.ndim - 1)
     if validation.is_concrete(leaf):  # on the host: no program compiled per N
-        return jnp.asarray(np.pad(np.asarray(leaf), widths))
+        return jax.device_put(np.pad(np.asarray(leaf), widths))
     return jnp.pad(leaf, widths)
 
 
@@ -104,6 +110,6 @@ def pad_rows(model: Model, data, sample_weight):
     if sample_weight is None:  # also when extra == 0: the same program as the padded sizes
         sample_weight = np.ones((n,), float_dtype(data))
     if extra == 0:
-        return data, jnp.asarray(sample_weight)
+        return data, jax.device_put(sample_weight)
     padded = data._replace(**{name: _pad(getattr(data, name), extra) for name in additive.per_row})
     return padded, _pad(sample_weight, extra)

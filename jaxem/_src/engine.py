@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxem._src import algorithms, buckets, chunking, convergence, loop, validation
+from jaxem._src import algorithms, chunking, convergence, loop, validation
+from jaxem._src import padded_prepare
 from jaxem._src import progress as progress_lib
 from jaxem._src import update as update_lib
 from jaxem._src.base import Array, Model, Params
@@ -267,15 +268,14 @@ def fit(
         check_restarts(model, data, init_params)
     update_lib.check_has_m_step(model)
     model = chunking.with_chunk_size(model, chunk_size, data)
-    data = model.prepare(data)
-    data, sample_weight = buckets.pad_rows(model, data, sample_weight)  # one program for many N
+    data, sample_weight = padded_prepare.prepare_padded(model, data, sample_weight)  # one program per bucket
     dtype = float_dtype(data)
     if init_params is not None:  # the loop carries params in the data's dtype
         init_params = jax.tree_util.tree_map(
             lambda leaf: leaf.astype(dtype) if jnp.issubdtype(leaf.dtype, jnp.floating) else leaf,
             jax.tree_util.tree_map(jnp.asarray, init_params),
         )
-    tol = jnp.asarray(tol, dtype)
+    tol = np.asarray(tol, dtype)  # a NumPy scalar: no program compiled to convert it
     statics = dict(make_algorithm=make_algorithm, max_iter=max_iter)
     if progress is not False and progress is not None:
         result = progress_lib.fit_with_reports(model, data, keys, init_params, sample_weight, tol, progress=progress, **statics)

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxem._src import expfam
+from jaxem._src import seeding, sequence_buckets
 from jaxem._src import sequences as seqs_lib
 from jaxem._src import validation
 from jaxem._src.base import AdditiveMStep, Array, Model
@@ -168,12 +169,7 @@ def draw_index(key: Array, weights: Array) -> Array:
     """An index drawn with probability proportional to ``weights [N]`` (``>= 0``,
     not all 0) by inverting their cumulative sum at one uniform number: entries
     of weight 0 are never drawn and do not change the draw among the others."""
-    cumulative = jnp.cumsum(weights)
-    u = jax.random.uniform(key, (), weights.dtype) * cumulative[-1]
-    index = jnp.sum((cumulative <= u).astype(jnp.int32))
-    # u may round up to the total: take the last entry of positive weight
-    last = weights.shape[0] - 1 - jnp.argmax(weights[::-1] > 0)
-    return jnp.minimum(index, last)
+    return seeding.draw_weighted(weights, jax.random.uniform(key, (), weights.dtype))
 
 
 def kmeans_init_states(key: Array, features, lengths: Array, template, family: ExpFamily, n_states: int):
@@ -277,6 +273,9 @@ def component_hmm(
             params = component.init_states(emission_key, data.features, data.lengths, params)
         initial, transition = random_chain(transition_key, n_states, dtype, mask)
         return params._replace(initial_probs=initial, transition_matrix=transition)
+
+    if component.init_states is None:  # the k-means start follows the lengths: padding may be added
+        init = sequence_buckets.skips_empty_sequences(init)
 
     def check(data, params=None):
         if isinstance(data, ChainData):

@@ -265,7 +265,7 @@ def fit_with_reports(model: Model, data, keys, init_params, sample_weight, tol, 
     while done < max_iter:
         done = min(done + every, max_iter)
         run_states, summary, best_params = _advance(
-            model, data, run_states, sample_weight, tol, jnp.asarray(done, jnp.int32), max_iter=max_iter, **statics
+            model, data, run_states, sample_weight, tol, np.int32(done), max_iter=max_iter, **statics
         )
         iteration, best_log_likelihood, n_converged, n_stopped, change = jax.device_get(summary)
         compiling = _CompileClock.total - compile_start

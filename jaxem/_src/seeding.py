@@ -24,13 +24,16 @@ def _squared_distances(x: Array, centre: Array) -> Array:
     return jnp.sum(diff * diff, axis=1)
 
 
-def _logits_or_uniform(nearest: Array, present: Array) -> Array:
-    """Log of the squared distances (``-inf`` for chosen points and padding), or
-    uniform over the present rows when every point coincides with a centre."""
-    usable = present & (nearest > 0)
-    safe = jnp.where(usable, nearest, jnp.ones_like(nearest))
-    uniform = jnp.where(present, jnp.zeros_like(nearest), jnp.full_like(nearest, -jnp.inf))
-    return jnp.where(jnp.any(usable), jnp.where(usable, jnp.log(safe), -jnp.inf), uniform)
+def draw_weighted(weights: Array, u: Array) -> Array:
+    """The index of a row drawn with probability proportional to ``weights [N]``
+    (non-negative, not all zero) by inverting their cumulative sum at ``u`` in
+    [0, 1): the first row whose cumulative weight exceeds ``u`` times the total.
+    A row of weight 0 is never drawn (its cumulative weight equals the one
+    before it); rounding past the total gives the last row of positive weight."""
+    cumulative = jnp.cumsum(weights)
+    index = jnp.sum((cumulative <= u * cumulative[-1]).astype(jnp.int32))
+    last = weights.shape[0] - 1 - jnp.argmax((weights > 0)[::-1])
+    return jnp.minimum(index, last)
 
 
 def _present(x: Array, present) -> Array:
@@ -48,23 +51,36 @@ def kmeans_plus_plus(key: Array, x: Array, n_components: int, present=None) -> A
 
     Returns:
       ``[K, D]`` centres: the first drawn uniformly, each next one with probability
-      proportional to its squared distance to the nearest centre chosen so far.
+      proportional to its squared distance to the nearest centre chosen so far
+      (uniformly among the present rows when every row coincides with a centre).
+
+    One uniform number per centre is drawn up front (``u [K]``) and each centre is
+    the inverse of the cumulative weights at its ``u``: a small program (no random
+    bits per row), and, the draws of ``K`` being the first ``K`` of ``K + 1``
+    (partitionable threefry), the centres for ``K`` are the first ``K`` of those
+    for ``K + 1``.
+
+    Examples:
+      >>> x = jnp.array([[0.0], [0.1], [5.0], [5.1]])
+      >>> centres = kmeans_plus_plus(jax.random.key(0), x, 2)
+      >>> centres.shape, bool(jnp.all(jnp.isin(centres, x)))
+      ((2, 1), True)
     """
     present = _present(x, present)
-    n = jnp.sum(present.astype(jnp.int32))
-    first_key, key = jax.random.split(key)
-    first = x[jax.random.randint(first_key, (), 0, n)]
+    uniforms = jax.random.uniform(key, (n_components,), x.dtype)
+    some = present.astype(x.dtype)
+    first = x[draw_weighted(some, uniforms[0])]
     centres = jnp.zeros((n_components, x.shape[1]), x.dtype).at[0].set(first)
     nearest = _squared_distances(x, first)
 
     def add_centre(i, carry):
-        centres, nearest, key = carry
-        key, sub = jax.random.split(key)
-        centre = x[jax.random.categorical(sub, _logits_or_uniform(nearest, present))]
-        centres = centres.at[i].set(centre)
-        return centres, jnp.minimum(nearest, _squared_distances(x, centre)), key
+        centres, nearest = carry
+        weights = jnp.where(present, nearest, jnp.zeros_like(nearest))
+        weights = jnp.where(jnp.any(weights > 0), weights, some)  # all rows on centres: uniform
+        centre = x[draw_weighted(weights, uniforms[i])]
+        return centres.at[i].set(centre), jnp.minimum(nearest, _squared_distances(x, centre))
 
-    centres, _, _ = jax.lax.fori_loop(1, n_components, add_centre, (centres, nearest, key))
+    centres, _ = jax.lax.fori_loop(1, n_components, add_centre, (centres, nearest))
     return centres
 
 

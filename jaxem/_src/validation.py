@@ -129,7 +129,12 @@ def check_n_components(n_components: int, n: int, name: str = "x") -> None:
 
 def to_float(x) -> jax.Array:
     """``x`` as a floating array (jit-safe): integers and booleans become the default
-    float dtype, floating arrays are unchanged."""
+    float dtype, floating arrays are unchanged. A NumPy array is converted on the
+    host and transferred (``jnp.asarray`` of it compiles a small program per shape)."""
+    if isinstance(x, np.ndarray) and x.dtype != object:
+        if not np.issubdtype(x.dtype, np.floating):
+            x = x.astype(jax.dtypes.canonicalize_dtype(np.float64))
+        return jax.device_put(x)
     x = jnp.asarray(x)
     if jnp.issubdtype(x.dtype, jnp.floating):
         return x
