@@ -317,6 +317,8 @@ def _sweep_command(args, table, x) -> int:
 
     if args.init:
         raise ValueError("--init starts one model; give one value of --components with it")
+    if args.missing == "marginalize":
+        raise ValueError("--missing marginalize fits one model at a time; give one value of --components with it")
     models = [_mixture(args, k) for k in args.components]
     sweep = jaxem.fit_models(models, x, key=jax.random.key(args.seed), n_restarts=args.restarts,
                              max_iter=args.max_iter, tol=args.tol)
