@@ -62,6 +62,7 @@ from jaxem._src.families.covariance import COVARIANCE_TYPES, covariance_of, cova
 from jaxem._src.families.gaussian import GaussianHMMParams
 from jaxem._src.families.poisson import PoissonHMMParams
 from jaxem._src.families.gmm import GMMHMMParams, gmm_hmm_covariances
+from jaxem._src.gmm_hmm import state_potentials
 from jaxem._src.hmm import component_hmm, masked_kmeans, random_chain
 from jaxem._src.hmmlearn_m_step import HmmlearnPrior, gmm_prior_defaults, hmmlearn_m_step
 from jaxem._src.registry import hashable, memoized
@@ -167,6 +168,8 @@ def _path_log_probability(model, params, data, paths):
     """``log p(x, z)`` of the state paths ``[B, T]`` (``-1`` past each length), summed."""
     data = model.prepare(data)
     potentials = model.log_joint(params, data)
+    if potentials.log_emission.ndim == 4:  # mixture emissions [B, T, K, M]: the state's density
+        potentials = state_potentials(potentials)
     mask = step_mask(data.lengths, paths.shape[1])
     z = jnp.where(mask, paths, 0)
     emission = jnp.take_along_axis(potentials.log_emission, z[..., None], axis=-1)[..., 0]

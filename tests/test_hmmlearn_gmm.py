@@ -39,7 +39,8 @@ def _pair(covariance_type, **kwargs):
     "covariance_type, params, priors",
     [("diag", "stmcw", True), *(pytest.param(c, p, q, marks=pytest.mark.slow)
                                 for c in ("full", "tied", "spherical", "diag")
-                                for p, q in (("stmcw", True), ("mw", False), ("c", False)))],
+                                for p, q in (("stmcw", True), ("mw", False), ("c", False))
+                                if (c, p) != ("diag", "stmcw"))],
 )
 def test_one_iteration_matches_hmmlearn(covariance_type, params, priors):
     ref, est = _pair(covariance_type, params=params, n_iter=1, **(PRIORS if priors else {}))
@@ -60,8 +61,7 @@ def test_one_iteration_matches_hmmlearn(covariance_type, params, priors):
 def test_fit_from_own_starts_is_monotone_and_recovers_the_states():
     ref, _ = _pair("diag")
     x, states = ref.sample(300, random_state=np.random.RandomState(2))
-    est = ours.GMMHMM(3, n_mix=2, n_iter=30, tol=1e-6, random_state=0)
-    est.fit(x)
+    est = ours.GMMHMM(3, n_mix=2, n_iter=30, tol=1e-6, random_state=0, n_init=3).fit(x)
     history = np.asarray(est.monitor_.history)
     assert np.all(np.diff(history) >= -1e-8 * np.abs(history[1:]))
     assert est.weights_.shape == (3, 2) and est.means_.shape == (3, 2, 2) and est.covars_.shape == (3, 2, 2)
@@ -73,8 +73,7 @@ def test_fit_from_own_starts_is_monotone_and_recovers_the_states():
     assert table.max(axis=1).sum() >= 0.95 * len(x)
     # hmmlearn's own starts reach a log-likelihood no better than ours (best of its 3 seeds vs our 3 starts)
     theirs = max(reference.GMMHMM(3, n_mix=2, n_iter=30, tol=1e-6, random_state=s).fit(x).score(x) for s in range(3))
-    ours_best = ours.GMMHMM(3, n_mix=2, n_iter=30, tol=1e-6, random_state=0, n_init=3).fit(x).score(x)
-    assert ours_best >= theirs - 1e-3 * len(x)
+    assert est.score(x) >= theirs - 1e-3 * len(x)
 
 
 def test_errors_name_the_attribute():
