@@ -53,8 +53,8 @@ class HmmlearnPrior(NamedTuple):
       means_weight: ``means_weight`` (Gaussian).
       covars: ``covars_prior`` (Gaussian), hmmlearn's shape for the type.
       covars_weight: ``covars_weight`` (Gaussian).
-    weights: ``weights_prior`` (GMM-HMM): Dirichlet concentrations of each
-      state's mixture weights.
+      weights: ``weights_prior`` (GMM-HMM): Dirichlet concentrations of each
+        state's mixture weights.
     """
 
     startprob: Any = 1.0
