@@ -35,9 +35,11 @@ import peer_suite  # noqa: E402  (the harnesses' shared runner and report)
 
 # CI fails below this pass count. Measured on 2026-12-02 (hmmlearn 0.3.3, run by class on
 # the loaded machine): categorical, Poisson, multinomial 50 of 50; Gaussian diagonal 26 of 26,
-# spherical + full 49 of 50 (the known failure); tied (22) not run to the end; the GMM-HMM
-# tests fail (no GMMHMM yet). 148 tests outside GMM-HMM: 140 leaves a margin of 7.
-MIN_PASSED = 140
+# spherical + full 49 of 50 (the known failure); tied (22) not run to the end. 148 tests outside
+# GMM-HMM: 140 leaves a margin of 7. GMM-HMM files (branch drop2, 2026-12-02, -k gmm_hmm):
+# 83 passed, 6 failed (the known failure below), 15 xfailed as hmmlearn marks them; so
+# 140 + 83 = 223, less a margin of 8.
+MIN_PASSED = 215
 
 SUITE = (
     "test_gaussian_hmm.py",
@@ -55,15 +57,20 @@ IMPORTS = {
 }
 PACKAGE = "jaxem_hmmlearn_suite"
 
-# Tests of hmmlearn that jaxem's estimators fail by design, with why (keyed by
+# Tests of hmmlearn that jaxem's estimators fail, with why: by design, or measured and not yet fixed (keyed by
 # ``Class::test`` or ``test`` without parameters).
 KNOWN_FAILURES: dict[str, str] = {
     "TestGaussianHMMWithSphericalCovars::test_underflow_from_scaling": (
         "expects implementation='scaling' to raise ValueError on an outlier that underflows hmmlearn's scaled "
         "forward pass; jaxem's forward pass is always in log space, so it fits instead"
     ),
+    "test_gmmhmm_multi_sequence_fit_invariant_to_sequence_ordering": (
+        "fails for spherical, tied and full (diag passes), both implementations: hmmlearn's float32 "
+        "issue-410 data fit from each of the 6 orderings of its 3 sequences must give scores within "
+        "rtol 5e-3 under a strict monitor; cause not analysed yet (suspect: jaxem's one k-means run "
+        "per start depends on the order of the pooled steps, hmmlearn's KMeans takes the best of 10)"
+    ),
 }
-GMM_REASON = "GMMHMM: no jaxem Gaussian-mixture-emission HMM family yet (GMMHMM raises NotImplementedError)"
 
 
 
@@ -93,8 +100,6 @@ def known_reason(node: str) -> str | None:
     """The recorded reason for a failing node ``.../test_x.py::Class::test[params]``, or ``None``."""
     file, _, rest = node.partition("::")
     rest = re.sub(r"\[.*\]$", "", rest)
-    if "gmm_hmm" in file:
-        return GMM_REASON
     return KNOWN_FAILURES.get(rest) or KNOWN_FAILURES.get(rest.split("::")[-1])
 
 
