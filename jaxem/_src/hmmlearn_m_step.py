@@ -17,7 +17,12 @@ initial counts ``[K]``, transition counts ``[K, K]`` and smoothed marginals
 * Gaussian means and covariances: the normal / inverse-gamma (diag, spherical) /
   inverse-Wishart (full, tied) MAP updates with ``means_prior``, ``means_weight``,
   ``covars_prior``, ``covars_weight``, in the standardized coordinates of the
-  prepared features and mapped back exactly (the updates are affine-equivariant).
+  prepared features and mapped back exactly (the updates are affine-equivariant);
+* Gaussian-mixture emissions (GMM-HMM): hmmlearn's ``GMMHMM`` updates, in data
+  units: weights ``∝ max(weights_prior - 1 + n_km, 0)``, means
+  ``(means_weight μ0 + Σ γ x) / (means_weight + n_km)``, and covariances from the
+  scatter around the *current* means (hmmlearn's statistics are gathered in its
+  E-step, before the means move) plus its prior terms, over its denominators.
 
 ``hmmlearn_m_step(kind, letters, prior, covariance_type)`` returns the function;
 ``prior`` is a ``HmmlearnPrior`` of nested tuples (hashable: it is closed over
@@ -48,6 +53,8 @@ class HmmlearnPrior(NamedTuple):
       means_weight: ``means_weight`` (Gaussian).
       covars: ``covars_prior`` (Gaussian), hmmlearn's shape for the type.
       covars_weight: ``covars_weight`` (Gaussian).
+      weights: ``weights_prior`` (GMM-HMM): Dirichlet concentrations of each
+        state's mixture weights.
     """
 
     startprob: Any = 1.0
@@ -58,6 +65,7 @@ class HmmlearnPrior(NamedTuple):
     means_weight: Any = 0.0
     covars: Any = 1e-2
     covars_weight: Any = 1.0
+    weights: Any = 1.0
 
 
 def map_probabilities(counts: Array, concentration, current: Array) -> Array:
@@ -171,14 +179,101 @@ def _gaussian_update(covariance_type: str):
     return update
 
 
+def gmm_prior_defaults(covariance_type: str, n_mix: int, n_features: int) -> tuple:
+    """hmmlearn's ``GMMHMM`` defaults ``(covars_prior, covars_weight)`` for the type
+    (used where the user leaves them ``None``): with them every covariance is the
+    plain weighted scatter (diag, full, tied)."""
+    return {
+        "full": (0.0, -(1.0 + n_features + 1.0)),
+        "tied": (0.0, -(n_mix + n_features + 1.0)),
+        "diag": (-1.5, 0.0),
+        "spherical": (-(n_mix + 2.0) / 2.0, 0.0),
+    }[covariance_type]
+
+
+def _gmm_update(covariance_type: str):
+    """hmmlearn 0.3.3's ``GMMHMM`` M-step of ``weights``, ``means`` and
+    ``precisions_cholesky`` (letters ``w m c``), from the joint posterior
+    ``p(z_t = k, m_t = m | x) [B, T, K, M]`` (the gradient of the log-partition)."""
+    covariance = covariance_of(covariance_type)
+
+    def update(data, posterior, params, letters, prior):
+        if not set(letters) & set("wmc"):
+            return {}
+        features = data.features
+        dtype = features.x.dtype
+        x = features.x * features.scale[None, None, :] + features.shift[None, None, :]  # [B, T, D], data units
+        k, m, d = params.means.shape
+        gamma = posterior.log_emission.astype(dtype)  # [B, T, K, M], zero on padding
+        counts = jnp.sum(gamma, axis=(0, 1))  # [K, M]
+        updates = {}
+        if "w" in letters:
+            weights_prior = jnp.broadcast_to(jnp.asarray(prior.weights, dtype), (k, m))
+            updates["weights"] = map_probabilities(counts, weights_prior, params.weights.astype(dtype))
+        old_means = params.means.astype(dtype)
+        means = old_means
+        lam = jnp.broadcast_to(jnp.asarray(prior.means_weight, dtype), (k, m))
+        mu0 = jnp.broadcast_to(jnp.asarray(prior.means, dtype), (k, m, d))
+        if "m" in letters:
+            numerator = lam[..., None] * mu0 + jnp.einsum("btkm,btd->kmd", gamma, x)
+            denominator = (counts + lam)[..., None]
+            means = jnp.where(denominator > 0, numerator / jnp.where(denominator > 0, denominator, 1.0), old_means)
+            updates["means"] = means
+        if "c" in letters:
+            centred = x[:, :, None, None, :] - old_means[None, None]  # [B, T, K, M, D] around the current means
+            shift = means - mu0
+            psi = jnp.asarray(prior.covars, dtype)
+            nu = jnp.asarray(prior.covars_weight, dtype)
+            if covariance_type == "full":
+                scatter = jnp.einsum("btkm,btkmd,btkme->kmde", gamma, centred, centred)
+                psi = jnp.swapaxes(jnp.broadcast_to(psi, (k, m, d, d)), -1, -2)
+                numerator = psi + lam[..., None, None] * shift[..., :, None] * shift[..., None, :] + scatter
+                denominator = (counts + 1.0 + jnp.broadcast_to(nu, (k, m)) + d + 1.0)[..., None, None]
+            elif covariance_type == "tied":
+                scatter = jnp.einsum("btkm,btkmd,btkme->kde", gamma, centred, centred)
+                psi = jnp.swapaxes(jnp.broadcast_to(psi, (k, d, d)), -1, -2)
+                numerator = psi + jnp.einsum("km,kmd,kme->kde", lam, shift, shift) + scatter
+                denominator = (jnp.sum(counts, axis=1) + m + jnp.broadcast_to(nu, (k,)) + d + 1.0)[:, None, None]
+            elif covariance_type == "diag":
+                scatter = jnp.einsum("btkm,btkmd->kmd", gamma, centred * centred)
+                numerator = lam[..., None] * shift**2 + 2.0 * jnp.broadcast_to(nu, (k, m, d)) + scatter
+                denominator = counts[..., None] + 1.0 + 2.0 * (jnp.broadcast_to(psi, (k, m, d)) + 1.0)
+            else:
+                scatter = jnp.einsum("btkm,btkm->km", gamma, jnp.sum(centred * centred, axis=-1))
+                numerator = lam * jnp.sum(shift * shift, axis=-1) + 2.0 * jnp.broadcast_to(nu, (k, m)) + scatter
+                denominator = d * (counts + 1.0) + 2.0 * (jnp.broadcast_to(psi, (k, m)) + 1.0)
+            covariances = numerator / jnp.where(denominator > 0, denominator, 1.0)
+            if covariance_type in ("diag", "spherical"):
+                covariances = jnp.maximum(covariances, jnp.finfo(dtype).tiny)
+            else:
+                covariances = 0.5 * (covariances + jnp.swapaxes(covariances, -1, -2))
+            factor = covariance.factor_from_covariances(covariances)
+            # a state or component without mass (denominator <= 0) keeps its covariance (hmmlearn's is NaN)
+            keep = jnp.broadcast_to(denominator <= 0, covariances.shape)
+            if covariance_type in ("full", "tied"):
+                keep = jnp.all(keep, axis=(-2, -1), keepdims=True)
+            updates["precisions_cholesky"] = jnp.where(keep, params.precisions_cholesky.astype(dtype), factor)
+        return {name: value.astype(getattr(params, name).dtype) for name, value in updates.items()}
+
+    return update
+
+
 _EMISSION_UPDATES = {"categorical": _categorical_update, "multinomial": _categorical_update, "poisson": _poisson_update}
+
+
+def _emission_update(kind: str, covariance_type: str):
+    if kind == "gaussian":
+        return _gaussian_update(covariance_type)
+    if kind == "gmm":
+        return _gmm_update(covariance_type)
+    return _EMISSION_UPDATES[kind]
 
 
 def hmmlearn_m_step(kind: str, letters: str, prior: HmmlearnPrior, covariance_type: str = "diag"):
     """hmmlearn's M-step for the HMM ``kind`` (``"gaussian"``, ``"categorical"``,
-    ``"multinomial"``, ``"poisson"``) updating only the parameters named by
+    ``"multinomial"``, ``"poisson"``, ``"gmm"``) updating only the parameters named by
     ``letters`` (hmmlearn's ``params``), as ``m_step(data, posterior, params)``."""
-    emission = _gaussian_update(covariance_type) if kind == "gaussian" else _EMISSION_UPDATES[kind]
+    emission = _emission_update(kind, covariance_type)
 
     def m_step(data, posterior, params):
         updates = _chain_update(posterior, params, letters, prior)

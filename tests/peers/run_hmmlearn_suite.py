@@ -23,24 +23,23 @@ exit status 1 when fewer than ``N`` tests pass (default: ``MIN_PASSED``), else 0
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import hmmlearn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_sklearn_suite import _RESULT, _failure_reasons  # noqa: E402  (the same pytest summary parsing)
+import peer_suite  # noqa: E402  (the harnesses' shared runner and report)
 
 # CI fails below this pass count. Measured on 2026-12-02 (hmmlearn 0.3.3, run by class on
 # the loaded machine): categorical, Poisson, multinomial 50 of 50; Gaussian diagonal 26 of 26,
-# spherical + full 49 of 50 (the known failure); tied (22) not run to the end; the GMM-HMM
-# tests fail (no GMMHMM yet). 148 tests outside GMM-HMM: 140 leaves a margin of 7.
-MIN_PASSED = 140
+# spherical + full 49 of 50 (the known failure); tied (22) not run to the end. 148 tests outside
+# GMM-HMM: 140 leaves a margin of 7. GMM-HMM files (branch drop2, 2026-12-02, -k gmm_hmm):
+# 83 passed, 6 failed (the known failure below), 15 xfailed as hmmlearn marks them; so
+# 140 + 83 = 223, less a margin of 8.
+MIN_PASSED = 215
 
 SUITE = (
     "test_gaussian_hmm.py",
@@ -58,15 +57,20 @@ IMPORTS = {
 }
 PACKAGE = "jaxem_hmmlearn_suite"
 
-# Tests of hmmlearn that jaxem's estimators fail by design, with why (keyed by
+# Tests of hmmlearn that jaxem's estimators fail, with why: by design, or measured and not yet fixed (keyed by
 # ``Class::test`` or ``test`` without parameters).
 KNOWN_FAILURES: dict[str, str] = {
     "TestGaussianHMMWithSphericalCovars::test_underflow_from_scaling": (
         "expects implementation='scaling' to raise ValueError on an outlier that underflows hmmlearn's scaled "
         "forward pass; jaxem's forward pass is always in log space, so it fits instead"
     ),
+    "test_gmmhmm_multi_sequence_fit_invariant_to_sequence_ordering": (
+        "fails for spherical, tied and full (diag passes), both implementations: hmmlearn's float32 "
+        "issue-410 data fit from each of the 6 orderings of its 3 sequences must give scores within "
+        "rtol 5e-3 under a strict monitor; cause not analysed yet (suspect: jaxem's one k-means run "
+        "per start depends on the order of the pooled steps, hmmlearn's KMeans takes the best of 10)"
+    ),
 }
-GMM_REASON = "GMMHMM: no jaxem Gaussian-mixture-emission HMM family yet (GMMHMM raises NotImplementedError)"
 
 
 
@@ -85,64 +89,27 @@ def suite_files() -> dict[str, str]:
 
 def run_suite(extra_args: list[str] | None = None) -> dict:
     """Runs the rewritten suite; returns ``{"passed", "failed", "xfailed", "skipped": [nodes], "reasons": {}}``."""
-    with tempfile.TemporaryDirectory(prefix="jaxem_hmmlearn_suite_") as tmp:
-        package = Path(tmp) / PACKAGE
-        (package / "tests").mkdir(parents=True)
-        (package / "__init__.py").write_text("")
-        for name, source in suite_files().items():
-            (package / "tests" / name).write_text(source)
-        env = dict(os.environ)
-        root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-        env.setdefault("HMMLEARN_SEED", "0")
-        env["COLUMNS"] = "400"  # pytest's summary lines are cut to the terminal width
-        command = [
-            sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "-o", "addopts=",
-            "--rootdir", tmp, f"{PACKAGE}/tests", *(extra_args or []),
-        ]
-        done = subprocess.run(command, cwd=tmp, env=env, capture_output=True, text=True)
-    outcomes = {"passed": [], "failed": [], "xfailed": [], "skipped": []}
-    for status, node in _RESULT.findall(done.stdout):
-        key = {"PASSED": "passed", "XPASS": "passed", "FAILED": "failed", "ERROR": "failed", "XFAIL": "xfailed"}
-        outcomes[key.get(status, "skipped")].append(node)
-    if not any(outcomes.values()):
-        raise RuntimeError(f"pytest produced no results:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
-    outcomes["reasons"] = _failure_reasons(done.stdout)
-    return outcomes
+    files = {f"{PACKAGE}/__init__.py": ""}
+    files.update({f"{PACKAGE}/tests/{name}": source for name, source in suite_files().items()})
+    return peer_suite.run_pytest(files, [f"{PACKAGE}/tests", *(extra_args or [])],
+                                 prefix="jaxem_hmmlearn_suite_",
+                                 env={"HMMLEARN_SEED": os.environ.get("HMMLEARN_SEED", "0")})
 
 
 def known_reason(node: str) -> str | None:
     """The recorded reason for a failing node ``.../test_x.py::Class::test[params]``, or ``None``."""
     file, _, rest = node.partition("::")
     rest = re.sub(r"\[.*\]$", "", rest)
-    if "gmm_hmm" in file:
-        return GMM_REASON
     return KNOWN_FAILURES.get(rest) or KNOWN_FAILURES.get(rest.split("::")[-1])
 
 
 def report(outcomes: dict) -> str:
-    lines = [f"{len(outcomes['passed'])} passed, {len(outcomes['failed'])} failed "
-             f"({len(outcomes['xfailed'])} xfailed as hmmlearn marks them, {len(outcomes['skipped'])} skipped)"]
-    for node in outcomes["failed"]:
-        why = known_reason(node)
-        shown = node.split("/")[-1]
-        if why is None:
-            lines.append(f"  UNEXPECTED {shown}: {outcomes['reasons'].get(node, '')}")
-        else:
-            lines.append(f"  known {shown}: {why}")
-    return "\n".join(lines)
+    return peer_suite.report(outcomes, known_reason, lambda node: node.split("/")[-1])
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--min-passed", type=int, default=MIN_PASSED)
-    args, pytest_args = parser.parse_known_args(argv)  # the rest goes to pytest (e.g. -n auto)
-    outcomes = run_suite(pytest_args)
-    print(report(outcomes))
-    if len(outcomes["passed"]) < args.min_passed:
-        print(f"pass count {len(outcomes['passed'])} is below the threshold {args.min_passed}")
-        return 1
-    return 0
+    return peer_suite.main(argv, description=__doc__.splitlines()[0], min_passed=MIN_PASSED,
+                           run_suite=run_suite, report=report)
 
 
 if __name__ == "__main__":

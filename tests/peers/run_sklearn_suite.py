@@ -18,15 +18,14 @@ when fewer than ``N`` tests pass (default: ``MIN_PASSED``), else 0.
 
 from __future__ import annotations
 
-import argparse
-import os
 import re
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import sklearn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peer_suite  # noqa: E402  (the harnesses' shared runner and report)
 
 # The pass count reached on scikit-learn 1.9.1; CI fails below it.
 MIN_PASSED = 45  # 48 reached on 2026-12-01; a margin of 3 for rounding-sensitive tests
@@ -66,7 +65,6 @@ KNOWN_FAILURES: dict[str, str] = {
     ),
 }
 
-_RESULT = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\s+(\S+)", re.M)
 _NODE = re.compile(r"^(?P<file>[^:]+)::(?P<name>[^\[\s]+)(?P<params>\[.*\])?$")
 
 
@@ -80,39 +78,11 @@ def suite_source() -> str:
 
 
 def run_suite(extra_args: list[str] | None = None) -> dict[str, list[str]]:
-    """Runs the rewritten suite; returns ``{"passed": [...], "failed": [...], "skipped": [...]}``
-    (pytest node names, ``failed`` including errors)."""
-    with tempfile.TemporaryDirectory(prefix="jaxem_sklearn_suite_") as tmp:
-        tmp_path = Path(tmp)
-        (tmp_path / "test_gaussian_mixture_jaxem.py").write_text(suite_source())
-        (tmp_path / "conftest.py").write_text(CONFTEST)
-        env = dict(os.environ)
-        root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-        env["COLUMNS"] = "400"  # pytest's summary lines are cut to the terminal width
-        command = [
-            sys.executable, "-m", "pytest", "-q", "-rA", "-p", "sklearn.conftest", "-p", "no:cacheprovider",
-            "-o", "addopts=", "--rootdir", tmp, "test_gaussian_mixture_jaxem.py", *(extra_args or []),
-        ]
-        done = subprocess.run(command, cwd=tmp, env=env, capture_output=True, text=True)
-    outcomes = {"passed": [], "failed": [], "skipped": []}
-    for status, node in _RESULT.findall(done.stdout):
-        key = {"PASSED": "passed", "XPASS": "passed", "FAILED": "failed", "ERROR": "failed"}.get(status, "skipped")
-        outcomes[key].append(node)
-    if not any(outcomes.values()):
-        raise RuntimeError(f"pytest produced no results:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
-    outcomes["reasons"] = _failure_reasons(done.stdout)
-    return outcomes
-
-
-def _failure_reasons(stdout: str) -> dict[str, str]:
-    """``{node: one-line error}`` from pytest's short test summary (``FAILED node - msg``)."""
-    reasons = {}
-    for line in stdout.splitlines():
-        match = re.match(r"^(FAILED|ERROR) (\S+)(?: - (.*))?$", line)
-        if match:
-            reasons[match.group(2)] = (match.group(3) or "")[:160]
-    return reasons
+    """Runs the rewritten suite; returns ``{"passed", "failed", "xfailed", "skipped": [nodes],
+    "reasons": {}}`` (pytest node names, ``failed`` including errors)."""
+    files = {"test_gaussian_mixture_jaxem.py": suite_source(), "conftest.py": CONFTEST}
+    return peer_suite.run_pytest(files, ["-p", "sklearn.conftest", "test_gaussian_mixture_jaxem.py", *(extra_args or [])],
+                                 prefix="jaxem_sklearn_suite_")
 
 
 def test_name(node: str) -> str:
@@ -122,28 +92,13 @@ def test_name(node: str) -> str:
 
 
 def report(outcomes: dict) -> str:
-    lines = [f"{len(outcomes['passed'])} passed, {len(outcomes['failed'])} failed"]
-    for node in outcomes["failed"]:
-        name = test_name(node)
-        why = KNOWN_FAILURES.get(name)
-        shown = node.split("::", 1)[-1]
-        if why is None:
-            lines.append(f"  UNEXPECTED {shown}: {outcomes['reasons'].get(node, '')}")
-        else:
-            lines.append(f"  known {shown}: {why}")
-    return "\n".join(lines)
+    return peer_suite.report(outcomes, lambda node: KNOWN_FAILURES.get(test_name(node)),
+                             lambda node: node.split("::", 1)[-1])
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--min-passed", type=int, default=MIN_PASSED)
-    args, pytest_args = parser.parse_known_args(argv)  # the rest goes to pytest (e.g. -n 2)
-    outcomes = run_suite(pytest_args)
-    print(report(outcomes))
-    if len(outcomes["passed"]) < args.min_passed:
-        print(f"pass count {len(outcomes['passed'])} is below the threshold {args.min_passed}")
-        return 1
-    return 0
+    return peer_suite.main(argv, description=__doc__.splitlines()[0], min_passed=MIN_PASSED,
+                           run_suite=run_suite, report=report)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""hmmlearn-compatible estimators, one family per module (re-exported by ``jaxem.hmmlearn``)."""
