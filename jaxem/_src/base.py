@@ -66,7 +66,7 @@ class SampleFn(Protocol):
 
 
 class StatisticsFn(Protocol):
-    def __call__(self, data: Data, posterior: Posterior) -> Statistics: ...
+    def __call__(self, data: Data, posterior: Posterior, params: Any = None) -> Statistics: ...
 
 
 class MaximizeFn(Protocol):
@@ -131,8 +131,10 @@ class AdditiveMStep(NamedTuple):
     properties of this M-step, not options of the engine.
 
     Attributes:
-      statistics: ``(data, posterior) -> statistics``, the expected statistics of
-        the items in ``data`` (summed over them).
+      statistics: ``(data, posterior, params=None) -> statistics``, the expected
+        statistics of the items in ``data`` (summed over them); ``params`` are those
+        of the E-step, so that a family can take them about its current means
+        (``maximize`` then gets the same params; ``None``: plain statistics).
       maximize: ``(statistics, data, params) -> params``, the closed-form maximizer
         (``data`` is only read for its shared fields, e.g. a standardization).
       rows: ``(data, start, size) -> data``, the items ``start:start+size`` of
@@ -154,7 +156,7 @@ class AdditiveMStep(NamedTuple):
 
     def __call__(self, data: Data, posterior: Posterior, params):
         """The M-step as a plain ``m_step(data, posterior, params)``."""
-        return self.maximize(self.statistics(data, posterior), data, params)
+        return self.maximize(self.statistics(data, posterior, params), data, params)
 
     def n_rows(self, data: Data) -> int:
         """The number of rows of prepared ``data``."""
@@ -213,6 +215,10 @@ class Model(NamedTuple):
         ``bic``/``aic``), or ``None``.
       spec: how to rebuild the model (factory name and options, set by
         ``jaxem.register_model``), used by ``jaxem.save``/``jaxem.load``; or ``None``.
+      prepare_for: ``(params, data) -> data``, ``prepare`` for scoring under
+        ``params`` (``posterior``, ``score_samples``, ...): any standardization is
+        taken from ``params``, never from the other rows, so that each item is
+        scored independently; or ``None`` when ``prepare`` already is.
     """
 
     init: InitFn
@@ -224,6 +230,7 @@ class Model(NamedTuple):
     sample: Optional[SampleFn] = None
     n_parameters: Optional[Callable[[Any], int]] = None
     spec: Optional[Any] = None
+    prepare_for: Optional[Callable[[Any, Data], Data]] = None
 
     @property
     def additive(self) -> Optional[AdditiveMStep]:

@@ -275,25 +275,33 @@ def _is_batched(init_params, expected, n_restarts: int) -> bool:
     )
 
 
+def prepare_for(model: Model, params, data):
+    """``data`` prepared for scoring under ``params``: each item independently of
+    the others (``Model.prepare_for``), else ``model.prepare``."""
+    if model.prepare_for is None:
+        return model.prepare(data)
+    return model.prepare_for(params, data)
+
+
 @functools.partial(jax.jit, static_argnums=0)
 def _posterior(model, params, data):
-    data = model.prepare(data)
+    data = prepare_for(model, params, data)
     return model.latent.marginals(e_step(model, params, data)[1])
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def _score_samples(model, params, data):
-    return log_marginals(model, params, model.prepare(data))
+    return log_marginals(model, params, prepare_for(model, params, data))
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def _log_likelihood(model, params, data, sample_weight):
-    return e_step(model, params, model.prepare(data), sample_weight)[0]
+    return e_step(model, params, prepare_for(model, params, data), sample_weight)[0]
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def _predict(model, params, data):
-    data = model.prepare(data)
+    data = prepare_for(model, params, data)
     return model.latent.decode(model.log_joint(params, data), data)
 
 

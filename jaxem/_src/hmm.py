@@ -23,7 +23,7 @@ from jaxem._src import validation
 from jaxem._src.base import Array, Model
 from jaxem._src.chain import ChainPotentials, chain_latent
 from jaxem._src.component import CHAIN_ROLE, Component, check_params_type
-from jaxem._src.expfam import ExpFamily, tiny_count
+from jaxem._src.expfam import ExpFamily, family_log_densities, family_statistics, tiny_count
 
 
 class ChainData(NamedTuple):
@@ -147,13 +147,19 @@ def component_hmm(
         step_mask = seqs_lib.step_mask(seqs.lengths, seqs.obs.shape[1])
         return ChainData(family.prepare(component.encode(seqs.obs, step_mask)), seqs.lengths)
 
+    def prepare_for(params, data) -> ChainData:
+        if isinstance(data, ChainData) or family.prepare_for is None:
+            return prepare(data)
+        seqs = seqs_lib.as_sequences(data, component.event_ndim)
+        step_mask = seqs_lib.step_mask(seqs.lengths, seqs.obs.shape[1])
+        return ChainData(family.prepare_for(params, component.encode(seqs.obs, step_mask)), seqs.lengths)
+
     def log_joint(params, data: ChainData) -> ChainPotentials:
         stats = data.features.stats
-        coefficients = family.coefficients(params, data.features).astype(stats.dtype)
         return ChainPotentials(
             log_initial=jnp.log(params.initial_probs.astype(stats.dtype)),
             log_transition=jnp.log(params.transition_matrix.astype(stats.dtype)),
-            log_emission=jnp.einsum("btf,kf->btk", stats, coefficients),
+            log_emission=family_log_densities(family, params, data.features),
         )
 
     def m_step(data: ChainData, posterior: ChainPotentials, params):
@@ -161,7 +167,7 @@ def component_hmm(
         # log-potentials: its log_emission field holds the smoothed marginals
         # p(z_t = k | x) [B, T, K] (zero on padded steps), not log-probabilities.
         marginals = posterior.log_emission
-        statistics = jnp.einsum("btk,btf->kf", marginals, data.features.stats)
+        statistics = family_statistics(family, data.features, marginals, params)
         params = family.maximize(statistics, data.features, params)
         dtype = params.initial_probs.dtype
         return params._replace(
@@ -233,6 +239,7 @@ def component_hmm(
         latent=chain_latent(parallel=bool(parallel)),
         m_step=m_step,
         prepare=prepare,
+        prepare_for=None if family.prepare_for is None else prepare_for,
         check=check,
         sample=checked_sample,
         n_parameters=n_parameters,

@@ -51,11 +51,11 @@ def _as_chunk(chunk, dtype) -> Array:
     return jnp.asarray(chunk, dtype)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "chunk_size"))
-def _chunk_statistics(model: Model, params, x, reference, chunk_size=None):
+@functools.partial(jax.jit, static_argnames=("model", "chunk_size", "centred"))
+def _chunk_statistics(model: Model, params, x, reference, chunk_size=None, centred=True):
     features = model.additive.prepare_like(x, reference)
     size = chunk_size or x.shape[0]
-    return chunking.statistics(model, params, features, None, chunk_size=size)
+    return chunking.statistics(model, params, features, None, chunk_size=size, centred=centred)
 
 
 @functools.partial(jax.jit, static_argnames="model")
@@ -245,7 +245,8 @@ def fit_online(
         x = _as_chunk(batch, dtype)
         if x.shape[0] == 0:
             continue
-        log_lik, stats = _chunk_statistics(model, params, x, reference)
+        # plain statistics: the running mean mixes batches of different params
+        log_lik, stats = _chunk_statistics(model, params, x, reference, centred=False)
         trace.append(float(log_lik) / x.shape[0])
         per_row = stats / x.shape[0]
         rho = 1.0 if running is None else float((t + offset) ** (-kappa))

@@ -34,6 +34,7 @@ from jaxem._src import validation
 from jaxem._src.base import Array
 from jaxem._src.component import Component, is_prepared
 from jaxem._src.expfam import ExpFamily, tiny_count
+from jaxem._src.families import gaussian_centred
 from jaxem._src.families.covariance import COVARIANCES, Covariance, covariance_of, covariances_from_factor
 from jaxem._src.validation import to_float
 
@@ -135,6 +136,32 @@ def _standardization(flat: Array, covariance: Covariance):
     return unit, shift_y, spread_y
 
 
+def standardization_of(means: Array, precisions_cholesky: Array, covariance: Covariance, dtype):
+    """``(shift [D], scale [D])`` of the coordinates that ``params`` are scored in:
+    the mean of the component means, and a power of two near the spread of the
+    means plus the largest component scale (``1 / max_j |U_dj|``), per feature
+    (common for ``spherical``). From the params alone, so that every row is
+    standardized the same way, whatever rows come with it."""
+    means = means.astype(dtype)
+    k, d = means.shape
+    shift = jnp.mean(means, axis=0)
+    dense = gaussian_centred.full_factor(precisions_cholesky.astype(dtype), k, d, covariance)
+    widths = 1.0 / jnp.max(jnp.abs(dense), axis=2)  # [K, D]
+    spread = jnp.max(jnp.abs(means - shift[None, :]), axis=0) + jnp.max(widths, axis=0)
+    return shift, covariance.pooled_units(_power_of_two_below(spread))
+
+
+def prepare_for_params(params, x, covariance: Covariance) -> GaussianFeatures:
+    """``x`` prepared in the coordinates of ``standardization_of(params)``."""
+    if isinstance(x, GaussianFeatures):
+        return x
+    x = to_float(x)
+    shift, scale = standardization_of(params.means, params.precisions_cholesky, covariance, x.dtype)
+    d = x.shape[-1]
+    reference = GaussianFeatures(jnp.zeros((1, 1), x.dtype), jnp.zeros((1, d), x.dtype), shift, scale)
+    return gaussian_features(x, covariance, reference)
+
+
 def _power_of_two_below(magnitude: Array) -> Array:
     """``2**(e-1) <= magnitude < 2**e`` elementwise; 1 where that is 0, subnormal or inf."""
     _, exponent = jnp.frexp(magnitude)
@@ -174,15 +201,17 @@ def natural_coefficients(means: Array, precisions_cholesky: Array, features: Gau
 
 def maximize(statistics: Array, features: GaussianFeatures, means_template: Array, covariance: Covariance, reg_covar: float):
     """Closed-form M-step: ``(means [K, D], precisions_cholesky)`` from ``[K, F]``
-    expected statistics."""
+    expected statistics about the global centre, or ``[K, F + D]`` about each
+    component's centre (``gaussian_centred.statistics``)."""
     dtype = statistics.dtype
     d = features.x.shape[-1]
+    statistics, centre = gaussian_centred.split(statistics, d, 1 + d + covariance.n_quadratic(d))
     counts = statistics[:, 0] + tiny_count(dtype)
     means = statistics[:, 1 : d + 1] / counts[:, None]
     second = statistics[:, d + 1 :]
     reg = reg_covar / (features.scale * features.scale)
     factor = covariance.maximize(second, means, counts, reg)
-    means = means * features.scale[None, :] + features.shift[None, :]
+    means = (centre + means) * features.scale[None, :] + features.shift[None, :]
     factor = covariance.scale_rows(factor, 1.0 / features.scale)
     return means.astype(means_template.dtype), factor.astype(means_template.dtype)
 
@@ -218,7 +247,29 @@ def gaussian_family(covariance: Covariance, reg_covar: float) -> ExpFamily:
     def prepare_like(x, reference):
         return _compiled_features(x, covariance, reference)
 
-    return ExpFamily(prepare=prepare, coefficients=coefficients, maximize=maximize_params, prepare_like=prepare_like)
+    def log_densities(params, features):
+        return gaussian_centred.log_densities(
+            params, features, covariance, lambda: features.stats @ coefficients(params, features).T
+        )
+
+    def statistics(features, posterior, params):
+        return gaussian_centred.statistics(features, posterior, params, covariance)
+
+    def prepare_for(params, x):
+        if is_prepared(x, GaussianFeatures):
+            check_width(x, covariance)
+            return x
+        return prepare_for_params(params, x, covariance)
+
+    return ExpFamily(
+        prepare=prepare,
+        coefficients=coefficients,
+        maximize=maximize_params,
+        prepare_like=prepare_like,
+        log_densities=log_densities,
+        statistics=statistics,
+        prepare_for=prepare_for,
+    )
 
 
 def draw(key: Array, means: Array, precisions_cholesky: Array, labels: Array, covariance: Covariance) -> Array:

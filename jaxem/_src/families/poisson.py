@@ -19,6 +19,7 @@ from jaxem._src import validation
 from jaxem._src.base import Array
 from jaxem._src.component import Component, is_prepared, matrix_field
 from jaxem._src.expfam import ExpFamily, ones_column, tiny_count
+from jaxem._src.families import count_densities
 
 
 class PoissonFeatures(NamedTuple):
@@ -80,15 +81,33 @@ def poisson_family(field: str = "rates") -> ExpFamily:
         rates = (statistics[:, 2:] + eps) / (statistics[:, :1] + eps)
         return params._replace(**{field: rates.astype(getattr(params, field).dtype)})
 
-    return ExpFamily(prepare=prepare, coefficients=coefficients, maximize=maximize)
+    def log_densities(params, features):
+        # large counts: the saddle-point form, whose rounding does not grow with x log x
+        rates = getattr(params, field).astype(features.stats.dtype)
+        return jax.lax.cond(
+            count_densities.needs_exact(features.x),
+            lambda: count_densities.poisson_log_densities(features.x, rates),
+            lambda: features.stats @ coefficients(params, features).T,
+        )
+
+    return ExpFamily(prepare=prepare, coefficients=coefficients, maximize=maximize, log_densities=log_densities)
 
 
 def check_counts(x, name: str) -> None:
-    """``ValueError`` unless every entry of ``x`` is a non-negative integer."""
+    """``ValueError`` unless every entry of ``x`` is a non-negative integer, and
+    small enough that the sums of the M-step cannot overflow the compute dtype."""
     if bool(jnp.any(x < 0)):
         raise ValueError(f"{name} must hold non-negative counts (found a negative entry)")
     if not bool(jnp.all(x == jnp.round(x))):
         raise ValueError(f"{name} must hold integer counts (found a non-integer entry)")
+    dtype = validation.to_float(jnp.zeros((1,), jnp.asarray(x).dtype)).dtype
+    largest = float(jnp.max(jnp.asarray(x, dtype))) if jnp.size(x) else 0.0
+    limit = float(jnp.finfo(dtype).max) / (16.0 * max(int(jnp.size(x)), 1))
+    if largest > limit:
+        raise ValueError(
+            f"{name} holds counts up to {largest:.3g}: their sums overflow {jnp.dtype(dtype).name} "
+            f"(at most {limit:.3g} for {jnp.size(x)} entries); use float64 (jax_enable_x64) or rescale"
+        )
 
 
 def component(field: str = "rates") -> Component:
