@@ -3,7 +3,8 @@
     PYTHONPATH=. python benchmarks/hmm.py [--iters 5]
 
 K=8 states, D=4, diag covariances; (a) one sequence of T=100 000 steps, (b) 100
-sequences of 1 000. Both libraries run ``--iters`` Baum–Welch iterations from the
+sequences of 1 000; then a GMM-HMM case against hmmlearn's ``GMMHMM``
+(``gmm_case``; ``--gmm-only`` runs just that one). Both libraries run ``--iters`` Baum–Welch iterations from the
 same parameters, in this process. Per iteration: the whole ``fit`` call (compiled,
 for jaxem) divided by ``--iters``, minimum of ``--repeats`` runs (a shared machine).
 hmmlearn runs on float64 data (its float32 fit computes in float64 anyway); jaxem
@@ -98,13 +99,77 @@ def run_jaxem(sequences, start, dtype, iters, repeats):
     return seconds / iters, np.asarray(result.history[0], np.float64), float(result.log_likelihood)
 
 
+GMM_K, GMM_M, GMM_D = 4, 3, 3
+
+
+def gmm_case(iters: int, repeats: int, lengths=(1_000,) * 20):
+    """GMM-HMM (diag, K=4 states of M=3 components, D=3): jaxem vs hmmlearn's
+    ``GMMHMM`` (``implementation="scaling"``), ``iters`` iterations from the same
+    params. hmmlearn's ``fit`` runs its k-means initialization even when
+    ``init_params=""``, so its per-iteration time is the difference of a fit of
+    ``iters + 1`` and of 1 iteration, divided by ``iters``."""
+    from hmmlearn import hmm
+
+    rng = np.random.default_rng(2)
+    k, m, d = GMM_K, GMM_M, GMM_D
+    truth = hmm.GMMHMM(k, m, covariance_type="diag", init_params="")
+    truth.startprob_ = np.full(k, 1.0 / k)
+    truth.transmat_ = np.full((k, k), 0.05 / (k - 1)) + np.eye(k) * (0.95 - 0.05 / (k - 1))
+    truth.weights_ = rng.dirichlet(np.ones(m) * 3.0, size=k)
+    truth.means_ = rng.normal(size=(k, m, d)) * 3.0
+    truth.covars_ = rng.uniform(0.5, 1.5, size=(k, m, d))
+    x, _ = truth.sample(sum(lengths), random_state=3)
+    sequences = np.split(x, np.cumsum(lengths)[:-1])
+    start_means = truth.means_ + rng.normal(size=(k, m, d))
+    start = (np.full(k, 1.0 / k), np.full((k, k), 1.0 / k), np.full((k, m), 1.0 / m), start_means, np.ones((k, m, d)))
+
+    def reference_fit(n_iter):
+        model = hmm.GMMHMM(k, m, covariance_type="diag", n_iter=n_iter, tol=-np.inf, init_params="",
+                           params="stmcw", implementation="scaling")
+        model.startprob_, model.transmat_, model.weights_, model.means_, model.covars_ = (a.copy() for a in start)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return model.fit(x, np.asarray(lengths))
+
+    full, one = best_time(lambda: reference_fit(iters + 1), repeats), best_time(lambda: reference_fit(1), repeats)
+    ref_time = max(full - one, 1e-9) / iters
+    ref_score = reference_fit(iters).score(x, np.asarray(lengths))
+    print(f"\nGMM-HMM diag, K={k}, M={m}, D={d}, {len(lengths)} x T={lengths[0]}, {iters} iterations from the same start\n")
+    print(f"{'library':<16} {'ms/iter':>9} {'speed-up':>9} {'note':>44}")
+    print(f"{'hmmlearn scaling':<16} {ref_time * 1e3:9.1f} {1.0:9.2f}")
+    model = jaxem.models.gmm_hmm(k, m, covariance_type="diag", reg_covar=0.0)
+    traces = {}
+    for dtype in ("float32", "float64"):
+        data = jaxem.Sequences(jnp.asarray(np.stack(sequences).astype(dtype)), jnp.asarray(lengths, jnp.int32))
+        params = jaxem.models.gmm_hmm_params(*start, covariance_type="diag")
+        params = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, dtype), params)
+
+        def fit():
+            return jax.block_until_ready(jaxem.fit(model, data, key=0, init_params=params, max_iter=iters, tol=0.0))
+
+        result = fit()
+        seconds = best_time(fit, repeats) / iters
+        traces[dtype] = np.asarray(result.history[0], np.float64)
+        note = ""
+        if dtype == "float64":
+            final = float(result.log_likelihood)
+            note = f"final loglik rel. diff to hmmlearn {abs(final - ref_score) / abs(ref_score):.1e}"
+        print(f"{'jaxem ' + dtype:<16} {seconds * 1e3:9.1f} {ref_time / seconds:9.2f} {note:>44}")
+    rel = np.max(np.abs(traces["float32"] - traces["float64"]) / np.abs(traces["float64"]))
+    print(f"float32 vs float64 log-likelihood traces: max rel. diff {rel:.1e}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--peers", action="store_true", help="also time dynamax (the bench extra)")
+    parser.add_argument("--gmm-only", action="store_true", help="only the GMM-HMM case")
     args = parser.parse_args()
     print(machine())
+    if args.gmm_only:
+        gmm_case(args.iters, args.repeats)
+        return
     if args.peers:
         print(_peers.describe(_peers.HMM_PEERS))
     print(f"Gaussian diag HMM, K={K}, D={D}, {args.iters} Baum-Welch iterations from the same start\n")
@@ -130,6 +195,7 @@ def main():
                 _peers.print_runs(runs, seconds, trace, ref_time, "hmmlearn", indent=22)
         rel = np.max(np.abs(traces["float32"] - traces["float64"]) / np.abs(traces["float64"]))
         print(f"{'':<22} float32 vs float64 log-likelihood traces: max rel. diff {rel:.1e}")
+    gmm_case(args.iters, args.repeats)
     print(f"\n(finished {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())})")
 
 

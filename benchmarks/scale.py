@@ -1,6 +1,7 @@
 """Time and memory per EM iteration from N = 10⁴ to 10⁷ rows (chunked).
 
     PYTHONPATH=. python benchmarks/scale.py [--sizes 1e4,1e5,1e6,1e7] [--chunk-size 4096]
+    PYTHONPATH=. python benchmarks/scale.py --beyond-one-process   # benchmarks/scale_processes.py
 
 K=32, D=16, full covariance, float32. Each size runs in its own subprocess so that
 its peak resident memory (``ru_maxrss``) is its own. Reported per size:
@@ -80,7 +81,16 @@ def main():
     parser.add_argument("--chunk-size", type=int, default=4096, help="rows per chunk (4096: what chunk_size=\"auto\" picks here)")
     parser.add_argument("--unchunked-up-to", type=float, default=1e6, help="also run without chunking up to this N")
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    parser.add_argument("--beyond-one-process", action="store_true", help="run benchmarks/scale_processes.py instead")
+    args, rest = parser.parse_known_args()
+    if args.beyond_one_process:
+        from benchmarks import scale_processes
+
+        sys.argv = [scale_processes.__file__] + rest
+        scale_processes.main()
+        return
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.child:
         n, chunk = json.loads(args.child)
         print("RESULT" + json.dumps(one_size(n, chunk)))

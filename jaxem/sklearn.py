@@ -1,7 +1,7 @@
 """scikit-learn estimators backed by jaxem (needs scikit-learn: ``pip install jaxem[sklearn]``).
 
-``jaxem.sklearn.GaussianMixture`` and ``jaxem.sklearn.GaussianHMM`` (hmmlearn's
-``fit(X, lengths)`` convention) follow scikit-learn's conventions (constructor
+``jaxem.sklearn.GaussianMixture`` and ``jaxem.sklearn.GaussianHMM`` (the same class
+as ``jaxem.hmmlearn.GaussianHMM``: hmmlearn's API) follow scikit-learn's conventions (constructor
 hyperparameters only, ``fit``/``predict``/``score``..., fitted attributes ending in
 ``_``), so it works in ``Pipeline``, ``GridSearchCV`` and ``clone``. It is a thin
 wrapper: ``fit`` calls ``jaxem.fit`` (``n_init`` restarts, vmapped in one compiled
@@ -31,13 +31,63 @@ except ImportError as e:  # pragma: no cover - depends on the environment
     ) from e
 
 from jaxem._src import engine
+from jaxem._src import convergence
 from jaxem._src.families.covariance import covariance_of
-from jaxem._src.sequences import Sequences, step_mask
-from jaxem.models.gaussian_hmm import GaussianHMMParams, gaussian_hmm
 from jaxem.models.gaussian_mixture import GaussianMixtureParams, gaussian_mixture
 from jaxem.models.gaussian_mixture import covariances as full_covariances
+# hmmlearn's GaussianHMM, kept here for older code (jaxem.hmmlearn has every HMM):
+from jaxem.hmmlearn import GaussianHMM  # noqa: E402,F401
 
 __all__ = ["GaussianHMM", "GaussianMixture"]
+
+
+class _VerboseReport:
+    """scikit-learn's ``verbose`` for jaxem's vmapped restarts, on stdout as
+    scikit-learn's: ``1`` names the initializations and prints ``Iteration n``
+    every ``verbose_interval`` iterations and whether the fit converged; ``2``
+    adds times (compilation excluded), the change of the lower bound per sample
+    and the final lower bound."""
+
+    def __init__(self, verbose: int, interval: int, n_init: int):
+        self.verbose, self.every, self.n_init = int(verbose), max(int(interval), 1), n_init
+        self._last = None
+
+    def compiling(self) -> None:
+        print(f"Initialization 0..{self.n_init - 1} (run together, vmapped)", flush=True)
+        if self.verbose >= 2:
+            print("  compiling ...", flush=True)
+
+    def __call__(self, info) -> None:
+        self._last = info
+        if self.verbose == 1:
+            print(f"  Iteration {info.iteration}", flush=True)
+        else:
+            change = "-" if not np.isfinite(info.change) else f"{info.change:.5g}"
+            print(
+                f"  Iteration {info.iteration}\t time lapse {info.seconds:.5f}s\t ll change {change}"
+                f"\t converged {info.n_converged}/{info.n_restarts}",
+                flush=True,
+            )
+
+    def end(self, converged: bool, lower_bound: float) -> None:
+        state = "converged" if converged else "did not converge"
+        if self.verbose == 1:
+            print(f"Initialization {state}.", flush=True)
+        else:
+            seconds = self._last.seconds if self._last is not None else 0.0
+            compiled = self._last.compile_seconds if self._last is not None else 0.0
+            print(
+                f"Initialization {state}. time lapse {seconds:.5f}s (compiling {compiled:.2f}s)\t "
+                f"lower bound {lower_bound:.5f}",
+                flush=True,
+            )
+
+
+def _fit_quietly(*args, **kwargs):
+    """``jaxem.fit`` without its ConvergenceWarning: the estimators warn in their
+    peers' words (and only where the peer does)."""
+    with convergence.silenced():
+        return engine.fit(*args, **kwargs)
 
 # scikit-learn's init_params names -> jaxem's seeders (``gaussian_mixture(init=...)``).
 _INIT_NAMES = {
@@ -171,9 +221,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         gives exactly ``jaxem.fit(..., key=s)``.
       warm_start: if true, a second ``fit`` starts from the fitted params (one
         restart) instead of initializing.
-      verbose: 0 for silence; ``n >= 1`` prints progress to stderr every ``10 * n``
-        EM iterations (see ``jaxem.fit``'s ``progress``).
-      verbose_interval: accepted for scikit-learn compatibility (unused).
+      verbose: as scikit-learn's, on stdout: 0 silent; 1 names the (vmapped)
+        initializations, prints ``Iteration n`` every ``verbose_interval``
+        iterations and whether EM converged; 2 also times (compilation excluded),
+        the change of the lower bound and the final lower bound.
+      verbose_interval: iterations between the progress lines of ``verbose``.
 
     Fitted attributes: ``weights_ [K]``, ``means_ [K, D]``, ``covariances_`` and
     ``precisions_cholesky_`` and ``precisions_`` (scikit-learn's shape for the
@@ -185,10 +237,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     64-bit mode for the duration of the call (no global ``jax_enable_x64`` needed),
     float32 input in float32.
 
-    Example:
+    Examples:
       >>> from jaxem.sklearn import GaussianMixture
-      >>> gm = GaussianMixture(3, n_init=8, random_state=0).fit(x)
-      >>> gm.predict(x), gm.bic(x)
+      >>> x, _ = jaxem.load_dataset("faithful")
+      >>> gm = GaussianMixture(2, n_init=4, random_state=0).fit(x)
+      >>> gm.means_.shape, gm.predict(x).shape
+      ((2, 2), (272,))
+      >>> bool(gm.converged_)
+      True
     """
 
     def __init__(
@@ -310,8 +366,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             if self.max_iter == 0:
                 self._set_start(model, init_params, x)
                 return self
-            progress = 10 * int(self.verbose) if self.verbose else False
-            result = engine.fit(
+            progress = _VerboseReport(self.verbose, self.verbose_interval, n_init) if self.verbose else False
+            result = _fit_quietly(
                 model, x, key=key, n_restarts=n_init, max_iter=self.max_iter, tol=self.tol,
                 init_params=init_params, progress=progress,
             )
@@ -320,6 +376,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             self._set_fitted(result, X.shape[0])
         if previous_bound is not None and abs(self.lower_bound_ - previous_bound) < self.tol:
             self.converged_ = True  # as scikit-learn: the change from the previous fit's bound
+        if self.verbose and self.max_iter > 0:
+            progress.end(self.converged_, self.lower_bound_)
         if not self.converged_:
             warnings.warn(_NOT_CONVERGED, ConvergenceWarning)
         return self
@@ -430,140 +488,3 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             key = jax.random.fold_in(jax.random.key(_seed(self.random_state)), 1)
             x, z = engine.sample(model, params, key, int(n_samples))
             return np.asarray(x), np.asarray(z)
-
-
-def _hmm_model(n_components, covariance_type, reg_covar, parallel):
-    return gaussian_hmm(n_components, covariance_type=covariance_type, reg_covar=reg_covar, parallel=parallel)
-
-
-class GaussianHMM(BaseEstimator):
-    """A Gaussian hidden Markov model fitted by EM with jaxem, in hmmlearn's API.
-
-    ``X [n_samples, n_features]`` holds one or several sequences concatenated, with
-    ``lengths`` their lengths (hmmlearn's convention; ``None``: one sequence).
-
-    Args:
-      n_components: number of hidden states K.
-      covariance_type: ``"diag"`` (default), ``"full"``, ``"tied"`` or ``"spherical"``.
-      reg_covar: added to every emission variance (data units).
-      n_iter: maximum number of EM iterations per restart.
-      tol: convergence tolerance on the change of the log-likelihood *per
-        observation* (hmmlearn's ``tol`` is on the total).
-      n_init: number of random restarts, vmapped; the best is kept.
-      random_state: ``None``, an int (exactly ``jaxem.fit(..., key=random_state)``)
-        or a ``numpy.random.RandomState``.
-      verbose: 0 for silence; ``n >= 1`` prints progress every ``10 * n`` iterations.
-      parallel: parallel-in-time forward pass (see ``jaxem.models.gaussian_hmm``).
-
-    Fitted attributes: ``startprob_ [K]``, ``transmat_ [K, K]``, ``means_ [K, D]``,
-    ``covars_ [K, D, D]`` (full matrices for every type, as hmmlearn's property),
-    ``precisions_cholesky_``, ``converged_``, ``n_iter_``, ``lower_bound_``
-    (log-likelihood per observation of the fitted params), ``n_features_in_``.
-
-    Example:
-      >>> hmm = GaussianHMM(3, n_init=8, random_state=0).fit(x, lengths)
-      >>> hmm.score(x, lengths), hmm.predict(x, lengths)
-    """
-
-    def __init__(
-        self,
-        n_components=1,
-        *,
-        covariance_type="diag",
-        reg_covar=1e-6,
-        n_iter=100,
-        tol=1e-4,
-        n_init=1,
-        random_state=None,
-        verbose=0,
-        parallel=False,
-    ):
-        self.n_components = n_components
-        self.covariance_type = covariance_type
-        self.reg_covar = reg_covar
-        self.n_iter = n_iter
-        self.tol = tol
-        self.n_init = n_init
-        self.random_state = random_state
-        self.verbose = verbose
-        self.parallel = parallel
-
-    def _get_model(self):
-        return _hmm_model(self.n_components, self.covariance_type, _hashable_float(self.reg_covar), bool(self.parallel))
-
-    def _sequences(self, X, lengths, reset):
-        X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
-        lengths = [X.shape[0]] if lengths is None else np.asarray(lengths)
-        return Sequences.from_concatenated(X, np.asarray(lengths))
-
-    def _fitted(self, X, lengths):
-        check_is_fitted(self)
-        seqs = self._sequences(X, lengths, reset=False)
-        dtype = jnp.asarray(seqs.obs).dtype
-        params = GaussianHMMParams(*(jnp.asarray(a).astype(dtype) for a in (
-            self.startprob_, self.transmat_, self.means_, self.precisions_cholesky_)))
-        return self._get_model(), params, seqs
-
-    def fit(self, X, lengths=None):
-        """Fits the HMM to the sequences in ``X`` (concatenated; ``lengths`` theirs)."""
-        seqs = self._sequences(X, lengths, reset=True)
-        model = self._get_model()
-        if int(np.sum(seqs.lengths)) < self.n_components:
-            raise ValueError(f"need at least n_components={self.n_components} observations")
-        result = engine.fit(
-            model, seqs, key=_seed(self.random_state), n_restarts=self.n_init, max_iter=self.n_iter,
-            tol=self.tol, progress=10 * int(self.verbose) if self.verbose else False,
-        )
-        params, best = result.params, int(result.best_restart)
-        self.startprob_ = np.asarray(params.initial_probs)
-        self.transmat_ = np.asarray(params.transition_matrix)
-        self.means_ = np.asarray(params.means)
-        self.precisions_cholesky_ = np.asarray(params.precisions_cholesky)
-        self.covars_ = np.asarray(full_covariances(params, self.covariance_type))
-        self.converged_ = bool(result.converged[best])
-        self.n_iter_ = int(result.n_iter[best])
-        self.lower_bound_ = float(result.log_likelihood) / int(np.sum(seqs.lengths))
-        if not self.converged_:
-            warnings.warn(f"EM did not converge in n_iter={self.n_iter} iterations", ConvergenceWarning)
-        return self
-
-    def score(self, X, lengths=None):
-        """Total log-likelihood of the sequences (as hmmlearn's ``score``)."""
-        model, params, seqs = self._fitted(X, lengths)
-        return float(engine.log_likelihood(model, params, seqs))
-
-    def _steps(self, values, seqs):
-        mask = np.asarray(step_mask(seqs.lengths, np.shape(seqs.obs)[1]))
-        return np.asarray(values)[mask]
-
-    def predict_proba(self, X, lengths=None):
-        """``[n_samples, n_components]`` posterior state probabilities of every step."""
-        model, params, seqs = self._fitted(X, lengths)
-        return self._steps(engine.posterior(model, params, seqs), seqs)
-
-    def score_samples(self, X, lengths=None):
-        """``(log-likelihood, posteriors [n_samples, n_components])`` as in hmmlearn."""
-        return self.score(X, lengths), self.predict_proba(X, lengths)
-
-    def predict(self, X, lengths=None):
-        """``[n_samples]`` the most probable state path (Viterbi), concatenated."""
-        model, params, seqs = self._fitted(X, lengths)
-        return self._steps(engine.predict(model, params, seqs), seqs)
-
-    def bic(self, X, lengths=None):
-        """Bayesian information criterion (lower is better)."""
-        model, params, seqs = self._fitted(X, lengths)
-        return float(engine.bic(model, params, seqs))
-
-    def aic(self, X, lengths=None):
-        """Akaike information criterion (lower is better)."""
-        model, params, seqs = self._fitted(X, lengths)
-        return float(engine.aic(model, params, seqs))
-
-    def sample(self, n_samples=1):
-        """Draws one sequence: ``(X [n_samples, n_features], states [n_samples])``."""
-        check_is_fitted(self)
-        model, params, _ = self._fitted(self.means_[:1], None)
-        key = jax.random.fold_in(jax.random.key(_seed(self.random_state)), 1)
-        x, z = engine.sample(model, params, key, n_samples)
-        return np.asarray(x), np.asarray(z)

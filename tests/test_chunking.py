@@ -118,6 +118,7 @@ def test_auto_chunk_size_keeps_a_chunk_of_features_within_the_budget(covariance_
     assert rows * n_features * itemsize <= chunking.CHUNK_BYTES < 2 * rows * n_features * itemsize
 
 
+@pytest.mark.slow
 def test_chunked_float32_fit_equals_unchunked():
     # 40 000 rows: "auto" chunks them (16 384-row chunks for D = 3, plus a tail).
     x, *_ = blobs(7, n=40_000)

@@ -15,6 +15,7 @@ def _run(args, cwd):
     return subprocess.run([sys.executable, "-m", "jaxem", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_demo_fits_old_faithful_and_writes_plot(tmp_path):
     out = tmp_path / "demo.png"
     proc = _run(["demo", "--restarts", "4", "--out", str(out)], tmp_path)
@@ -42,7 +43,7 @@ def test_fit_csv_saves_params(tmp_path):
 
 @pytest.mark.parametrize(
     "content, message",
-    [("", "empty"), ("a,b\n1,2\n3\n", "every row"), ("a,b\n1,x\n", "non-numeric"), ("a,b\n1,nan\n2,3\n3,4\n", "NaN")],
+    [("", "empty"), ("a,b\n1,2\n3\n", "row 3 has 1 fields"), ("a,b\n1,x\n", "is not a number"), ("a,b\n1,nan\n2,3\n3,4\n", "--missing marginalize")],
 )
 def test_bad_files_give_one_line_error(tmp_path, content, message):
     path = tmp_path / "bad.csv"

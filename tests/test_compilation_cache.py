@@ -8,6 +8,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import jaxem
 
@@ -75,6 +76,7 @@ def test_a_second_process_compiles_nothing(tmp_path):
     assert second["ll"] == first["ll"]
 
 
+@pytest.mark.slow
 def test_the_users_cache_setting_and_the_off_switch_are_honoured(tmp_path):
     mine = str(tmp_path / "mine")
     assert _run({"JAX_COMPILATION_CACHE_DIR": mine, "XDG_CACHE_HOME": str(tmp_path)})["dir"] == mine

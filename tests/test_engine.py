@@ -52,6 +52,7 @@ def test_log_potentials_are_gaussian_log_densities():
     d=st.integers(1, 3),
     covariance_type=st.sampled_from(["full", "tied", "diag", "spherical"]),
 )
+@pytest.mark.slow
 def test_log_likelihood_never_decreases(seed, k, d, covariance_type):
     rng = np.random.default_rng(seed)
     n = 40

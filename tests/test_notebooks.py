@@ -1,6 +1,7 @@
-"""The notebooks execute top to bottom (outputs are not committed).
+"""The notebooks are committed executed, with small outputs, and execute top to bottom.
 
-Each runs in a fresh kernel (so without the test suite's x64 and strict-promotion
+The committed outputs are what the docs site renders (mkdocs-jupyter, ``execute: false``)
+and what a reader sees on the repository's page. Each runs in a fresh kernel (so without the test suite's x64 and strict-promotion
 settings), importing this checkout's jaxem through PYTHONPATH.
 """
 
@@ -15,7 +16,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
-def test_notebooks_are_committed_without_outputs():
+def test_notebooks_are_committed_executed_with_small_outputs():
     assert [p.stem for p in NOTEBOOKS] == [
         "01_em_theory",
         "02_user_model",
@@ -24,9 +25,15 @@ def test_notebooks_are_committed_without_outputs():
     ]
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
-        for cell in nb.cells:
-            if cell.cell_type == "code":
-                assert not cell.outputs and cell.execution_count is None, f"{path.name} has outputs"
+        code = [cell for cell in nb.cells if cell.cell_type == "code"]
+        counts = [cell.execution_count for cell in code]
+        assert counts == list(range(1, len(code) + 1)), f"{path.name}: not executed top to bottom in one run"
+        outputs = [o for cell in code for o in cell.outputs]
+        assert not [o for o in outputs if o.get("output_type") == "error"], f"{path.name} has an error output"
+        figures = [o for o in outputs if "image/png" in o.get("data", {})]
+        if "plt.show()" in "".join(cell.source for cell in code):
+            assert figures, f"{path.name}: its figures are not in the committed outputs"
+        assert path.stat().st_size < 400_000, f"{path.name} is {path.stat().st_size} bytes (PNG outputs at modest dpi)"
 
 
 # The theory notebook runs by default; the others (~20-60 s each) are marked slow.

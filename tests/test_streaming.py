@@ -38,6 +38,7 @@ def test_streaming_fit_from_key_with_inner_chunks_converges():
     np.testing.assert_allclose(float(jaxem.log_likelihood(model, result.params, x)), float(result.log_likelihood), rtol=1e-11)
 
 
+@pytest.mark.slow
 def test_online_em_approaches_the_batch_fit():
     x, labels, weights, means, _ = blobs(7, n=30000)
     model = jaxem.models.gaussian_mixture(3, covariance_type="full")

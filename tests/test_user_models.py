@@ -41,6 +41,7 @@ def _t_data(n=2000, seed=0):
     return x
 
 
+@pytest.mark.slow
 def test_user_student_t_mixture_recovers_parameters_with_vmapped_restarts():
     x = _t_data()
     model = models.mixture(

@@ -16,6 +16,8 @@ from typing import Any, Callable, NamedTuple, Optional, Protocol, TypeVar
 import jax
 import jax.numpy as jnp
 
+from jaxem._src import display
+
 Array = jax.Array
 PyTree = Any
 Params = TypeVar("Params")  # a pytree (NamedTuple) of arrays, one model's parameters
@@ -145,6 +147,9 @@ class AdditiveMStep(NamedTuple):
         separately prepared chunks add up.
       chunk_size: rows per chunk of the E-step, or ``None`` for one pass; set at
         the public boundary (``fit(..., chunk_size=)``), static under ``jit``.
+      zero_rows_are_empty: whether an item whose per-row fields are all zero
+        contributes nothing (an HMM's sequence of length 0), so that data can be
+        padded to equal shards over devices (``jaxem.shard_rows``).
     """
 
     statistics: StatisticsFn
@@ -153,6 +158,7 @@ class AdditiveMStep(NamedTuple):
     per_row: tuple
     prepare_like: Callable[[Any, Data], Data]
     chunk_size: Optional[int] = None
+    zero_rows_are_empty: bool = False
 
     def __call__(self, data: Data, posterior: Posterior, params):
         """The M-step as a plain ``m_step(data, posterior, params)``."""
@@ -215,6 +221,10 @@ class Model(NamedTuple):
         ``bic``/``aic``), or ``None``.
       spec: how to rebuild the model (factory name and options, set by
         ``jaxem.register_model``), used by ``jaxem.save``/``jaxem.load``; or ``None``.
+      log_prior: ``params -> scalar``, the log prior density of the params (up
+        to a constant), or ``None``. With it EM is MAP-EM: the M-step maximizes
+        Q + log_prior, and the fit ascends log-likelihood + log_prior
+        (``jaxem/_src/priors.py``).
       prepare_for: ``(params, data) -> data``, ``prepare`` for scoring under
         ``params`` (``posterior``, ``score_samples``, ...): any standardization is
         taken from ``params``, never from the other rows, so that each item is
@@ -230,7 +240,10 @@ class Model(NamedTuple):
     sample: Optional[SampleFn] = None
     n_parameters: Optional[Callable[[Any], int]] = None
     spec: Optional[Any] = None
+    log_prior: Optional[Callable[[Any], Array]] = None
     prepare_for: Optional[Callable[[Any, Data], Data]] = None
+
+    __repr__ = display.model_repr
 
     @property
     def additive(self) -> Optional[AdditiveMStep]:
@@ -243,6 +256,13 @@ def mixture_latent() -> Latent:
 
     The log-partition of a row of ``[N, K]`` log-potentials is ``logsumexp`` over
     ``K``; its gradient is the row's responsibilities.
+
+    Examples:
+      >>> latent = jaxem.mixture_latent()
+      >>> log_potentials = jnp.log(jnp.array([[0.2, 0.6], [0.1, 0.1]]))   # [N, K]
+      >>> total = lambda lp: latent.log_marginal(lp, None).sum()   # Σ_n log Σ_k exp(lp[n, k])
+      >>> np.asarray(jax.grad(total)(log_potentials)).round(3).tolist()   # the responsibilities
+      [[0.25, 0.75], [0.5, 0.5]]
     """
     return _MIXTURE_LATENT
 

@@ -43,9 +43,13 @@ def q_function(model: Model, params_old: Params, params: Params, data, *, sample
       data: raw or prepared data.
       sample_weight: optional ``[N]`` weights of the items.
 
-    Example:
-      >>> new, _ = jaxem.em_step(model, params, x)
-      >>> jaxem.q_function(model, params, new, x) >= jaxem.q_function(model, params, params, x)
+    Examples:
+      >>> x, _ = jaxem.load_dataset("faithful")
+      >>> model = jaxem.models.gaussian_mixture(2)
+      >>> params = jaxem.init(model, jax.random.key(0), x)
+      >>> new, _ = jaxem.em_step(model, params, x)               # the M-step maximizes Q(.; params)
+      >>> bool(jaxem.q_function(model, params, new, x) >= jaxem.q_function(model, params, params, x))
+      True
     """
     sample_weight = check_inputs(model, data, params, sample_weight)
     return _q_function(model, params_old, params, data, sample_weight)
@@ -81,9 +85,17 @@ def elbo(model: Model, params: Params, q: Any, data, *, entropy_fn: Optional[Cal
         latent values of different items are independent under q (a mixture). For
         a chain, pass the entropy of your q (its pairwise marginals are needed).
 
-    Example:
-      >>> q = jaxem.posterior(model, params, x)
-      >>> jaxem.elbo(model, params, q, x)  # equals jaxem.log_likelihood(model, params, x)
+    Examples:
+      >>> x, _ = jaxem.load_dataset("faithful")
+      >>> model = jaxem.models.gaussian_mixture(2)
+      >>> params = jaxem.init(model, jax.random.key(0), x)
+      >>> q = jaxem.posterior(model, params, x)                  # the tightest q
+      >>> bound, log_lik = jaxem.elbo(model, params, q, x), jaxem.log_likelihood(model, params, x)
+      >>> bool(jnp.isclose(bound, log_lik, rtol=1e-5))
+      True
+      >>> hard = jax.nn.one_hot(jaxem.predict(model, params, x), 2, dtype=q.dtype)
+      >>> bool(jaxem.elbo(model, params, hard, x) <= log_lik)     # any other q: a lower bound
+      True
     """
     check_inputs(model, data, params)
     if isinstance(q, (list, np.ndarray)):  # nested lists: one array, not a pytree

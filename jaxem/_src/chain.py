@@ -116,7 +116,7 @@ def parallel_log_marginal(log_initial: Array, log_transition: Array, log_emissio
         return left_scales + top + jnp.log(sums), product / sums[..., None]
 
     scales, _ = jax.lax.associative_scan(combine, (log_scales, normalized))
-    return scales[-1, 0]
+    return _nothing_if_empty(scales[-1, 0], length)
 
 
 def forward_log_marginal(
@@ -128,7 +128,8 @@ def forward_log_marginal(
       log_initial: ``[K]``.
       log_transition: ``[K, K]``.
       log_emission: ``[T, K]``.
-      length: scalar int; steps ``t >= length`` contribute nothing (value or gradient).
+      length: scalar int; steps ``t >= length`` contribute nothing (value or
+        gradient); a sequence of length 0 has log p = 0 and zero gradient.
       elementwise: form the step's ``α @ A`` as a broadcast product and sum, which
         XLA fuses with the rest of the step (fewer kernels per step: faster on a CPU
         when few sequences are mapped over), instead of a matrix product (faster
@@ -146,26 +147,27 @@ def forward_log_marginal(
     and the padding mask are vectorized outside it), since on a CPU a step's cost is
     mostly per-kernel overhead.
 
-    Example:
+    Examples:
       >>> log_z = forward_log_marginal(log_pi, log_a, log_e, jnp.asarray(len(log_e)))
     """
     t_max = log_emission.shape[0]
     dtype = log_emission.dtype
     tiny = jnp.finfo(dtype).tiny
     log_emission = _masked_emission(log_emission, length)
-    emission, emission_shift = _shifted_exp(log_emission, axis=1)  # [T, K], [T, 1]
     initial, initial_shift = _shifted_exp(log_initial)
     transition, transition_shift = _shifted_exp(log_transition)
     valid = (jnp.arange(1, t_max, dtype=length.dtype) < length).astype(dtype)  # [T - 1]
-    alpha, log_first = _constant_normalized(initial * emission[0], tiny)
+    first, first_shift = _reachable_exp(initial, log_emission[0])
+    alpha, log_first = _constant_normalized(initial * first, tiny)
 
-    def step(alpha, emission_t):
+    def step(alpha, log_emission_t):
         if elementwise:
             predicted = jnp.sum(alpha[:, None] * transition, axis=0)
         else:
             predicted = alpha @ transition
+        emission_t, shift = _reachable_exp(predicted, log_emission_t)
         unnormalized = predicted * emission_t
-        return unnormalized / _constant_sum(unnormalized, tiny), unnormalized
+        return unnormalized / _constant_sum(unnormalized, tiny), (unnormalized, shift)
 
     # The loop emits the unnormalized messages u_t (sums s_t); everything else is
     # vectorized outside it. Padded steps (a suffix) run on (their emissions are
@@ -173,7 +175,8 @@ def forward_log_marginal(
     # message of the last valid step, so they get no gradient either.
     # jax.checkpoint: the backward pass keeps only the messages and recomputes the
     # rest of a step (measured as fast or faster here, and fewer residuals).
-    _, unnormalized = jax.lax.scan(jax.checkpoint(step), alpha, emission[1:])
+    _, (unnormalized, emission_shift) = jax.lax.scan(jax.checkpoint(step), alpha, log_emission[1:])
+    emission_shift = jnp.concatenate([first_shift[None], emission_shift])[:, None]  # [T, 1]
     unnormalized = jnp.concatenate([alpha[None], unnormalized])  # [T, K]; row 0 sums to 1
     log_sums = jnp.log(_constant_sum(unnormalized, tiny))[:, 0]  # [T]
     last = jax.lax.dynamic_index_in_dim(unnormalized, length - 1, keepdims=False)
@@ -181,7 +184,30 @@ def forward_log_marginal(
     constants = jnp.concatenate([log_first + initial_shift + emission_shift[0], step_constants])
     # log Σ u_last, minus its constant value (already in ``constants``): zero, with
     # the whole gradient.
-    return jnp.sum(constants) + (jnp.log(jnp.sum(last)) - jax.lax.stop_gradient(log_sums[length - 1]))
+    log_z = jnp.sum(constants) + (jnp.log(jnp.sum(last)) - jax.lax.stop_gradient(log_sums[length - 1]))
+    return _nothing_if_empty(log_z, length)
+
+
+def _nothing_if_empty(log_z: Array, length: Array) -> Array:
+    """``log_z``, or exactly 0 with zero gradient for a sequence of length 0 (the
+    padding of a batch to equal shards over devices: ``jaxem.shard_rows``)."""
+    return jnp.where(length > 0, log_z, jnp.zeros_like(log_z))
+
+
+def _reachable_exp(predicted: Array, log_emission_t: Array):
+    """``(exp(log_e - c), c)`` for one step's emissions ``[K]`` (0 for the states
+    the message cannot reach, ``predicted == 0``), ``c`` the (gradient-free) max over
+    the reachable ones.
+
+    Shifting by the max over *all* states underflowed where structural zeros
+    (a left-to-right chain, a start state) leave only states whose emission
+    density is far (beyond ~87 nats in float32) below an unreachable one's: every
+    reachable entry became 0 and log p(x) -inf.
+    """
+    reachable = jnp.where(predicted > 0, log_emission_t, jnp.full_like(log_emission_t, -jnp.inf))
+    shift = jax.lax.stop_gradient(_finite_or_zero(jnp.max(reachable)))
+    # unreachable states get exp(-inf) = 0 (not an overflowing exp times 0), also in the gradient
+    return jnp.exp(reachable - shift), shift
 
 
 def _constant_sum(values: Array, tiny) -> Array:
@@ -276,6 +302,14 @@ def chain_latent(*, parallel: bool = False) -> Latent:
     (the gradient) is a ``ChainPotentials`` of expected counts; ``marginals`` returns
     its ``log_emission`` field, the smoothed marginals ``[B, T, K]`` (zero on padded
     steps), and ``decode`` the Viterbi paths ``[B, T]`` (``-1`` on padded steps).
+
+    Examples:
+      >>> latent = jaxem.chain_latent()                           # what every HMM model is built on
+      >>> model = jaxem.models.gaussian_hmm(2)
+      >>> x, _ = jaxem.load_dataset("geyser")
+      >>> params = jaxem.init(model, jax.random.key(0), x)
+      >>> jaxem.posterior(model, params, x).shape                 # smoothed marginals [B, T, K]
+      (1, 299, 2)
     """
 
     def log_marginal(potentials, data):

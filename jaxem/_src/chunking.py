@@ -65,11 +65,19 @@ def auto_chunk_size(model: Model, data) -> Optional[int]:
         if sharding is not None and len(sharding.device_set) > 1:
             return None
     prepared = jax.eval_shape(model.prepare, data)
-    widest = max((getattr(prepared, name) for name in additive.per_row), key=lambda leaf: leaf.size)
+    widest = max((row_field(prepared, name) for name in additive.per_row), key=lambda leaf: leaf.size)
     if widest.ndim != 2:
         return None
     n, n_features = widest.shape
     return rows_per_chunk(n_features, widest.dtype.itemsize) if n > MIN_ROWS_TO_CHUNK else None
+
+
+def row_field(data, name: str):
+    """The field ``name`` of prepared data; a dotted name (``"features.stats"``)
+    reads a field of a nested NamedTuple (an HMM's ``ChainData``)."""
+    for part in name.split("."):
+        data = getattr(data, part)
+    return data
 
 
 def check_chunkable(model: Model, what: str = "chunk_size") -> AdditiveMStep:

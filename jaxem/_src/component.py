@@ -91,7 +91,7 @@ class Component(NamedTuple):
       encode: ``(obs [B, T, ...], mask [B, T]) -> x``, raw HMM observations as
         the family's input, finite on padded steps.
       init_states: ``(key, features, lengths, template) -> params``, the HMM's
-        starting emissions, or ``None`` for k-means++ on the pooled steps.
+        starting emissions, or ``None`` for k-means on the pooled steps.
     """
 
     family: ExpFamily

@@ -44,7 +44,13 @@ def _size(shape) -> int:
 
 
 def identity() -> Constraint:
-    """No constraint: the real line."""
+    """No constraint: the real line.
+
+    Examples:
+      >>> from jaxem.constraints import identity
+      >>> float(identity().constrain(jnp.array(-3.0)))
+      -3.0
+    """
     return Constraint(lambda u: u, lambda x: x, _size)
 
 
@@ -60,9 +66,11 @@ def positive(floor: float = 0.0) -> Constraint:
     Args:
       floor: a lower bound kept off by the bijection (e.g. a variance floor).
 
-    Example:
+    Examples:
+      >>> from jaxem.constraints import positive
       >>> c = positive()
-      >>> c.constrain(c.unconstrain(jnp.array([0.5, 3.0])))  # [0.5, 3.0]
+      >>> np.asarray(c.constrain(c.unconstrain(jnp.array([0.5, 3.0])))).round(4).tolist()
+      [0.5, 3.0]
     """
     floor = float(floor)
 
@@ -76,7 +84,13 @@ def positive(floor: float = 0.0) -> Constraint:
 
 
 def unit_interval() -> Constraint:
-    """Values in ``(0, 1)`` via the logistic sigmoid (independent probabilities)."""
+    """Values in ``(0, 1)`` via the logistic sigmoid (independent probabilities).
+
+    Examples:
+      >>> from jaxem.constraints import unit_interval
+      >>> float(unit_interval().constrain(jnp.array(0.0)))
+      0.5
+    """
 
     def unconstrain(p):
         tiny = jnp.finfo(p.dtype).tiny
@@ -90,6 +104,12 @@ def simplex() -> Constraint:
 
     The unconstrained vector has one redundant degree of freedom (a constant shift),
     which gradient methods handle without harm; ``n_free`` counts ``S - 1`` per vector.
+
+    Examples:
+      >>> from jaxem.constraints import simplex
+      >>> w = simplex().constrain(jnp.array([0.0, 1.0, 2.0]))
+      >>> round(float(w.sum()), 6), bool(jnp.all(w > 0))
+      (1.0, True)
     """
 
     def unconstrain(p):
@@ -112,6 +132,13 @@ def cholesky(*, lower: bool = True, floor: float = 0.0) -> Constraint:
     Args:
       lower: lower (``True``) or upper triangular factors.
       floor: a lower bound on the diagonal entries.
+
+    Examples:
+      >>> from jaxem.constraints import cholesky
+      >>> c = cholesky()
+      >>> l = c.constrain(jnp.array([[0.0, 9.0], [0.5, -1.0]]))  # the upper triangle is ignored
+      >>> float(l[0, 1]), bool(jnp.all(jnp.diag(l) > 0))
+      (0.0, True)
     """
     diag = positive(floor)
 
@@ -155,16 +182,40 @@ def _map(fn, declared, params):
 
 
 def constrain_tree(declared: Any, unconstrained: Any) -> Any:
-    """Applies each leaf's ``constrain`` (``declared`` may be ``None``: identity)."""
+    """Applies each leaf's ``constrain`` (``declared`` may be ``None``: identity).
+
+    Examples:
+      >>> from jaxem import constraints
+      >>> declared = {"mu": None, "s": constraints.positive()}
+      >>> u = constraints.unconstrain_tree(declared, {"mu": jnp.array(-1.0), "s": jnp.array(2.0)})
+      >>> p = constraints.constrain_tree(declared, u)
+      >>> float(p["mu"]), round(float(p["s"]), 4)
+      (-1.0, 2.0)
+    """
     return _map(lambda c, u: c.constrain(u), declared, unconstrained)
 
 
 def unconstrain_tree(declared: Any, params: Any) -> Any:
-    """Applies each leaf's ``unconstrain`` (``declared`` may be ``None``: identity)."""
+    """Applies each leaf's ``unconstrain`` (``declared`` may be ``None``: identity).
+
+    Examples:
+      >>> from jaxem import constraints
+      >>> declared = {"p": constraints.unit_interval()}
+      >>> u = constraints.unconstrain_tree(declared, {"p": jnp.array(0.5)})
+      >>> float(u["p"])                                           # logit(0.5)
+      0.0
+    """
     return _map(lambda c, x: c.unconstrain(x), declared, params)
 
 
 def n_free_parameters(declared: Any, params: Any) -> int:
-    """Total number of free parameters of ``params`` under ``declared``."""
+    """Total number of free parameters of ``params`` under ``declared``.
+
+    Examples:
+      >>> from jaxem import constraints
+      >>> declared = {"w": constraints.simplex(), "mu": None}
+      >>> constraints.n_free_parameters(declared, {"w": jnp.ones(3) / 3, "mu": jnp.zeros(3)})
+      5
+    """
     counts = _map(lambda c, x: c.n_free(tuple(jnp.shape(x))), declared, params)
     return int(sum(jax.tree_util.tree_leaves(counts)))

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import functools
 import numbers
+import os
 from typing import Callable, Optional, Union
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from jaxem._src import algorithms, chunking, loop, validation
+from jaxem._src import algorithms, buckets, chunking, convergence, loop, validation
 from jaxem._src import progress as progress_lib
 from jaxem._src import update as update_lib
 from jaxem._src.base import Array, Model, Params
@@ -52,6 +54,7 @@ def check_inputs(model: Model, data, params=None, sample_weight=None):
         raise TypeError(f"model must be a jaxem Model, got {type(model).__name__}")
     validation.warn_if_float64_dropped(data, "data")
     validation.warn_if_float64_dropped(params, "params")
+    validation.check_precision(params, "params")
     with validation.on_values():
         model.check(data, params)
     if sample_weight is None:
@@ -92,10 +95,19 @@ def em_step(model: Model, params: Params, data, *, sample_weight=None, chunk_siz
         exponential-family mixtures with more than 32768 rows on one device, else
         unchunked; ``None``: unchunked.
 
-    Example:
+    Examples:
+      >>> x, _ = jaxem.load_dataset("faithful")
       >>> model = jaxem.models.gaussian_mixture(2)
       >>> params = jaxem.init(model, jax.random.key(0), x)
-      >>> params, log_lik = jaxem.em_step(model, params, x)
+      >>> new_params, log_lik = jaxem.em_step(model, params, x)   # log_lik: of params
+      >>> bool(jaxem.log_likelihood(model, new_params, x) >= log_lik)
+      True
+      >>> features = model.prepare(x)                             # computed once
+      >>> def step(params, _):
+      ...     return jaxem.em_step(model, params, features)
+      >>> params, log_liks = jax.lax.scan(step, params, None, length=20)
+      >>> log_liks.shape, bool(jnp.all(jnp.diff(log_liks) >= -1e-3))
+      ((20,), True)
     """
     data = validation.as_data(data)
     sample_weight = check_inputs_and_params(model, data, params, sample_weight)
@@ -121,9 +133,13 @@ def em_step_with_info(model: Model, params: Params, data, *, sample_weight=None)
       with ``q_before``, ``q_after`` (``q_after >= q_before`` for every jaxem
       M-step) and ``accepted`` (``False`` when θ_t was kept).
 
-    Example:
-      >>> params, log_lik, info = jaxem.em_step_with_info(model, params, x)
-      >>> info.q_after - info.q_before  # >= 0
+    Examples:
+      >>> x, _ = jaxem.load_dataset("faithful")
+      >>> model = jaxem.models.gaussian_mixture(2)
+      >>> params = jaxem.init(model, jax.random.key(0), x)
+      >>> new_params, log_lik, info = jaxem.em_step_with_info(model, params, x)
+      >>> bool(info.q_after >= info.q_before), bool(info.accepted)
+      (True, True)
     """
     update_lib.check_has_m_step(model)
     data = validation.as_data(data)
@@ -137,7 +153,15 @@ def _em_step_with_info(model: Model, params, data, sample_weight):
 
 
 def init(model: Model, key, data) -> Params:
-    """Draws starting parameters with the model's initializer: ``model.init``."""
+    """Draws starting parameters with the model's initializer: ``model.init``.
+
+    Examples:
+      >>> x, _ = jaxem.load_dataset("faithful")
+      >>> model = jaxem.models.gaussian_mixture(3)
+      >>> params = jaxem.init(model, jax.random.key(0), x)        # k-means++ seeding
+      >>> params.weights.shape, params.means.shape
+      ((3,), (3, 2))
+    """
     data = validation.as_data(data)
     check_inputs(model, data)
     return jax.jit(model.init)(as_key(key), model.prepare(data))
@@ -202,10 +226,20 @@ def fit(
     Returns:
       A ``FitResult``.
 
-    Example:
+    Warns:
+      jaxem.ConvergenceWarning: when no restart met ``tol`` within ``max_iter``
+        (not inside ``jit``, where the result is traced).
+
+    Examples:
+      >>> x, columns = jaxem.load_dataset("faithful")            # [272, 2]
       >>> model = jaxem.models.gaussian_mixture(2)
-      >>> result = jaxem.fit(model, x, key=jax.random.key(0), n_restarts=16)
-      >>> result.params.means, result.log_likelihood
+      >>> result = jaxem.fit(model, x, key=0, n_restarts=2)      # key: an int or jax.random.key(0)
+      >>> result.params.means.shape, result.history.shape        # [K, D], [restarts, max_iter]
+      ((2, 2), (2, 100))
+      >>> np.round(np.sort(np.asarray(result.params.weights)), 2)
+      array([0.36, 0.64]...)
+      >>> bool(result.converged.any())
+      True
     """
     n_restarts = validation.check_positive_int(n_restarts, "n_restarts")
     max_iter = validation.check_positive_int(max_iter, "max_iter")
@@ -234,6 +268,7 @@ def fit(
     update_lib.check_has_m_step(model)
     model = chunking.with_chunk_size(model, chunk_size, data)
     data = model.prepare(data)
+    data, sample_weight = buckets.pad_rows(model, data, sample_weight)  # one program for many N
     dtype = float_dtype(data)
     if init_params is not None:  # the loop carries params in the data's dtype
         init_params = jax.tree_util.tree_map(
@@ -243,8 +278,11 @@ def fit(
     tol = jnp.asarray(tol, dtype)
     statics = dict(make_algorithm=make_algorithm, max_iter=max_iter)
     if progress is not False and progress is not None:
-        return progress_lib.fit_with_reports(model, data, keys, init_params, sample_weight, tol, progress=progress, **statics)
-    return loop.fit_restarts(model, data, keys, init_params, sample_weight, tol, **statics)
+        result = progress_lib.fit_with_reports(model, data, keys, init_params, sample_weight, tol, progress=progress, **statics)
+    else:
+        result = loop.fit_restarts(model, data, keys, init_params, sample_weight, tol, **statics)
+    convergence.warn_if_none_converged(result, max_iter, tol)
+    return result
 
 
 def check_restarts(model: Model, data, init_params) -> None:
@@ -295,8 +333,14 @@ def _score_samples(model, params, data):
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _log_likelihood(model, params, data, sample_weight):
-    return e_step(model, params, prepare_for(model, params, data), sample_weight)[0]
+def _scores(model, params, data, sample_weight, n_params):
+    """``(log-likelihood, BIC, AIC)``: one program for ``log_likelihood``, ``bic``
+    and ``aic`` (``n_params`` is 0 for ``log_likelihood``)."""
+    data = prepare_for(model, params, data)
+    log_lik = e_step(model, params, data, sample_weight)[0]
+    n = n_observations(model, params, data, sample_weight).astype(log_lik.dtype)
+    p = jnp.asarray(n_params).astype(log_lik.dtype)
+    return log_lik, -2.0 * log_lik + p * jnp.log(n), -2.0 * log_lik + 2.0 * p
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -309,7 +353,18 @@ def posterior(model: Model, params: Params, data) -> Array:
     """Posterior marginals of the latent variables: ``[N, K]`` for a mixture.
 
     Computed as the gradient of the log-likelihood with respect to the
-    log-potentials.
+    log-potentials. For a continuous latent, its moments: a
+    ``jaxem.GaussianPosterior`` (means, covariances) or, for a linear-Gaussian
+    chain, a ``jaxem.GaussianChainPosterior`` (smoothed means, covariances,
+    lag-one cross-covariances).
+
+    Examples:
+      >>> x, _ = jaxem.load_dataset("faithful")
+      >>> model = jaxem.models.gaussian_mixture(2)
+      >>> result = jaxem.fit(model, x, key=0, n_restarts=2)
+      >>> responsibilities = jaxem.posterior(model, result.params, x)   # [N, K]
+      >>> responsibilities.shape, bool(jnp.allclose(responsibilities.sum(axis=1), 1.0, atol=1e-5))
+      ((272, 2), True)
     """
     data = validation.as_data(data)
     check_inputs_and_params(model, data, params)
@@ -317,57 +372,145 @@ def posterior(model: Model, params: Params, data) -> Array:
 
 
 def log_likelihood(model: Model, params: Params, data, *, sample_weight=None) -> Array:
-    """Total log-likelihood ``Σ_n w_n log p(x_n; θ)`` (a scalar)."""
+    """Total log-likelihood ``Σ_n w_n log p(x_n; θ)`` (a scalar).
+
+    Examples:
+      >>> x, _ = jaxem.load_dataset("faithful")
+      >>> model = jaxem.models.gaussian_mixture(2)
+      >>> result = jaxem.fit(model, x, key=0, n_restarts=2)
+      >>> total = jaxem.log_likelihood(model, result.params, x)
+      >>> bool(jnp.isclose(total, result.log_likelihood))
+      True
+      >>> bool(jnp.isclose(total, jaxem.score_samples(model, result.params, x).sum()))
+      True
+    """
     data = validation.as_data(data)
     sample_weight = check_inputs_and_params(model, data, params, sample_weight)
-    return _log_likelihood(model, params, data, sample_weight)
+    return _scores(model, params, data, sample_weight, 0)[0]
 
 
 def score_samples(model: Model, params: Params, data) -> Array:
-    """Log-likelihood of each item, ``[N]`` (each sample, or each sequence)."""
+    """Log-likelihood of each item, ``[N]`` (each sample, or each sequence).
+
+    Examples:
+      >>> x, _ = jaxem.load_dataset("faithful")
+      >>> model = jaxem.models.gaussian_mixture(2)
+      >>> result = jaxem.fit(model, x, key=0, n_restarts=2)
+      >>> jaxem.score_samples(model, result.params, x).shape      # log p(x_n) per row
+      (272,)
+    """
     data = validation.as_data(data)
     check_inputs_and_params(model, data, params)
     return _score_samples(model, params, data)
 
 
 def predict(model: Model, params: Params, data) -> Array:
-    """The most probable latent values (``[N]`` component labels for a mixture)."""
+    """The most probable latent values (``[N]`` component labels for a mixture).
+
+    Examples:
+      >>> x, _ = jaxem.load_dataset("faithful")
+      >>> model = jaxem.models.gaussian_mixture(2)
+      >>> result = jaxem.fit(model, x, key=0, n_restarts=2)
+      >>> labels = jaxem.predict(model, result.params, x)        # [N] in {0, 1}
+      >>> sorted(np.unique(np.asarray(labels)).tolist())
+      [0, 1]
+    """
     data = validation.as_data(data)
     check_inputs_and_params(model, data, params)
     return _predict(model, params, data)
 
 
 def sample(model: Model, params: Params, key, n: int):
-    """Draws ``n`` items from the model: returns ``(x, z)``."""
+    """Draws ``n`` items from the model: returns ``(x, z)``.
+
+    Examples:
+      >>> params = jaxem.models.gaussian_mixture_params([0.3, 0.7], [[0.0], [5.0]], [[[1.0]], [[1.0]]])
+      >>> model = jaxem.models.gaussian_mixture(2)
+      >>> x, z = jaxem.sample(model, params, jax.random.key(0), 1000)
+      >>> x.shape, z.shape
+      ((1000, 1), (1000,))
+      >>> 0.6 < float(jnp.mean(z)) < 0.8                          # about 70% from component 1
+      True
+    """
     if model.sample is None:
         raise ValueError("this model does not define sample")
     n = validation.check_positive_int(n, "n")
-    return model.sample(as_key(key), params, n)
+    key = as_key(key)
+    _check_sample_size(model, params, key, n)
+    return model.sample(key, params, n)
+
+
+def _check_sample_size(model: Model, params: Params, key, n: int) -> None:
+    """``ValueError`` naming ``n`` when the draw would not fit in memory (half the
+    machine's RAM) or index past int32, instead of an allocation that aborts."""
+    if n > np.iinfo(np.int32).max:
+        raise ValueError(f"n must be at most {np.iinfo(np.int32).max} draws per call, got {n}")
+    if n < 2**20:  # below a million draws, assume they fit rather than pay a second program
+        return
+    with jax.ensure_compile_time_eval():  # one draw, op by op, to measure a draw's bytes
+        one = model.sample(key, params, 1)
+    needed = n * sum(int(np.size(leaf)) * np.dtype(leaf.dtype).itemsize for leaf in jax.tree_util.tree_leaves(one))
+    try:
+        available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):  # not a POSIX system
+        return
+    if needed > available:
+        raise ValueError(
+            f"n={n} draws would take {needed / 2**30:.1f} GiB, more than half of this machine's memory; "
+            "draw fewer at a time"
+        )
 
 
 def n_parameters(model: Model, params: Params) -> int:
-    """Number of free parameters of the model."""
+    """Number of free parameters of the model.
+
+    Examples:
+      >>> model = jaxem.models.gaussian_mixture(2)                # 1 weight + 2·2 means + 2·3 covariances
+      >>> params = jaxem.models.gaussian_mixture_params([0.5, 0.5], [[0.0, 0.0], [1.0, 1.0]], [np.eye(2)] * 2)
+      >>> jaxem.n_parameters(model, params)
+      11
+    """
     if model.n_parameters is None:
         raise ValueError("this model does not define n_parameters")
     return int(model.n_parameters(params))
 
 
-def _n_observations_checked(model, params, data) -> Array:
-    return n_observations(model, params, model.prepare(data), None)
+def _criteria(model: Model, params: Params, data):
+    """``(BIC, AIC)`` from one check and one compiled program (``_scores``)."""
+    data = validation.as_data(data)
+    check_inputs_and_params(model, data, params)
+    _, bic_value, aic_value = _scores(model, params, data, None, n_parameters(model, params))
+    return bic_value, aic_value
 
 
 def bic(model: Model, params: Params, data) -> Array:
-    """Bayesian information criterion ``-2 log L + p log n`` (lower is better)."""
-    data = validation.as_data(data)
-    log_lik = log_likelihood(model, params, data)
-    n = _n_observations_checked(model, params, data).astype(log_lik.dtype)
-    return -2.0 * log_lik + n_parameters(model, params) * jnp.log(n)
+    """Bayesian information criterion ``-2 log L + p log n`` (lower is better).
+
+    Examples:
+      >>> x, _ = jaxem.load_dataset("faithful")
+      >>> bics = {}
+      >>> for k in (1, 2, 3):                                      # pick K: the lowest BIC
+      ...     model = jaxem.models.gaussian_mixture(k)
+      ...     result = jaxem.fit(model, x, key=0, n_restarts=2)
+      ...     bics[k] = float(jaxem.bic(model, result.params, x))
+      >>> min(bics, key=bics.get)
+      2
+    """
+    return _criteria(model, params, data)[0]
 
 
 def aic(model: Model, params: Params, data) -> Array:
-    """Akaike information criterion ``-2 log L + 2 p`` (lower is better)."""
-    log_lik = log_likelihood(model, params, data)
-    return -2.0 * log_lik + 2.0 * n_parameters(model, params)
+    """Akaike information criterion ``-2 log L + 2 p`` (lower is better).
+
+    Examples:
+      >>> x, _ = jaxem.load_dataset("faithful")
+      >>> model = jaxem.models.gaussian_mixture(2)
+      >>> result = jaxem.fit(model, x, key=0, n_restarts=2)
+      >>> p = jaxem.n_parameters(model, result.params)
+      >>> bool(jnp.isclose(jaxem.aic(model, result.params, x), -2 * result.log_likelihood + 2 * p))
+      True
+    """
+    return _criteria(model, params, data)[1]
 
 
 def viterbi(model, params, data) -> Array:
@@ -382,7 +525,15 @@ def viterbi(model, params, data) -> Array:
       ``[B, T_max]`` int32 state indices (``B = 1`` for a plain array); steps past a
       sequence's length are ``-1``. Same as ``jaxem.predict`` for a chain model.
 
-    Example:
-      >>> paths = jaxem.viterbi(model, params, jaxem.Sequences(obs, lengths))
+    Examples:
+      >>> x, _ = jaxem.load_dataset("geyser")                    # [299, 2], one sequence
+      >>> model = jaxem.models.gaussian_hmm(2)
+      >>> params = jaxem.init(model, jax.random.key(0), x)
+      >>> jaxem.viterbi(model, params, x).shape                   # [B, T]
+      (1, 299)
+      >>> data = jaxem.Sequences.from_list([x[:100], x[100:]])
+      >>> paths = jaxem.viterbi(model, params, data)
+      >>> paths.shape, int(paths[0, -1])                          # -1 on padded steps
+      ((2, 199), -1)
     """
     return predict(model, params, data)

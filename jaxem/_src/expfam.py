@@ -43,8 +43,12 @@ class ExpFamily(NamedTuple):
         when ``prepare`` does not depend on the rest of the data.
       per_row: the fields of the features with one entry per row (axis 0); the
         others (a standardization) are shared by all rows.
-      log_densities: ``(params, features) -> [..., K]`` component log-densities,
-        or ``None`` for ``stats @ coefficients(params, features).T``.
+      log_prior: ``params -> scalar``, the log density of the family's conjugate
+        prior at the component fields (up to a constant), or ``None`` without a
+        prior; ``maximize`` is then the MAP M-step (``jaxem/_src/priors.py``).
+      log_densities: ``(params, features, offsets=None) -> [..., K]`` component
+        log-densities plus ``offsets [K]`` (a mixture's log weights) when given, or
+        ``None`` for ``stats @ coefficients(params, features).T``.
       statistics: ``(features, posterior [..., K], params) -> statistics``, the
         expected statistics ``maximize`` takes, or ``None`` for ``posteriorᵀ @
         stats``. ``params`` (the params of the E-step) may be ``None``: then the
@@ -59,6 +63,7 @@ class ExpFamily(NamedTuple):
     maximize: Callable[[Array, Any, Any], Any]
     prepare_like: Optional[Callable[[Any, Any], Any]] = None
     per_row: tuple = ("stats", "x")
+    log_prior: Optional[Callable[[Any], Array]] = None
     log_densities: Optional[Callable[[Any, Any], Array]] = None
     statistics: Optional[Callable[[Any, Array, Any], Array]] = None
     prepare_for: Optional[Callable[[Any, Any], Any]] = None
@@ -99,6 +104,12 @@ def expected_stats(posterior: Array, stats: Array) -> Array:
     Args:
       posterior: ``[N, K]`` (weighted) responsibilities.
       stats: ``[N, F]`` sufficient-statistic features.
+
+    Examples:
+      >>> posterior = jnp.array([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])   # [N, K]
+      >>> stats = jnp.array([[1.0, 2.0], [1.0, 4.0], [1.0, 6.0]])       # [N, F]: [1, x]
+      >>> np.asarray(jaxem.expected_stats(posterior, stats)).tolist()   # [K, F]: counts, sums
+      [[1.5, 4.0], [1.5, 8.0]]
     """
     return posterior.T @ stats
 
@@ -140,17 +151,21 @@ def log_probabilities(probs: Array) -> Array:
     return jnp.where(positive, jnp.log(safe), jnp.full_like(probs, impossible_log(probs.dtype)))
 
 
-def mixture_m_step(family: ExpFamily) -> AdditiveMStep:
+def mixture_m_step(family: ExpFamily, weights_prior=None) -> AdditiveMStep:
     """The ``AdditiveMStep`` of a mixture of ``family``: statistics
     ``posteriorᵀ @ T(x)``, the family's maximizer for the components and the
-    expected counts (column 0) for the weights."""
+    expected counts (column 0) for the weights, plus ``α − 1`` pseudo-counts for
+    a Dirichlet ``weights_prior`` (concentration ``α >= 1``, checked; MAP)."""
 
     def statistics(features, posterior, params=None):
         return family_statistics(family, features, posterior, params)
 
     def maximize(stats, features, params):
         params = family.maximize(stats, features, params)
-        return params._replace(weights=mixture_weights(stats[:, 0], params.weights))
+        counts = stats[:, 0]
+        if weights_prior is not None:
+            counts = counts + jnp.broadcast_to(jnp.asarray(weights_prior, counts.dtype) - 1.0, counts.shape)
+        return params._replace(weights=mixture_weights(counts, params.weights))
 
     def prepare_chunk(x, reference):
         return prepare_like(family, x, reference)
@@ -171,17 +186,26 @@ def exponential_family_mixture(
     check: Callable,
     sample: Callable | None = None,
     n_parameters: Callable | None = None,
+    weights_prior=None,
+    log_prior: Callable | None = None,
 ) -> Model:
     """A finite mixture whose components are in ``family``.
 
     ``params`` must be a NamedTuple with a ``weights [K]`` field plus the
-    component fields ``family`` reads and writes.
+    component fields ``family`` reads and writes. With a prior (MAP-EM),
+    ``weights_prior`` is the weights' Dirichlet concentration (or ``None``) and
+    ``log_prior`` the whole params' log prior density (``jaxem.component_mixture``
+    builds both).
+
+    Examples:
+      >>> model = jaxem.models.poisson_mixture(2)                 # built this way
+      >>> model.m_step is not None
+      True
     """
 
     def log_joint(params, features) -> Array:
         if family.log_densities is not None:
-            log_weights = jnp.log(params.weights).astype(features.stats.dtype)
-            return family.log_densities(params, features) + log_weights[None, :]
+            return family.log_densities(params, features, jnp.log(params.weights))
         coefficients = family.coefficients(params, features)
         log_weights = jnp.log(params.weights).astype(coefficients.dtype)
         coefficients = coefficients.at[:, 0].add(log_weights)
@@ -191,12 +215,13 @@ def exponential_family_mixture(
         init=init,
         log_joint=log_joint,
         latent=mixture_latent(),
-        m_step=mixture_m_step(family),
+        m_step=mixture_m_step(family, weights_prior),
         prepare=family.prepare,
         prepare_for=family.prepare_for,
         check=check,
         sample=sample,
         n_parameters=n_parameters,
+        log_prior=log_prior,
     )
 
 

@@ -2,15 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxem._src.base import FreezableMStep, Model
 from jaxem._src.generic_m_step import expected_log_joint, resolve_mask, select
+from jaxem._src.registry import key_of, memoized
 
 
+class FrozenSpec(NamedTuple):
+    """The spec of a frozen model: ``freeze(<model of spec>, mask)``, so that
+    ``jaxem.save``/``load`` keep the freeze.
+
+    Attributes:
+      model: the spec of the model that was frozen (a ``ModelSpec``, or ``None``).
+      mask: the mask in hashable form: field names, or ``(treedef, leaves)`` with
+        array leaves as nested tuples (``mask_of`` turns it back).
+    """
+
+    model: Any
+    mask: Any
+
+
+def mask_of(spec: FrozenSpec) -> Any:
+    """The mask a ``FrozenSpec`` was made from (array leaves as NumPy arrays)."""
+    mask = spec.mask
+    if isinstance(mask, tuple) and len(mask) == 2 and isinstance(mask[0], jax.tree_util.PyTreeDef):
+        structure, leaves = mask
+        return jax.tree_util.tree_unflatten(
+            structure, [np.asarray(leaf, bool) if isinstance(leaf, tuple) else leaf for leaf in leaves]
+        )
+    return mask
+
+
+@memoized
 def freeze(model: Model, mask: Any) -> Model:
     """The same model, with the masked parameters held at their current values.
 
@@ -37,18 +65,26 @@ def freeze(model: Model, mask: Any) -> Model:
         or a field name / sequence of field names of a NamedTuple params.
 
     Returns:
-      A ``Model`` whose ``m_step`` keeps the masked entries fixed.
+      A ``Model`` whose ``m_step`` keeps the masked entries fixed (the same
+      object for the same model and mask, so compiled programs are reused); its
+      ``spec`` is a ``FrozenSpec``, so ``jaxem.save``/``load`` keep the freeze.
 
-    Example:
-      >>> frozen = jaxem.freeze(jaxem.models.poisson_mixture(2), "weights")
+    Examples:
+      >>> counts = np.random.default_rng(0).poisson([[2.0], [9.0]] * 50)   # [100, 1]
+      >>> model = jaxem.models.poisson_mixture(2)
+      >>> start = jaxem.models.poisson_mixture_params([0.5, 0.5], [[1.0], [5.0]])
+      >>> frozen = jaxem.freeze(model, "weights")
       >>> result = jaxem.fit(frozen, counts, key=0, init_params=start)
+      >>> np.asarray(result.params.weights).tolist()              # kept as given
+      [0.5, 0.5]
     """
     if not isinstance(model, Model):
         raise TypeError(f"model must be a jaxem Model, got {type(model).__name__}")
     if model.m_step is None:
         raise ValueError("this model has no m_step to freeze")
+    spec = FrozenSpec(model.spec, key_of(mask))
     if isinstance(model.m_step, FreezableMStep):  # gradient M-steps: zero gradient for the mask
-        return model._replace(m_step=model.m_step.with_frozen(mask))
+        return model._replace(m_step=model.m_step.with_frozen(mask), spec=spec)
     inner = model.m_step
 
     def m_step(data, posterior, params):
@@ -59,4 +95,4 @@ def freeze(model: Model, mask: Any) -> Model:
         keep = ~(q_new >= q_old)  # also when q_new is NaN
         return jax.tree_util.tree_map(lambda old, updated: jnp.where(keep, old, updated), params, new)
 
-    return model._replace(m_step=m_step)
+    return model._replace(m_step=m_step, spec=spec)

@@ -35,14 +35,15 @@ def default_optimizer() -> optax.GradientTransformation:
 
 
 def expected_log_joint(posterior: Any, log_potentials: Any) -> Array:
-    """``Σ posterior · log_potentials`` over every leaf, with ``0 · (-inf) = 0``.
+    """``Σ posterior · log_potentials`` over every leaf, with ``0 · (-inf) = 0``
+    (entries may be negative: a Gaussian latent's posterior holds ``E[z]``, ``−½ E[zzᵀ]``).
 
     Args:
       posterior: ``[N, K]`` for a mixture (or a pytree like the log-potentials).
       log_potentials: same structure as ``posterior``.
     """
     terms = jax.tree_util.tree_map(
-        lambda w, lp: jnp.sum(jnp.where(w > 0, w.astype(lp.dtype) * lp, jnp.zeros_like(lp))),
+        lambda w, lp: jnp.sum(jnp.where(w != 0, w.astype(lp.dtype) * lp, jnp.zeros_like(lp))),
         posterior,
         log_potentials,
     )
@@ -163,6 +164,26 @@ def maximize(
     return new_params, q_before, jnp.where(accept, q_candidate, q_before)
 
 
+def check_optimizer_and_constraints(optimizer, constraints) -> None:
+    """``TypeError`` naming the argument unless ``optimizer`` is ``None`` or an optax
+    ``GradientTransformation`` and every leaf of ``constraints`` is ``None`` or a
+    ``jaxem.constraints`` ``Constraint`` (e.g. ``"positive"`` instead of
+    ``constraints.positive()``)."""
+    if optimizer is not None and not (callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))):
+        raise TypeError(
+            f"optimizer must be an optax GradientTransformation (e.g. optax.adam(1e-2)) or None, got {optimizer!r}"
+        )
+    if constraints is None:
+        return
+    leaves = jax.tree_util.tree_leaves(constraints, is_leaf=lambda c: c is None or isinstance(c, constraints_lib.Constraint))
+    for leaf in leaves:
+        if leaf is not None and not isinstance(leaf, constraints_lib.Constraint):
+            raise TypeError(
+                "constraints must hold jaxem.constraints objects (e.g. jaxem.constraints.positive()) or None "
+                f"per parameter leaf, got {leaf!r}"
+            )
+
+
 def gradient_m_step(
     log_joint: Callable[[Any, Any], Any],
     *,
@@ -170,6 +191,7 @@ def gradient_m_step(
     optimizer: Optional[optax.GradientTransformation] = None,
     inner_steps: int = DEFAULT_INNER_STEPS,
     frozen: Any = None,
+    log_prior: Optional[Callable[[Any], Array]] = None,
 ) -> Callable[[Any, Any, Any], Any]:
     """An ``m_step(data, posterior, params) -> params`` that maximizes Q by gradients.
 
@@ -187,31 +209,51 @@ def gradient_m_step(
         ``optax.adam(1e-2)``). Its state is re-initialized at every M-step.
       inner_steps: optimizer steps per M-step.
       frozen: a boolean mask like the params, or field names, held fixed.
+      log_prior: optional ``params -> scalar`` log prior density: the M-step
+        then maximizes Q + log_prior (MAP-EM). Give the model the same function
+        (``jaxem.Model(..., log_prior=log_prior)``) so that the fit ascends, and
+        reports, log-likelihood + log prior.
 
     Returns:
       A ``FreezableMStep``, called as ``m_step(data, posterior, params)``;
       ``jaxem.freeze`` uses its ``with_frozen``.
 
-    Example:
+    Examples:
+      >>> from jaxem import constraints
+      >>> def log_joint(p, x):             # [N] data -> [N, 2] log-potentials
+      ...     return jnp.log(p["w"])[None, :] + jax.scipy.stats.norm.logpdf(x[:, None], p["mu"][None, :], p["s"])
+      >>> def init(key, x):
+      ...     mu = jax.random.choice(key, x, (2,), replace=False)
+      ...     return {"w": jnp.full(2, 0.5, x.dtype), "mu": mu, "s": jnp.std(x)}
+      >>> declared = {"w": constraints.simplex(), "mu": None, "s": constraints.positive()}
       >>> m_step = jaxem.gradient_m_step(log_joint, constraints=declared, inner_steps=30)
       >>> model = jaxem.Model(init, log_joint, jaxem.mixture_latent(), m_step=m_step)
+      >>> x = jnp.asarray(np.random.default_rng(0).normal([-2.0, 2.0] * 100))  # [200]
+      >>> result = jaxem.fit(model, x, key=0, n_restarts=2, max_iter=20)
+      >>> result.params["mu"].shape
+      (2,)
     """
     inner_steps = check_positive_int(inner_steps, "inner_steps")
+    check_optimizer_and_constraints(optimizer, constraints)
 
     def with_frozen(frozen):
         def m_step(data, posterior, params):
-            return _gradient_update(log_joint, data, posterior, params, constraints, optimizer, inner_steps, frozen)
+            return _gradient_update(
+                log_joint, data, posterior, params, constraints, optimizer, inner_steps, frozen, log_prior
+            )
 
         return FreezableMStep(m_step, with_frozen)
 
     return with_frozen(frozen)
 
 
-def _gradient_update(log_joint, data, posterior, params, constraints, optimizer, inner_steps: int, frozen):
-    """``params`` raised by ``maximize`` on Q(θ) = Σ posterior · log_joint(θ, data)."""
+def _gradient_update(log_joint, data, posterior, params, constraints, optimizer, inner_steps: int, frozen, log_prior=None):
+    """``params`` raised by ``maximize`` on Q(θ) = Σ posterior · log_joint(θ, data)
+    (plus ``log_prior(θ)`` when given)."""
 
     def q(p):
-        return expected_log_joint(posterior, log_joint(p, data))
+        value = expected_log_joint(posterior, log_joint(p, data))
+        return value if log_prior is None else value + log_prior(p).astype(value.dtype)
 
     dtype = jax.eval_shape(q, params).dtype
     new_params, _, _ = maximize(

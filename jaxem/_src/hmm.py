@@ -7,7 +7,9 @@ the ``[K, F]`` natural coefficients, and the emission M-step's expected statisti
 are one more, of the smoothed marginals with the same features (padded steps have
 zero marginals, so they drop out). Initial and transition probabilities come from
 the gradient's expected counts, with the mixtures' tiny pseudo-count, so a state
-that is never visited keeps finite parameters.
+that is never visited keeps finite parameters. The M-step is an ``AdditiveMStep``
+(``chain_m_step``): its statistics are sums over sequences, so every HMM built here
+can be chunked, sharded over sequences and streamed like a mixture.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxem._src import expfam
 from jaxem._src import sequences as seqs_lib
 from jaxem._src import validation
-from jaxem._src.base import Array, Model
+from jaxem._src.base import AdditiveMStep, Array, Model
 from jaxem._src.chain import ChainPotentials, chain_latent
+from jaxem._src.chunking import per_row_slicer
 from jaxem._src.component import CHAIN_ROLE, Component, check_params_type
 from jaxem._src.expfam import ExpFamily, family_log_densities, family_statistics, tiny_count
+from jaxem._src.families import dirichlet
 
 
 class ChainData(NamedTuple):
@@ -50,6 +55,67 @@ def normalized_counts(counts: Array, axis: int = -1, mask: Optional[Array] = Non
     return counts / jnp.sum(counts, axis=axis, keepdims=True)
 
 
+class ChainStatistics(NamedTuple):
+    """An HMM's additive expected statistics (summed over sequences).
+
+    Attributes:
+      initial: ``[K]`` expected initial-state counts.
+      transitions: ``[K, K]`` expected transition counts.
+      emissions: ``[K, F]`` the emission family's expected statistics
+        ``Σ_bt p(z_bt = k | x_b) T(x_bt)``.
+    """
+
+    initial: Array
+    transitions: Array
+    emissions: Array
+
+
+def chain_m_step(component: Component, mask: Optional[Array] = None, *, initial_prior=None, transition_prior=None) -> AdditiveMStep:
+    """The ``AdditiveMStep`` of an HMM with ``component`` emissions (structural
+    zeros of the transitions where ``mask [K, K]`` is False; optional Dirichlet
+    priors of the initial and transition probabilities, as in ``component_hmm``).
+
+    The expected statistics are sums over sequences (``ChainStatistics``), so an
+    HMM's sequences can be processed in chunks, sharded over devices or streamed
+    from disk exactly as a mixture's rows (``chunking.py``, ``sharding.py``,
+    ``streaming.py``). A sequence of length 0 contributes nothing (``chain.py``):
+    it is the padding of a batch to equal shards.
+    """
+    family = component.family
+
+    def statistics(data: ChainData, posterior: ChainPotentials, params=None) -> ChainStatistics:
+        # The posterior is the gradient of the log-partition with respect to the
+        # log-potentials: its log_emission field holds the smoothed marginals
+        # p(z_t = k | x) [B, T, K] (zero on padded steps), not log-probabilities.
+        emissions = family_statistics(family, data.features, posterior.log_emission, params)
+        return ChainStatistics(posterior.log_initial, posterior.log_transition, emissions)
+
+    def maximize(stats: ChainStatistics, data: ChainData, params):
+        params = family.maximize(stats.emissions, data.features, params)
+        dtype = params.initial_probs.dtype
+        initial = dirichlet.map_probabilities(stats.initial, initial_prior, mask=params.initial_probs > 0)
+        transition = dirichlet.map_probabilities(stats.transitions, transition_prior, mask=mask)
+        return params._replace(initial_probs=initial.astype(dtype), transition_matrix=transition.astype(dtype))
+
+    per_row = ("lengths",) + tuple("features." + name for name in family.per_row)
+
+    def rows(data: ChainData, start, size: int) -> ChainData:
+        features = per_row_slicer(family.per_row)(data.features, start, size)
+        return ChainData(features, jax.lax.dynamic_slice_in_dim(data.lengths, start, size))
+
+    def prepare_like(raw, reference: ChainData) -> ChainData:
+        if isinstance(raw, ChainData):
+            return raw
+        seqs = seqs_lib.as_sequences(raw, component.event_ndim)
+        step_mask = seqs_lib.step_mask(seqs.lengths, seqs.obs.shape[1])
+        encoded = component.encode(seqs.obs, step_mask)
+        return ChainData(expfam.prepare_like(family, encoded, reference.features), seqs.lengths)
+
+    return AdditiveMStep(
+        statistics=statistics, maximize=maximize, rows=rows, per_row=per_row, prepare_like=prepare_like, zero_rows_are_empty=True
+    )
+
+
 def flat_dirichlet(key: Array, shape: tuple, dtype) -> Array:
     """Rows drawn from Dirichlet(1, ..., 1) over the last axis, as normalized
     exponentials (cheaper to compile than ``jax.random.dirichlet``'s gamma sampler)."""
@@ -72,38 +138,53 @@ def masked_kmeans_plus_plus(key: Array, x: Array, mask: Array, n_centres: int) -
 
     Returns ``[K, D]`` centres: the first drawn uniformly among valid rows, each next
     one with probability proportional to its squared distance to the nearest centre.
+    Each draw inverts the cumulative distribution at one uniform number
+    (``draw_index``), so rows of probability zero (padding, anywhere) do not change
+    which valid row is drawn: padded and unpadded data seed the same centres.
     """
-    log_valid = jnp.where(mask, jnp.zeros(mask.shape, x.dtype), jnp.full(mask.shape, -jnp.inf, x.dtype))
+    valid = mask.astype(x.dtype)
 
     def squared_distance(centre):
         diff = x - centre[None, :]
         return jnp.sum(diff * diff, axis=1)
 
     key, sub = jax.random.split(key)
-    first = x[jax.random.categorical(sub, log_valid)]
+    first = x[draw_index(sub, valid)]
     centres = jnp.zeros((n_centres, x.shape[1]), x.dtype).at[0].set(first)
 
     def add_centre(i, carry):
         centres, nearest, key = carry
         key, sub = jax.random.split(key)
-        spread = jnp.any(mask & (nearest > 0))
-        logits = jnp.where(spread, jnp.log(nearest) + log_valid, log_valid)
-        centre = x[jax.random.categorical(sub, logits)]
+        weights = nearest * valid
+        spread = jnp.any(weights > 0)
+        centre = x[draw_index(sub, jnp.where(spread, weights, valid))]
         return centres.at[i].set(centre), jnp.minimum(nearest, squared_distance(centre)), key
 
     carry = (centres, squared_distance(first), key)
     return jax.lax.fori_loop(1, n_centres, add_centre, carry)[0]
 
 
+def draw_index(key: Array, weights: Array) -> Array:
+    """An index drawn with probability proportional to ``weights [N]`` (``>= 0``,
+    not all 0) by inverting their cumulative sum at one uniform number: entries
+    of weight 0 are never drawn and do not change the draw among the others."""
+    cumulative = jnp.cumsum(weights)
+    u = jax.random.uniform(key, (), weights.dtype) * cumulative[-1]
+    index = jnp.sum((cumulative <= u).astype(jnp.int32))
+    # u may round up to the total: take the last entry of positive weight
+    last = weights.shape[0] - 1 - jnp.argmax(weights[::-1] > 0)
+    return jnp.minimum(index, last)
+
+
 def kmeans_init_states(key: Array, features, lengths: Array, template, family: ExpFamily, n_states: int):
-    """Emission init: masked k-means++ centres on the pooled steps of
-    ``features.x [B, T, D]``, nearest-centre hard assignment, then the family's
-    M-step of that assignment."""
+    """Emission init: k-means (masked k-means++ seeding, then Lloyd's iterations:
+    ``masked_kmeans``) on the pooled steps of ``features.x [B, T, D]``,
+    nearest-centre hard assignment, then the family's M-step of that assignment."""
     x = features.x
     b, t, d = x.shape
     flat = x.reshape(b * t, d)
     mask = seqs_lib.step_mask(lengths, t).reshape(b * t)
-    centres = masked_kmeans_plus_plus(key, flat, mask, n_states)
+    centres = masked_kmeans(key, flat, mask, n_states)
     distances = jnp.sum((flat[:, None, :] - centres[None, :, :]) ** 2, axis=2)
     labels = jnp.argmin(distances, axis=1)
     stats_flat = features.stats.reshape(b * t, -1)
@@ -119,6 +200,8 @@ def component_hmm(
     params_type: type,
     transition_mask: Optional[Array] = None,
     parallel: bool = False,
+    initial_prior=None,
+    transition_prior=None,
 ) -> Model:
     """An HMM whose emissions are densities of ``component`` (the builder behind the HMM models).
 
@@ -130,11 +213,24 @@ def component_hmm(
       transition_mask: optional ``[K, K]`` bool; False entries are structural zeros
         of the transition matrix (e.g. left-to-right), kept zero by the M-step.
       parallel: use the parallel-in-time log-partition (``chain_latent(parallel=True)``).
+      initial_prior: optional Dirichlet concentration (``>= 1``, a scalar or
+        ``[K]``, checked by ``dirichlet.check_concentration``) of the initial
+        probabilities: MAP update ``∝ counts + α − 1`` (``jaxem/_src/families/dirichlet.py``).
+      transition_prior: the same for every transition row (a scalar, ``[K]`` or ``[K, K]``).
 
     Returns:
       A ``Model`` on ``ChainData``: one contraction ``[B, T, F] x [K, F]`` gives the
       log emission table, the emission M-step is the family's maximizer of the
       smoothed marginals' expected statistics.
+
+    Examples:
+      >>> from jaxem._src.families import poisson
+      >>> model = jaxem.component_hmm(poisson.component("rates"), 2,
+      ...                             params_type=jaxem.models.PoissonHMMParams)
+      >>> table, _ = jaxem.load_dataset("discoveries")
+      >>> result = jaxem.fit(model, table[:, 1:], key=0, n_restarts=2)
+      >>> result.params.transition_matrix.shape
+      (2, 2)
     """
     family = component.family
     mask = None if transition_mask is None else jnp.asarray(check_transition_mask(transition_mask, n_states))
@@ -162,18 +258,16 @@ def component_hmm(
             log_emission=family_log_densities(family, params, data.features),
         )
 
-    def m_step(data: ChainData, posterior: ChainPotentials, params):
-        # The posterior is the gradient of the log-partition with respect to the
-        # log-potentials: its log_emission field holds the smoothed marginals
-        # p(z_t = k | x) [B, T, K] (zero on padded steps), not log-probabilities.
-        marginals = posterior.log_emission
-        statistics = family_statistics(family, data.features, marginals, params)
-        params = family.maximize(statistics, data.features, params)
-        dtype = params.initial_probs.dtype
-        return params._replace(
-            initial_probs=normalized_counts(posterior.log_initial, mask=params.initial_probs > 0).astype(dtype),
-            transition_matrix=normalized_counts(posterior.log_transition, mask=mask).astype(dtype),
-        )
+    m_step = chain_m_step(component, mask, initial_prior=initial_prior, transition_prior=transition_prior)
+
+    def log_prior(params):
+        total = dirichlet.log_density(params.initial_probs, initial_prior)
+        total = total + dirichlet.log_density(params.transition_matrix, transition_prior)
+        if family.log_prior is not None:
+            total = total + family.log_prior(params).astype(total.dtype)
+        return total
+
+    has_prior = initial_prior is not None or transition_prior is not None or family.log_prior is not None
 
     def init(key: Array, data: ChainData):
         emission_key, transition_key = jax.random.split(key)
@@ -187,10 +281,8 @@ def component_hmm(
             params = kmeans_init_states(emission_key, data.features, data.lengths, params, family, n_states)
         else:
             params = component.init_states(emission_key, data.features, data.lengths, params)
-        initial = jnp.full((n_states,), 1.0 / n_states, dtype)
-        if mask is not None:  # a left-to-right chain starts in state 0
-            initial = normalized_counts(jnp.zeros((n_states,), dtype), mask=_start_states(mask))
-        return params._replace(initial_probs=initial, transition_matrix=sticky_transitions(transition_key, n_states, dtype, mask))
+        initial, transition = random_chain(transition_key, n_states, dtype, mask)
+        return params._replace(initial_probs=initial, transition_matrix=transition)
 
     def check(data, params=None):
         if isinstance(data, ChainData):
@@ -243,6 +335,7 @@ def component_hmm(
         check=check,
         sample=checked_sample,
         n_parameters=n_parameters,
+        log_prior=log_prior if has_prior else None,
     )
 
 
@@ -274,3 +367,60 @@ def check_chain_params(params, n_states: int) -> None:
         )
     validation.check_param_values(params.initial_probs, "initial_probs", simplex=True)
     validation.check_param_values(params.transition_matrix, "transition_matrix", simplex=True)
+
+
+# Starts (``docs/starts.md``): hmmlearn's draws of the chain, k-means for the emissions.
+
+
+def sparse_dirichlet(key: Array, shape: tuple, dtype) -> Array:
+    """Rows drawn from Dirichlet(1/K, ..., 1/K) over the last axis (K = its length;
+    hmmlearn's draw of initial probabilities and transition rows), through log-gamma
+    draws, floored at ``sqrt(tiny)`` so that no entry is an exact zero (a zero would
+    be taken for a structural one) and renormalized."""
+    k = shape[-1]
+    log_draws = jax.random.loggamma(key, jnp.asarray(1.0 / k, dtype), shape, dtype)
+    probs = jax.nn.softmax(log_draws, axis=-1)
+    probs = jnp.maximum(probs, jnp.sqrt(jnp.finfo(dtype).tiny))
+    return probs / jnp.sum(probs, axis=-1, keepdims=True)
+
+
+def random_chain(key: Array, n_states: int, dtype, mask: Optional[Array] = None):
+    """``(initial [K], transition [K, K])`` as hmmlearn draws them: Dirichlet(1/K)
+    rows; with a ``mask``, disallowed transitions are zero (rows renormalized) and
+    a left-to-right chain starts in state 0."""
+    initial_key, transition_key = jax.random.split(key)
+    initial = sparse_dirichlet(initial_key, (n_states,), dtype)
+    transition = sparse_dirichlet(transition_key, (n_states, n_states), dtype)
+    if mask is not None:
+        initial = normalized_counts(initial, mask=_start_states(mask))
+        transition = jnp.where(mask, transition, jnp.zeros_like(transition))
+        transition = transition / jnp.sum(transition, axis=1, keepdims=True)
+    return initial, transition
+
+
+def masked_kmeans(key: Array, x: Array, mask: Array, n_centres: int, max_iter: int = 100) -> Array:
+    """k-means (Lloyd's iterations from masked k-means++ seeding) on the rows of
+    ``x [N, D]`` where ``mask [N]`` is True; ``[K, D]`` centres (a centre that loses
+    all its rows keeps its place). Stops when no valid row changes its centre."""
+    centres = masked_kmeans_plus_plus(key, x, mask, n_centres)
+    weights = mask.astype(x.dtype)
+
+    def nearest(centres):
+        distances = jnp.sum(x * x, axis=1, keepdims=True) - 2.0 * x @ centres.T + jnp.sum(centres * centres, axis=1)[None, :]
+        return jnp.where(mask, jnp.argmin(distances, axis=1), -1)
+
+    def step(carry):
+        i, centres, labels, _ = carry
+        one_hot = jax.nn.one_hot(labels, n_centres, dtype=x.dtype) * weights[:, None]
+        counts = jnp.sum(one_hot, axis=0)
+        sums = one_hot.T @ x
+        centres = jnp.where(counts[:, None] > 0, sums / jnp.maximum(counts, 1.0)[:, None], centres)
+        return i + 1, centres, nearest(centres), labels
+
+    def not_done(carry):
+        i, _, labels, previous = carry
+        return (i < max_iter) & jnp.any(labels != previous)
+
+    labels = nearest(centres)
+    start = (jnp.zeros((), jnp.int32), centres, labels, jnp.full_like(labels, -2))
+    return jax.lax.while_loop(not_done, step, start)[1]

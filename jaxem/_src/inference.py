@@ -30,8 +30,15 @@ def e_step(model: Model, params, data: Data, sample_weight: Optional[Array] = No
     ``posterior`` has the structure of ``model.log_joint``'s output (``[N, K]``
     responsibilities for a mixture) and includes ``sample_weight [N]`` when given.
 
-    Example:
+    Examples:
+      >>> x, _ = jaxem.load_dataset("faithful")
+      >>> model = jaxem.models.gaussian_mixture(2)
+      >>> params = jaxem.init(model, jax.random.key(0), x)
       >>> log_lik, responsibilities = jaxem.e_step(model, params, model.prepare(x))
+      >>> responsibilities.shape
+      (272, 2)
+      >>> bool(jnp.allclose(responsibilities.sum(axis=1), 1.0, atol=1e-5))
+      True
     """
     log_potentials = model.log_joint(params, data)
 

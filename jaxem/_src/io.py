@@ -13,19 +13,29 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 import tempfile
 import warnings
+import zipfile
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxem._src.base import Model
+from jaxem._src.freezing import FrozenSpec, freeze, mask_of
+from jaxem._src.generic_m_step import resolve_mask
+from jaxem._src.loop import FitResult
 from jaxem._src.registry import ModelSpec, build, hashable
 
 FORMAT = "jaxem"
 FORMAT_VERSION = 1
 HEADER = "__jaxem__"
+FROZEN = "__frozen__"  # path prefix of a frozen model's mask arrays
+HISTORY = "__history__"  # path prefix of a saved FitResult's traces
+# what a damaged or foreign file raises from NumPy's reader and the decoding below
+_DAMAGED = (zipfile.BadZipFile, EOFError, KeyError, AttributeError, TypeError, IndexError, ValueError, OSError)
 
 
 def _encode(node, arrays: dict, path: str):
@@ -95,51 +105,92 @@ def _write_npz(file, arrays: dict) -> None:
     np.savez(file, **arrays)
 
 
-def save(path, model: Model, params) -> None:
+def save(path, model: Model, params, *, history: bool = False) -> None:
     """Writes ``model``'s specification and ``params`` to one ``.npz`` file, atomically.
 
     Args:
       path: the file to write (used as given: no suffix is added). An existing
-        file is replaced only once the new one is completely written.
+        file is replaced only once the new one is completely written, and keeps
+        its permission bits; a read-only one is not replaced (``PermissionError``).
       model: a model built by a registered factory (every ``jaxem.models``
-        factory, or one decorated with ``jaxem.register_model``).
+        factory, or one decorated with ``jaxem.register_model``), possibly frozen
+        with ``jaxem.freeze`` (the freeze is saved too).
       params: its parameters (a pytree of NamedTuples, tuples, lists, dicts and
-        numeric arrays).
+        numeric arrays), or a ``FitResult``, whose ``params`` are saved.
+      history: with a ``FitResult``, also save its ``log_likelihood``, ``history``,
+        ``n_iter`` and ``converged`` (read back by ``load(..., history=True)``).
 
-    Example:
-      >>> jaxem.save("gmm.npz", model, result.params)
-      >>> model, params = jaxem.load("gmm.npz")
+    Examples:
+      >>> import os, tempfile
+      >>> x, _ = jaxem.load_dataset("faithful")
+      >>> model = jaxem.models.gaussian_mixture(2)
+      >>> result = jaxem.fit(model, x, key=0, n_restarts=2)
+      >>> path = os.path.join(tempfile.mkdtemp(), "gmm.npz")
+      >>> jaxem.save(path, model, result.params)
+      >>> loaded_model, params = jaxem.load(path)                 # the model rebuilt from its spec
+      >>> loaded_model is model, bool(jnp.all(params.means == result.params.means))
+      (True, True)
     """
     if not isinstance(model, Model):
         raise TypeError(f"model must be a jaxem Model, got {type(model).__name__}")
-    if not isinstance(model.spec, ModelSpec):
+    result = params if isinstance(params, FitResult) else None
+    if result is not None:
+        params = result.params
+    elif history:
+        raise ValueError("history=True needs a FitResult as params (its traces are what is saved)")
+    spec, mask = model.spec, None
+    if isinstance(spec, FrozenSpec):
+        spec, mask = spec.model, mask_of(spec)
+    if not isinstance(spec, ModelSpec):
         raise ValueError(
             "this model has no spec, so it cannot be rebuilt from a file: build it with a "
             "registered factory (jaxem.models.*, or your own decorated with jaxem.register_model)"
         )
     arrays: dict = {}
-    structure = _encode(params, arrays, "")
     header = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "model": {"factory": model.spec.factory, "options": model.spec.as_dict()},
-        "params": structure,
+        "model": {"factory": spec.factory, "options": spec.as_dict()},
+        "params": _encode(params, arrays, ""),
     }
+    if isinstance(mask, str) or (isinstance(mask, tuple) and all(isinstance(m, str) for m in mask)):
+        header["frozen_fields"] = [mask] if isinstance(mask, str) else list(mask)
+    elif mask is not None:  # a pytree of booleans: saved as arrays of the params' shapes
+        mask = resolve_mask(mask, params)
+        full_mask = jax.tree_util.tree_map(lambda m, leaf: np.broadcast_to(np.asarray(m, bool), np.shape(leaf)), mask, params)
+        header["frozen"] = _encode(full_mask, arrays, FROZEN)
+    if result is not None and history:
+        traces = {name: getattr(result, name) for name in ("log_likelihood", "history", "n_iter", "converged")}
+        header["history"] = _encode(traces, arrays, HISTORY)
     try:
         arrays[HEADER] = np.asarray(json.dumps(header, allow_nan=True))
     except TypeError as e:
         raise TypeError(f"the model's options must be plain values to be saved: {e}") from None
-    path = os.fspath(path)
+    _write_atomically(os.fspath(path), arrays)
+
+
+def _write_atomically(path: str, arrays: dict) -> None:
+    """``arrays`` as an ``.npz`` at ``path``: a temporary file beside it, fsynced,
+    renamed over ``path`` (keeping an existing file's mode), removed on any failure."""
     directory = os.path.dirname(os.path.abspath(path))
+    mode = 0o666 & ~_umask()
+    if os.path.lexists(path):
+        if os.path.isdir(path):
+            raise IsADirectoryError(f"{path} is a directory")
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        if not mode & 0o222 or not os.access(path, os.W_OK):  # the mode bits: root may write anything
+            raise PermissionError(f"{path} is read-only; jaxem.save does not replace it")
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"no directory {directory} to save {os.path.basename(path)} in")
     fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as file:
             _write_npz(file, arrays)
             file.flush()
             os.fsync(file.fileno())
-        os.chmod(temporary, 0o666 & ~_umask())
+        os.chmod(temporary, mode)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException:  # also KeyboardInterrupt: never leave the temporary file
         try:
             os.unlink(temporary)
         except OSError:
@@ -167,31 +218,97 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-def load(path, *, model: Model | None = None):
+def load(path, *, model: Model | None = None, history: bool = False):
     """Reads a file written by ``save``: returns ``(model, params)``.
 
     Args:
       path: the file.
       model: optional; if given, the file must hold this model (same factory and
         options), else a ``ValueError`` says how they differ.
+      history: also return the saved traces of a ``FitResult`` (a dict with
+        ``log_likelihood``, ``history``, ``n_iter``, ``converged``; ``ValueError``
+        if the file holds none): ``(model, params, traces)``.
 
     Floating params come back in their saved dtype (float64 needs
     ``jax_enable_x64``; otherwise they are converted to float32 with a warning).
+    The params are checked against the model (shapes, finiteness, constraints).
+
+    Raises:
+      FileNotFoundError: no such file.
+      ValueError: the file was not written by ``jaxem.save``, is damaged, or holds
+        params the model refuses.
+
+    Examples:
+      >>> import os, tempfile
+      >>> model = jaxem.models.poisson_mixture(2)
+      >>> params = jaxem.models.poisson_mixture_params([0.3, 0.7], [[1.0], [6.0]])
+      >>> path = os.path.join(tempfile.mkdtemp(), "counts.npz")
+      >>> jaxem.save(path, model, params)
+      >>> _, loaded = jaxem.load(path, model=model)               # checked against your model
+      >>> np.asarray(loaded.rates).ravel().tolist()
+      [1.0, 6.0]
     """
     path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such file: {path}")
     try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path} is not a jaxem file: {e}") from None
+        spec, header, arrays = _read(path)
+    except _DAMAGED as e:
+        if isinstance(e, ValueError) and str(e).startswith(path):
+            raise
+        raise ValueError(f"{path} is not a jaxem file or is damaged ({type(e).__name__}: {e})") from None
+    if model is not None:
+        if not isinstance(model, Model):
+            raise TypeError(f"model must be a jaxem Model, got {type(model).__name__}")
+        given = model.spec.model if isinstance(model.spec, FrozenSpec) else model.spec
+        if given != spec:
+            raise ValueError(f"{path} holds model {_describe(spec)}, not the model given, {_describe(given)}")
+    try:
+        params = _decode(header["params"], arrays)
+        mask = _decode(header["frozen"], arrays) if "frozen" in header else None
+        if "frozen_fields" in header:
+            mask = tuple(str(name) for name in header["frozen_fields"])
+            mask = mask[0] if len(mask) == 1 else mask
+        traces = _decode(header["history"], arrays) if "history" in header else None
+    except _DAMAGED as e:
+        if isinstance(e, ValueError) and ("not available" in str(e) or "have fields" in str(e)):
+            raise
+        raise ValueError(f"{path} is damaged: its params do not match its header ({type(e).__name__}: {e})") from None
+    built = build(spec)
+    if mask is not None:
+        built = freeze(built, mask)
+    if model is None:
+        model = built
+    elif mask is not None and model.spec != built.spec:
+        model = built  # the file's freeze wins over an unfrozen model given
+    try:
+        _check_params(model, params)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{path}: the saved params do not fit the model {_describe(spec)}: {e}") from None
+    if history:
+        if traces is None:
+            raise ValueError(f"{path} holds no fit history (save a FitResult with history=True)")
+        return model, params, traces
+    return model, params
+
+
+def _check_params(model: Model, params) -> None:
+    """The checks a model runs on params without data (shapes, finiteness,
+    constraints): those of its ``sample``, which draws one item to run them."""
+    if model.sample is not None:
+        with jax.ensure_compile_time_eval():  # op by op: checks see concrete values
+            model.sample(jax.random.key(0), params, 1)
+
+
+def _read(path: str):
+    """``(spec, header, arrays)`` of a jaxem file; raises one of ``_DAMAGED``."""
+    archive = np.load(path, allow_pickle=False)
     if not hasattr(archive, "files"):
         raise ValueError(f"{path} is not a jaxem file (not an .npz archive)")
     with archive:
         if HEADER not in archive.files:
             raise ValueError(f"{path} is not a jaxem file (no {HEADER} header)")
-        try:
-            header = json.loads(str(archive[HEADER]))
-        except ValueError as e:
-            raise ValueError(f"{path}: unreadable jaxem header: {e}") from None
+        header = json.loads(str(archive[HEADER]))
         if not isinstance(header, dict) or header.get("format") != FORMAT:
             raise ValueError(f"{path} is not a jaxem file")
         version = header.get("format_version")
@@ -200,15 +317,10 @@ def load(path, *, model: Model | None = None):
                 f"{path} was written in jaxem file format version {version}; this jaxem reads "
                 f"version {FORMAT_VERSION}" + (": upgrade jaxem" if isinstance(version, int) and version > FORMAT_VERSION else "")
             )
-        spec = ModelSpec(header["model"]["factory"], tuple(sorted((k, hashable(v)) for k, v in header["model"]["options"].items())))
-        if model is not None:
-            if not isinstance(model, Model):
-                raise TypeError(f"model must be a jaxem Model, got {type(model).__name__}")
-            if model.spec != spec:
-                raise ValueError(f"{path} holds model {_describe(spec)}, not the model given, {_describe(model.spec)}")
+        options = header["model"]["options"]
+        spec = ModelSpec(str(header["model"]["factory"]), tuple(sorted((k, hashable(v)) for k, v in options.items())))
         arrays = {k: archive[k] for k in archive.files if k != HEADER}
-    params = _decode(header["params"], arrays)
-    return (model if model is not None else build(spec)), params
+    return spec, header, arrays
 
 
 def _describe(spec) -> str:

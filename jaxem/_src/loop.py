@@ -17,6 +17,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
+from jaxem._src import display
 from jaxem._src import update as update_lib
 from jaxem._src.algorithms import Algorithm, em
 from jaxem._src.base import Array, Model
@@ -32,8 +33,8 @@ class RunState(NamedTuple):
         step (``-inf`` before the first).
       n_iter: EM-map evaluations so far (EM steps; three per SQUAREM step).
       converged: whether the last change of ``mean_log_likelihood`` was below tol.
-      history: ``[max_iter]`` the log-likelihood after each evaluation, NaN after
-        the loop stopped.
+      history: ``[max_iter]`` the objective (log-likelihood, plus the log prior
+        for a model with one) after each evaluation, NaN after the loop stopped.
     """
 
     state: Any
@@ -49,15 +50,19 @@ class FitResult(NamedTuple):
     Attributes:
       params: the parameters of the best restart.
       log_likelihood: total log-likelihood of exactly ``params``.
-      history: ``[n_restarts, max_iter]`` log-likelihood traces; entry ``t`` is the
-        log-likelihood of the parameters before update ``t``; NaN after a restart
-        stopped.
+      history: ``[n_restarts, max_iter]`` traces of the objective EM ascends; entry
+        ``t`` is that of the parameters before update ``t``; NaN after a restart
+        stopped. The objective is the log-likelihood, or for a model with a prior
+        (MAP-EM) the log posterior ``log-likelihood + log_prior`` (up to a constant).
       n_iter: ``[n_restarts]`` EM steps taken by each restart.
       converged: ``[n_restarts]`` whether each restart met the tolerance.
       all_params: every restart's final parameters (leading axis ``n_restarts``).
       all_log_likelihoods: ``[n_restarts]`` total log-likelihood of each restart's
         final parameters.
-      best_restart: index of the restart returned in ``params``.
+      best_restart: index of the restart returned in ``params`` (the highest
+        log-likelihood, or log posterior for a model with a prior).
+      log_prior: the model's log prior density at ``params`` (up to a constant;
+        0 for a model without a prior). ``bic``/``aic`` use ``log_likelihood`` alone.
     """
 
     params: Any
@@ -68,6 +73,9 @@ class FitResult(NamedTuple):
     all_params: Any
     all_log_likelihoods: Array
     best_restart: Array
+    log_prior: Optional[Array] = None
+
+    __repr__ = display.fit_result_repr
 
 
 def start(algorithm: Algorithm, params, dtype, max_iter: int) -> RunState:
@@ -100,10 +108,14 @@ def run(algorithm: Algorithm, run_state: RunState, n_obs: Array, *, stop, tol) -
     return jax.lax.while_loop(lambda run_state: keep_going(run_state, stop), body, run_state)
 
 
-def best_restart(algorithm: Algorithm, run_states: RunState, final: Array) -> FitResult:
+def best_restart(algorithm: Algorithm, run_states: RunState, final: Array, final_log_prior: Optional[Array] = None) -> FitResult:
     """The ``FitResult`` of vmapped ``run_states`` given each restart's final
-    log-likelihood ``final [R]`` (NaN counts as the worst)."""
-    best = jnp.argmax(jnp.where(jnp.isnan(final), -jnp.inf, final))
+    log-likelihood ``final [R]`` and log prior ``final_log_prior [R]`` (zeros when
+    ``None``), ranked by their sum (NaN counts as the worst)."""
+    if final_log_prior is None:
+        final_log_prior = jnp.zeros_like(final)
+    objective = final + final_log_prior
+    best = jnp.argmax(jnp.where(jnp.isnan(objective), -jnp.inf, objective))
     all_params = jax.vmap(algorithm.params)(run_states.state)
     return FitResult(
         params=jax.tree_util.tree_map(lambda leaf: leaf[best], all_params),
@@ -114,6 +126,7 @@ def best_restart(algorithm: Algorithm, run_states: RunState, final: Array) -> Fi
         all_params=all_params,
         all_log_likelihoods=final,
         best_restart=best,
+        log_prior=final_log_prior[best],
     )
 
 
@@ -148,12 +161,14 @@ def restart_states(model: Model, make_algorithm, data, keys, init_params, sample
 
 
 def finish(model: Model, algorithm: Algorithm, data, run_states: RunState, sample_weight) -> FitResult:
-    """The best restart, ranked by the log-likelihood of each restart's final params."""
+    """The best restart, ranked by the log-likelihood (plus log prior) of each
+    restart's final params."""
     final = over_restarts(
         lambda state: update_lib.total_log_likelihood(model, algorithm.params(state), data, sample_weight),
         run_states.state,
     )
-    return best_restart(algorithm, run_states, final)
+    log_priors = over_restarts(lambda state: update_lib.log_prior(model, algorithm.params(state)).astype(final.dtype), run_states.state)
+    return best_restart(algorithm, run_states, final, log_priors)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "make_algorithm", "max_iter"))
@@ -172,6 +187,14 @@ def run_em(model: Model, params, data, *, max_iter: int, tol, sample_weight=None
     when the log-likelihood becomes NaN, or after ``max_iter`` evaluations.
     ``algorithm.params(result.state)`` (``result.state.params`` for EM) are the
     final parameters.
+
+    Examples:
+      >>> x, _ = jaxem.load_dataset("faithful")
+      >>> model = jaxem.models.gaussian_mixture(2)
+      >>> params = jaxem.init(model, jax.random.key(0), x)
+      >>> run = jaxem.run_em(model, params, model.prepare(x), max_iter=50, tol=1e-6)   # one restart
+      >>> run.state.params.means.shape
+      (2, 2)
     """
     data = model.prepare(data)
     algorithm = (em if make_algorithm is None else make_algorithm)(update_lib.em_map(model, data, sample_weight))

@@ -14,9 +14,10 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxem._src import seeding, validation
+from jaxem._src import buckets, seeding, validation
 from jaxem._src.base import Array, Model
 from jaxem._src.component import MIXTURE_ROLE, Component, check_params_type, is_prepared
+from jaxem._src.families import dirichlet
 from jaxem._src.expfam import exponential_family_mixture, expected_stats, mixture_m_step, mixture_weights
 
 
@@ -25,7 +26,8 @@ def component_mixture(
     n_components: int,
     *,
     params_type: type,
-    seed: Callable[[Array, Array, int], Array] = seeding.SEEDERS["kmeans++"],
+    seed: Callable[..., Array] = seeding.SEEDERS["kmeans++"],
+    weights_prior=None,
 ) -> Model:
     """A mixture of ``n_components`` densities of ``component``.
 
@@ -34,20 +36,36 @@ def component_mixture(
       n_components: K.
       params_type: the params NamedTuple: a ``weights [K]`` field plus the
         component's fields.
-      seed: ``(key, points [N, P], K) -> responsibilities [N, K]``, the seeding of
+      seed: ``(key, points [N, P], K, present [N]) -> responsibilities [N, K]``
+        (``present`` is ``False`` on padding rows, which it must not draw), the seeding of
         ``init`` (one of ``seeding.SEEDERS``: one-hot on the nearest k-means++,
         k-means or random-row centre, or random responsibilities).
+      weights_prior: optional Dirichlet concentration of the weights (``>= 1``,
+        a scalar or ``[K]``, checked by ``dirichlet.check_concentration``). With
+        it, or a prior in ``component``'s family, EM is MAP-EM
+        (``jaxem/_src/priors.py``).
 
     Returns:
       A ``Model`` whose ``init`` takes the M-step of the seeded responsibilities.
+
+    Examples:
+      >>> from jaxem._src.families import poisson
+      >>> model = jaxem.component_mixture(poisson.component("rates"), 2,
+      ...                                 params_type=jaxem.models.PoissonMixtureParams)
+      >>> counts = np.random.default_rng(0).poisson([[2.0], [9.0]] * 50)
+      >>> result = jaxem.fit(model, counts, key=0, n_restarts=2)
+      >>> result.params.rates.shape
+      (2, 1)
     """
     family = component.family
     n_rows = mixture_m_step(family).n_rows
     role = MIXTURE_ROLE
 
+    @buckets.skips_padding
     def init(key: Array, features) -> object:
         points = component.seed_points(features)
-        statistics = expected_stats(seed(key, points, n_components), features.stats)
+        present = features.stats[:, 0] > 0  # padding rows (buckets.py) have zero statistics
+        statistics = expected_stats(seed(key, points, n_components, present), features.stats)
         dtype = features.stats.dtype
         template = params_type(
             weights=jnp.zeros((n_components,), dtype),
@@ -83,7 +101,22 @@ def component_mixture(
     def n_parameters(params) -> int:
         return component.n_parameters(params) + n_components - 1
 
-    return exponential_family_mixture(family, init=init, check=check, sample=sample, n_parameters=n_parameters)
+    def log_prior(params):
+        total = dirichlet.log_density(params.weights, weights_prior)
+        if family.log_prior is not None:
+            total = total + family.log_prior(params).astype(total.dtype)
+        return total
+
+    has_prior = weights_prior is not None or family.log_prior is not None
+    return exponential_family_mixture(
+        family,
+        init=init,
+        check=check,
+        sample=sample,
+        n_parameters=n_parameters,
+        weights_prior=weights_prior,
+        log_prior=log_prior if has_prior else None,
+    )
 
 
 def check_mixture_params(params, d, component: Component, params_type: type, n_components: int) -> None:

@@ -46,6 +46,10 @@ class Progress(NamedTuple):
         log-likelihood: the last good params, e.g. for a checkpoint.
       compile_seconds: time spent compiling (tracing, lowering, XLA) so far in
         this fit; 0 when every program came from a cache.
+      change: the largest change of the objective per observation over the last
+        iteration among the restarts still running (what ``tol`` is compared
+        with); 0 once every restart stopped, ``inf`` before two iterations.
+      tol: the fit's tolerance.
     """
 
     iteration: int
@@ -57,24 +61,104 @@ class Progress(NamedTuple):
     seconds: float
     best_params: Any
     compile_seconds: float = 0.0
+    change: float = float("inf")
+    tol: float = 0.0
+
+    @property
+    def seconds_per_iteration(self) -> float:
+        """Wall time per iteration so far, compilation excluded."""
+        return self.seconds / self.iteration if self.iteration else float("nan")
 
 
-def print_progress(info: Progress, file=None) -> None:
-    """The default display: one line per report on stderr."""
-    file = sys.stderr if file is None else file
-    compiled = f"; compiling {info.compile_seconds:.1f} s" if info.compile_seconds >= 0.05 else ""
-    print(
-        f"jaxem fit: iteration {info.iteration}/{info.max_iter}  "
-        f"best log-likelihood {info.best_log_likelihood:.6g}  "
-        f"converged {info.n_converged}/{info.n_restarts}  ({info.seconds:.2f} s{compiled})",
-        file=file,
-        flush=True,
+def describe(info: Progress) -> str:
+    """One line: iteration, best objective, change against tol, restarts
+    converged, time per iteration (compilation excluded) and compile time."""
+    change = "-" if not np.isfinite(info.change) else f"{info.change:.2g}"
+    compiled = f", compiled in {info.compile_seconds:.1f} s" if info.compile_seconds >= 0.05 else ""
+    per_iteration = info.seconds_per_iteration
+    timing = f"{1e3 * per_iteration:.2f} ms/it" if np.isfinite(per_iteration) else ""
+    return (
+        f"iteration {info.iteration}/{info.max_iter}  best objective {info.best_log_likelihood:.6g}  "
+        f"change {change} (tol {info.tol:.2g})  converged {info.n_converged}/{info.n_restarts}  "
+        f"{timing} ({info.seconds:.2f} s{compiled})"
     )
 
 
+def print_progress(info: Progress, file=None) -> None:
+    """The plain display: one line per report (on stderr by default)."""
+    print(f"jaxem fit: {describe(info)}", file=sys.stderr if file is None else file, flush=True)
+
+
 def print_compiling(file=None) -> None:
-    """The default display's first line, before anything is compiled."""
+    """The plain display's first line, before anything is compiled."""
     print("jaxem fit: compiling ...", file=sys.stderr if file is None else file, flush=True)
+
+
+class ProgressDisplay:
+    """The default display of ``fit(..., progress=True)``: a tqdm bar when tqdm
+    is installed (its notebook widget in Jupyter, through ``tqdm.auto``), else one
+    line rewritten in place on a terminal, else (a log file, a pipe) one line per
+    report. Shows "compiling ..." first, then iteration, best objective, change
+    against ``tol``, restarts converged and time per iteration.
+
+    Args:
+      every: iterations between reports.
+      file: the stream (default ``sys.stderr``).
+      use_tqdm: ``None`` (default: when importable), ``True`` or ``False``.
+    """
+
+    def __init__(self, every: int = DEFAULT_EVERY, file=None, use_tqdm=None):
+        self.every, self.file = every, sys.stderr if file is None else file
+        self._bar, self._width = None, 0
+        self._tqdm = _tqdm() if use_tqdm in (None, True) else None
+        if use_tqdm is True and self._tqdm is None:
+            raise ImportError("use_tqdm=True needs tqdm: pip install tqdm")
+        self._in_place = self._tqdm is None and bool(getattr(self.file, "isatty", lambda: False)())
+
+    def compiling(self) -> None:
+        if self._tqdm is not None:
+            self._bar = self._tqdm(total=None, desc="jaxem fit: compiling", file=self.file, leave=True)
+        else:
+            self._write("jaxem fit: compiling ...")
+
+    def __call__(self, info: Progress) -> None:
+        if self._tqdm is not None:
+            if self._bar is None or self._bar.total is None:
+                if self._bar is not None:
+                    self._bar.close()
+                self._bar = self._tqdm(total=info.max_iter, desc="jaxem fit", file=self.file, unit="it", leave=True)
+            self._bar.update(info.iteration - self._bar.n)
+            change = "-" if not np.isfinite(info.change) else f"{info.change:.2g}"
+            self._bar.set_postfix_str(
+                f"best {info.best_log_likelihood:.6g}, change {change} (tol {info.tol:.2g}), "
+                f"converged {info.n_converged}/{info.n_restarts}"
+            )
+            if info.n_stopped == info.n_restarts or info.iteration >= info.max_iter:
+                self.close()
+            return
+        self._write(f"jaxem fit: {describe(info)}", final=info.n_stopped == info.n_restarts or info.iteration >= info.max_iter)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def _write(self, text: str, final: bool = False) -> None:
+        if self._in_place:
+            pad = " " * max(self._width - len(text), 0)
+            self.file.write("\r" + text + pad + ("\n" if final else ""))
+            self._width = 0 if final else len(text)
+        else:
+            self.file.write(text + "\n")
+        self.file.flush()
+
+
+def _tqdm():
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm
 
 
 class _CompileClock:
@@ -101,15 +185,16 @@ class _CompileClock:
 def resolve(progress) -> tuple[int, Callable[[Progress], None]]:
     """``(every, callback)`` from ``fit``'s ``progress`` argument.
 
-    ``True``: print every 10 iterations; an int ``n``: print every ``n``; a
-    callable: call it with a ``Progress`` every ``getattr(progress, "every", 10)``.
+    ``True``: a ``ProgressDisplay`` every 10 iterations; an int ``n``: every
+    ``n``; a callable (e.g. ``print_progress``, or a ``ProgressDisplay`` of your
+    own): call it with a ``Progress`` every ``getattr(progress, "every", 10)``.
     """
     if progress is True:
-        return DEFAULT_EVERY, print_progress
+        return DEFAULT_EVERY, ProgressDisplay(DEFAULT_EVERY)
     if isinstance(progress, numbers.Integral) and not isinstance(progress, bool):
         if progress < 1:
             raise ValueError(f"progress must be True, a positive number of iterations or a callable, got {progress!r}")
-        return int(progress), print_progress
+        return int(progress), ProgressDisplay(int(progress))
     if callable(progress):
         every = getattr(progress, "every", DEFAULT_EVERY)
         if isinstance(every, bool) or not isinstance(every, numbers.Integral) or every < 1:
@@ -140,9 +225,22 @@ def _advance(model: Model, data, run_states, sample_weight, tol, stop, *, make_a
         jnp.max(jnp.where(jnp.isnan(run_states.history), -jnp.inf, run_states.history)),
         jnp.sum(run_states.converged.astype(jnp.int32)),
         jnp.sum(stopped.astype(jnp.int32)),
+        _largest_running_change(run_states, stopped, n_obs),
     )
     best_params = jax.tree_util.tree_map(lambda leaf: leaf[best], algorithm.params(run_states.state))
     return run_states, summary, best_params
+
+
+def _largest_running_change(run_states, stopped, n_obs):
+    """The largest |change| of the objective per observation over the last
+    recorded iteration among running restarts (``inf`` before two iterations)."""
+    history = run_states.history
+    n = run_states.n_iter
+    last = jnp.take_along_axis(history, jnp.clip(n - 1, 0)[:, None], axis=1)[:, 0]
+    before = jnp.take_along_axis(history, jnp.clip(n - 2, 0)[:, None], axis=1)[:, 0]
+    change = jnp.where(n >= 2, jnp.abs(last - before) / n_obs.astype(history.dtype), jnp.inf)
+    change = jnp.where(jnp.isnan(change), jnp.inf, change)
+    return jnp.where(jnp.all(stopped), 0.0, jnp.max(jnp.where(stopped, -jnp.inf, change)))
 
 
 @functools.partial(jax.jit, static_argnames=("model", "make_algorithm"))
@@ -157,6 +255,8 @@ def fit_with_reports(model: Model, data, keys, init_params, sample_weight, tol, 
     every, callback = resolve(progress)
     if callback is print_progress:
         print_compiling()
+    elif callable(getattr(callback, "compiling", None)):  # a display told that compiling starts
+        callback.compiling()
     start = time.perf_counter()
     compile_start = _CompileClock.start()
     statics = dict(make_algorithm=make_algorithm)
@@ -167,7 +267,7 @@ def fit_with_reports(model: Model, data, keys, init_params, sample_weight, tol, 
         run_states, summary, best_params = _advance(
             model, data, run_states, sample_weight, tol, jnp.asarray(done, jnp.int32), max_iter=max_iter, **statics
         )
-        iteration, best_log_likelihood, n_converged, n_stopped = jax.device_get(summary)
+        iteration, best_log_likelihood, n_converged, n_stopped, change = jax.device_get(summary)
         compiling = _CompileClock.total - compile_start
         info = Progress(
             iteration=int(iteration),
@@ -179,6 +279,8 @@ def fit_with_reports(model: Model, data, keys, init_params, sample_weight, tol, 
             seconds=max(time.perf_counter() - start - compiling, 0.0),
             best_params=best_params,
             compile_seconds=compiling,
+            change=float(change),
+            tol=float(tol),
         )
         callback(info)
         if info.n_stopped == info.n_restarts:

@@ -58,10 +58,13 @@ def register_model(name: str):
     The factory's arguments must be plain values (numbers, strings, booleans,
     ``None``, and lists/tuples of them), so that they can be written as JSON.
 
-    Example:
-      >>> @jaxem.register_model("my_mixture")
-      ... def my_mixture(n_components, *, scale=1.0):
-      ...     return jaxem.Model(...)
+    Examples:
+      >>> @jaxem.register_model("doc_poisson_mixture")
+      ... def doc_poisson_mixture(n_components, *, label="counts"):
+      ...     return jaxem.models.poisson_mixture(n_components)
+      >>> model = doc_poisson_mixture(2)
+      >>> model is doc_poisson_mixture(2)                         # equal options: the same model
+      True
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"name must be a non-empty string, got {name!r}")
@@ -119,13 +122,13 @@ def memoized(factory: Callable) -> Callable:
     def build_once(*args, **kwargs):
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        key = (factory.__module__, factory.__qualname__, typed(tuple(sorted((k, _key_of(v)) for k, v in bound.arguments.items()))))
+        key = (factory.__module__, factory.__qualname__, typed(tuple(sorted((k, key_of(v)) for k, v in bound.arguments.items()))))
         return _built_once(key, lambda: factory(*args, **kwargs))
 
     return build_once
 
 
-def _key_of(value):
+def key_of(value):
     """A hashable stand-in for an argument: itself if hashable, else its pytree
     structure and (hashable) leaves."""
     try:

@@ -1,5 +1,13 @@
 """Seeding of component centres and starting responsibilities, in JAX so that it
-runs inside vmapped restarts."""
+runs inside vmapped restarts.
+
+Every seeder takes an optional ``present [N]`` mask: rows where it is ``False``
+are padding (``jaxem/_src/buckets.py``) and are never drawn as a centre nor
+counted. The padding rows are appended after the real ones, and JAX's
+(partitionable) threefry gives the first ``N`` of ``N + P`` draws the values of
+the ``N`` draws, so a seeding of padded rows equals the seeding of the real rows
+alone.
+"""
 
 from __future__ import annotations
 
@@ -16,19 +24,34 @@ def _squared_distances(x: Array, centre: Array) -> Array:
     return jnp.sum(diff * diff, axis=1)
 
 
-def kmeans_plus_plus(key: Array, x: Array, n_components: int) -> Array:
+def _logits_or_uniform(nearest: Array, present: Array) -> Array:
+    """Log of the squared distances (``-inf`` for chosen points and padding), or
+    uniform over the present rows when every point coincides with a centre."""
+    usable = present & (nearest > 0)
+    safe = jnp.where(usable, nearest, jnp.ones_like(nearest))
+    uniform = jnp.where(present, jnp.zeros_like(nearest), jnp.full_like(nearest, -jnp.inf))
+    return jnp.where(jnp.any(usable), jnp.where(usable, jnp.log(safe), -jnp.inf), uniform)
+
+
+def _present(x: Array, present) -> Array:
+    return jnp.ones(x.shape[:1], bool) if present is None else present
+
+
+def kmeans_plus_plus(key: Array, x: Array, n_components: int, present=None) -> Array:
     """k-means++ seeding (Arthur & Vassilvitskii 2007).
 
     Args:
       key: PRNG key.
       x: ``[N, D]`` data.
       n_components: number of centres K.
+      present: optional ``[N]`` bool, ``False`` for padding rows (after the real ones).
 
     Returns:
       ``[K, D]`` centres: the first drawn uniformly, each next one with probability
       proportional to its squared distance to the nearest centre chosen so far.
     """
-    n = x.shape[0]
+    present = _present(x, present)
+    n = jnp.sum(present.astype(jnp.int32))
     first_key, key = jax.random.split(key)
     first = x[jax.random.randint(first_key, (), 0, n)]
     centres = jnp.zeros((n_components, x.shape[1]), x.dtype).at[0].set(first)
@@ -37,10 +60,7 @@ def kmeans_plus_plus(key: Array, x: Array, n_components: int) -> Array:
     def add_centre(i, carry):
         centres, nearest, key = carry
         key, sub = jax.random.split(key)
-        # log(0) = -inf gives already-chosen points probability zero; if every
-        # point coincides with a centre, fall back to uniform.
-        logits = jnp.where(jnp.any(nearest > 0), jnp.log(nearest), jnp.zeros_like(nearest))
-        centre = x[jax.random.categorical(sub, logits)]
+        centre = x[jax.random.categorical(sub, _logits_or_uniform(nearest, present))]
         centres = centres.at[i].set(centre)
         return centres, jnp.minimum(nearest, _squared_distances(x, centre)), key
 
@@ -48,10 +68,12 @@ def kmeans_plus_plus(key: Array, x: Array, n_components: int) -> Array:
     return centres
 
 
-def random_from_data(key: Array, x: Array, n_components: int) -> Array:
-    """``[K, D]`` centres: K distinct rows of ``x`` drawn uniformly."""
-    index = jax.random.choice(key, x.shape[0], (n_components,), replace=False)
-    return x[index]
+def random_from_data(key: Array, x: Array, n_components: int, present=None) -> Array:
+    """``[K, D]`` centres: K distinct (present) rows of ``x`` drawn uniformly (the
+    K largest of i.i.d. Gumbel draws, one per row)."""
+    scores = jax.random.gumbel(key, x.shape[:1], x.dtype)
+    scores = jnp.where(_present(x, present), scores, jnp.full_like(scores, -jnp.inf))
+    return x[jax.lax.top_k(scores, n_components)[1]]
 
 
 def nearest_centre(x: Array, centres: Array) -> Array:
@@ -64,13 +86,14 @@ def nearest_centre(x: Array, centres: Array) -> Array:
     return jnp.argmin(distances, axis=1)
 
 
-def kmeans(key: Array, x: Array, n_components: int, max_iter: int = 100) -> Array:
+def kmeans(key: Array, x: Array, n_components: int, present=None, max_iter: int = 100) -> Array:
     """k-means (Lloyd's iterations) from k-means++ seeding, in JAX (vmappable).
 
     Args:
       key: PRNG key.
       x: ``[N, D]`` data.
       n_components: number of centres K.
+      present: optional ``[N]`` bool, ``False`` for padding rows (not counted).
       max_iter: at most this many Lloyd iterations; stops earlier when no row
         changes its nearest centre.
 
@@ -78,11 +101,12 @@ def kmeans(key: Array, x: Array, n_components: int, max_iter: int = 100) -> Arra
       ``[K, D]`` centres: each the mean of the rows nearest to it (a centre that
       loses all its rows keeps its place).
     """
-    centres = kmeans_plus_plus(key, x, n_components)
+    present = _present(x, present)
+    centres = kmeans_plus_plus(key, x, n_components, present)
 
     def recentre(centres):
         labels = nearest_centre(x, centres)
-        one_hot = jax.nn.one_hot(labels, n_components, dtype=x.dtype)
+        one_hot = jax.nn.one_hot(labels, n_components, dtype=x.dtype) * present[:, None].astype(x.dtype)
         counts = jnp.sum(one_hot, axis=0)
         sums = one_hot.T @ x
         moved = jnp.where(counts[:, None] > 0, sums / jnp.maximum(counts, 1)[:, None], centres)
@@ -108,27 +132,29 @@ def nearest_responsibilities(seed_centres: Callable[[Array, Array, int], Array])
     one-hot on its nearest seeded centre.
 
     Args:
-      seed_centres: ``(key, x [N, D], K) -> centres [K, D]``.
+      seed_centres: ``(key, x [N, D], K, present) -> centres [K, D]``.
 
     Returns:
-      ``(key, x [N, D], K) -> responsibilities [N, K]``.
+      ``(key, x [N, D], K, present=None) -> responsibilities [N, K]`` (padding
+      rows get one-hot rows too; their statistics are zero).
     """
 
-    def seed(key: Array, x: Array, n_components: int) -> Array:
-        labels = nearest_centre(x, seed_centres(key, x, n_components))
+    def seed(key: Array, x: Array, n_components: int, present=None) -> Array:
+        labels = nearest_centre(x, seed_centres(key, x, n_components, present))
         return jax.nn.one_hot(labels, n_components, dtype=x.dtype)
 
     return seed
 
 
-def random_responsibilities(key: Array, x: Array, n_components: int) -> Array:
+def random_responsibilities(key: Array, x: Array, n_components: int, present=None) -> Array:
     """``[N, K]`` responsibilities drawn uniformly on [0, 1) and normalized per row
-    (scikit-learn's ``init_params="random"``)."""
+    (scikit-learn's ``init_params="random"``; padding rows' statistics are zero)."""
+    del present
     draws = jax.random.uniform(key, (x.shape[0], n_components), x.dtype)
     return draws / jnp.sum(draws, axis=1, keepdims=True)
 
 
-# Responsibility seeders: ``(key, points [N, P], K) -> responsibilities [N, K]``.
+# Responsibility seeders: ``(key, points [N, P], K, present=None) -> responsibilities [N, K]``.
 SEEDERS = {
     "kmeans++": nearest_responsibilities(kmeans_plus_plus),
     "kmeans": nearest_responsibilities(kmeans),

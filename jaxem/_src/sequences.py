@@ -26,9 +26,16 @@ class Sequences(NamedTuple):
         is padding and is ignored.
       lengths: ``[B]`` integer lengths, each in ``[1, T_max]``.
 
-    Example:
+    Examples:
+      >>> rng = np.random.default_rng(0)
+      >>> x1, x2, x3 = rng.normal(size=(120, 2)), rng.normal(size=(80, 2)), rng.normal(size=(100, 2))
       >>> data = jaxem.Sequences.from_list([x1, x2, x3])   # pads to the longest
+      >>> data.obs.shape, data.lengths.tolist()
+      ((3, 120, 2), [120, 80, 100])
+      >>> x = np.concatenate([x1, x2, x3])
       >>> data = jaxem.Sequences.from_concatenated(x, [120, 80, 100])  # hmmlearn style
+      >>> data.obs.shape
+      (3, 120, 2)
     """
 
     obs: Any

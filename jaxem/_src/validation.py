@@ -46,8 +46,24 @@ def as_data(data):
     passed on for the model's check to reject with its own message.
     """
     if isinstance(data, list):
-        return _try_asarray(data)
-    return jax.tree_util.tree_map(_leaf_as_array, data)
+        data = _try_asarray(data)
+    else:
+        data = jax.tree_util.tree_map(_leaf_as_array, data)
+    check_precision(data, "data")
+    return data
+
+
+def check_precision(tree, name: str) -> None:
+    """``TypeError`` naming ``name`` when a leaf is a floating type narrower than
+    float32 (float16, bfloat16): EM's log-likelihoods and statistics need float32
+    at least, and LAPACK has no half-precision kernels."""
+    for leaf in jax.tree_util.tree_leaves(tree):
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is not None and jnp.issubdtype(dtype, jnp.floating) and jnp.dtype(dtype).itemsize < 4:
+            raise TypeError(
+                f"{name} has dtype {jnp.dtype(dtype).name}; jaxem computes in float32 or float64: "
+                f"convert it first, e.g. {name}.astype(numpy.float32)"
+            )
 
 
 def _leaf_as_array(leaf):
@@ -217,3 +233,23 @@ def check_param_values(values, name: str, *, simplex: bool = False, positive: bo
         raise ValueError(f"params.{name} must be positive")
     if unit and (np.any(values < 0) or np.any(values > 1)):
         raise ValueError(f"params.{name} must lie in [0, 1]")
+
+
+def prior_fields(prior, prior_type: type, name: str = "prior"):
+    """A prior NamedTuple of ``prior_type`` with its fields as finite float64 NumPy
+    arrays. A plain tuple of its fields (how a saved model's options are read
+    back) is accepted; ``TypeError``/``ValueError`` naming ``name`` otherwise."""
+    if isinstance(prior, (tuple, list)) and not hasattr(prior, "_fields") and len(prior) == len(prior_type._fields):
+        prior = prior_type(*prior)
+    if not isinstance(prior, prior_type):
+        raise TypeError(f"{name} must be a jaxem.priors.{prior_type.__name__}, got {type(prior).__name__}")
+    fields = []
+    for field, value in zip(prior._fields, prior):
+        try:
+            array = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name}.{field} must be a number or an array of numbers, got {type(value).__name__}") from None
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"{name}.{field} must be finite")
+        fields.append(array)
+    return prior_type(*fields)

@@ -1,5 +1,7 @@
 """Built-in models: each a factory returning a ``jaxem.Model``."""
 
+from jaxem.models.ar_hmm import ARHMMParams, ar_hmm, ar_hmm_params
+from jaxem.models.bernoulli_hmm import BernoulliHMMParams, bernoulli_hmm, bernoulli_hmm_params
 from jaxem.models.categorical_hmm import CategoricalHMMParams, categorical_hmm, categorical_hmm_params
 from jaxem.models.count_mixtures import (
     BernoulliMixtureParams,
@@ -20,6 +22,8 @@ from jaxem.models.gaussian_mixture import (
     gaussian_mixture_params,
 )
 from jaxem.models.mixture import MixtureParams, latent_model, mixture
+from jaxem.models.multinomial_hmm import MultinomialHMMParams, multinomial_hmm, multinomial_hmm_params
+from jaxem.models.gmm_hmm import GMMHMMParams, gmm_hmm, gmm_hmm_covariances, gmm_hmm_params
 from jaxem.models.poisson_hmm import PoissonHMMParams, poisson_hmm, poisson_hmm_params
 from jaxem.models.regression_mixture import (
     RegressionMixtureParams,
@@ -29,6 +33,19 @@ from jaxem.models.regression_mixture import (
 )
 
 __all__ = [
+    "ARHMMParams",
+    "ar_hmm",
+    "ar_hmm_params",
+    "BernoulliHMMParams",
+    "bernoulli_hmm",
+    "bernoulli_hmm_params",
+    "MultinomialHMMParams",
+    "GMMHMMParams",
+    "gmm_hmm",
+    "gmm_hmm_covariances",
+    "gmm_hmm_params",
+    "multinomial_hmm",
+    "multinomial_hmm_params",
     "BernoulliMixtureParams",
     "CategoricalHMMParams",
     "CategoricalMixtureParams",
@@ -58,4 +75,23 @@ __all__ = [
     "regression_mixture",
     "regression_mixture_params",
     "sample_regression_response",
+]
+
+from jaxem.models.factor_analysis import FactorAnalysisParams, factor_analysis, ppca  # noqa: E402
+from jaxem.models.lgssm import LGSSMParams, lgssm  # noqa: E402
+from jaxem.models.mixture_of_factor_analyzers import (  # noqa: E402
+    MixtureOfFactorAnalyzersParams,
+    mixture_of_factor_analyzers,
+    mixture_of_ppca,
+)
+
+__all__ += [
+    "FactorAnalysisParams",
+    "LGSSMParams",
+    "MixtureOfFactorAnalyzersParams",
+    "factor_analysis",
+    "lgssm",
+    "mixture_of_factor_analyzers",
+    "mixture_of_ppca",
+    "ppca",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from jaxem._src import validation
+from jaxem._src import priors, validation
 from jaxem._src.base import Array, Model
 from jaxem._src.families import categorical
 from jaxem._src.families.categorical import CategoricalHMMParams, categorical_hmm_params
@@ -16,7 +16,14 @@ __all__ = ["CategoricalHMMParams", "categorical_hmm", "categorical_hmm_params"]
 
 
 @register_model("categorical_hmm")
-def categorical_hmm(n_states: int, n_symbols: int, *, transition_mask: Optional[Array] = None, parallel: bool = False) -> Model:
+def categorical_hmm(
+    n_states: int,
+    n_symbols: int,
+    *,
+    transition_mask: Optional[Array] = None,
+    parallel: bool = False,
+    prior: Optional[priors.HMMPrior] = None,
+) -> Model:
     """A hidden Markov model whose emissions are symbols in ``[0, n_symbols)``.
 
     Data: one sequence of integer symbols ``[T]`` or
@@ -30,23 +37,35 @@ def categorical_hmm(n_states: int, n_symbols: int, *, transition_mask: Optional[
       transition_mask: optional ``[K, K]`` bool of allowed transitions.
       parallel: compute the log-partition in parallel over time
         (``lax.associative_scan``; see ``jaxem.chain_latent``) instead of sequentially.
+      prior: optional ``jaxem.priors.HMMPrior`` whose ``emissions`` is a Dirichlet
+        concentration (``>= 1``; a scalar, ``[S]`` or ``[K, S]``) of the emission
+        rows: MAP-EM (``jaxem.priors.hmmlearn_categorical`` maps hmmlearn's priors).
 
     Returns:
-      A ``Model`` whose params are ``CategoricalHMMParams``. ``init`` mixes the
-      pooled symbol frequencies half and half with random Dirichlet(1) rows, with
-      uniform initial probabilities and "sticky" random transitions;
+      A ``Model`` whose params are ``CategoricalHMMParams``. ``init`` draws the
+      emission rows from Dirichlet(1) and the initial probabilities and transition
+      rows from Dirichlet(1/K), as hmmlearn does (``docs/starts.md``);
       ``sample(key, params, n)`` draws one sequence ``(x [n] int32, z [n])``.
 
-    Example:
+    Examples:
+      >>> symbols = np.random.default_rng(0).integers(0, 4, size=(3, 50))   # 3 sequences of 50 symbols
       >>> model = jaxem.models.categorical_hmm(2, n_symbols=4)
-      >>> result = jaxem.fit(model, jaxem.Sequences(symbols, lengths), key=0, n_restarts=8)
+      >>> data = jaxem.Sequences(symbols, [50, 40, 30])
+      >>> result = jaxem.fit(model, data, key=0, n_restarts=4, max_iter=20)
+      >>> result.params.emission_probs.shape                      # [K, S]
+      (2, 4)
     """
     n_states = validation.check_positive_int(n_states, "n_states")
     n_symbols = validation.check_positive_int(n_symbols, "n_symbols")
+    initial, transition, emissions = priors.check_hmm_prior(
+        prior, n_states, lambda value: categorical.check_prior(value, n_states, n_symbols, "prior.emissions")
+    )
     return component_hmm(
-        categorical.symbols_component(n_symbols, "emission_probs"),
+        categorical.symbols_component(n_symbols, "emission_probs", emissions),
         n_states,
         params_type=CategoricalHMMParams,
         transition_mask=transition_mask,
         parallel=bool(parallel),
+        initial_prior=initial,
+        transition_prior=transition,
     )

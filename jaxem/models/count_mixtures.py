@@ -11,7 +11,9 @@ hard assignment.
 
 from __future__ import annotations
 
-from jaxem._src import validation
+from typing import Optional
+
+from jaxem._src import priors, validation
 from jaxem._src.base import Model
 from jaxem._src.families import bernoulli, categorical, poisson
 from jaxem._src.families.bernoulli import BernoulliMixtureParams, bernoulli_mixture_params
@@ -34,7 +36,7 @@ __all__ = [
 
 
 @register_model("bernoulli_mixture")
-def bernoulli_mixture(n_components: int) -> Model:
+def bernoulli_mixture(n_components: int, *, prior: Optional[priors.MixturePrior] = None) -> Model:
     """A mixture of products of independent Bernoullis, for binary data ``x [N, D]``.
 
     M-step: ``p_kd = (Σ_n r_nk x_nd + ε) / (Σ_n r_nk + 2ε)``, kept inside
@@ -42,20 +44,33 @@ def bernoulli_mixture(n_components: int) -> Model:
 
     Args:
       n_components: number of components K.
+      prior: optional ``jaxem.priors.MixturePrior`` (Dirichlet weights,
+        ``jaxem.priors.BetaPrior`` components): MAP-EM.
 
     Returns:
       A ``Model`` with ``BernoulliMixtureParams(weights [K], probs [K, D])``.
 
-    Example:
-      >>> model = jaxem.models.bernoulli_mixture(3)
-      >>> result = jaxem.fit(model, x_binary, key=0, n_restarts=8)
+    Examples:
+      >>> x_binary = np.random.default_rng(0).random((200, 6)) < [0.1, 0.1, 0.9, 0.9, 0.5, 0.5]
+      >>> model = jaxem.models.bernoulli_mixture(2)
+      >>> result = jaxem.fit(model, x_binary.astype(np.float32), key=0, n_restarts=4)
+      >>> result.params.probs.shape                               # [K, D]
+      (2, 6)
     """
     n_components = validation.check_positive_int(n_components, "n_components")
-    return component_mixture(bernoulli.component("probs"), n_components, params_type=BernoulliMixtureParams)
+    weights_prior, component_prior = priors.check_mixture_prior(
+        prior, n_components, lambda value: bernoulli.check_prior(value, n_components, "prior.components")
+    )
+    return component_mixture(
+        bernoulli.component("probs", component_prior),
+        n_components,
+        params_type=BernoulliMixtureParams,
+        weights_prior=weights_prior,
+    )
 
 
 @register_model("categorical_mixture")
-def categorical_mixture(n_components: int, *, n_trials: int = 1) -> Model:
+def categorical_mixture(n_components: int, *, n_trials: int = 1, prior: Optional[priors.MixturePrior] = None) -> Model:
     """A mixture of multinomials over ``S`` categories, for counts ``x [N, S]``.
 
     Row ``n`` holds how often each category occurred in item ``n`` (a one-hot row is
@@ -65,35 +80,58 @@ def categorical_mixture(n_components: int, *, n_trials: int = 1) -> Model:
     Args:
       n_components: number of components K.
       n_trials: number of draws per row, used only by ``sample``.
+      prior: optional ``jaxem.priors.MixturePrior`` (Dirichlet weights, and a
+        Dirichlet concentration of each row of ``probs``: a scalar, ``[S]`` or
+        ``[K, S]``): MAP-EM.
 
     Returns:
       A ``Model`` with ``CategoricalMixtureParams(weights [K], probs [K, S])``.
 
-    Example:
+    Examples:
+      >>> word_counts = np.random.default_rng(0).multinomial(20, [0.4, 0.3, 0.2, 0.1], size=100)
       >>> model = jaxem.models.categorical_mixture(2)
-      >>> result = jaxem.fit(model, word_counts, key=0, n_restarts=8)
+      >>> result = jaxem.fit(model, word_counts.astype(np.float32), key=0, n_restarts=4)
+      >>> result.params.probs.shape                               # [K, S]
+      (2, 4)
     """
     n_trials = validation.check_positive_int(n_trials, "n_trials")
     n_components = validation.check_positive_int(n_components, "n_components")
-    component = categorical.counts_component("probs", n_trials=n_trials)
-    return component_mixture(component, n_components, params_type=CategoricalMixtureParams)
+    weights_prior, component_prior = priors.check_mixture_prior(
+        prior, n_components, lambda value: categorical.check_prior(value, n_components, None, "prior.components")
+    )
+    component = categorical.counts_component("probs", n_trials=n_trials, prior=component_prior)
+    return component_mixture(component, n_components, params_type=CategoricalMixtureParams, weights_prior=weights_prior)
 
 
 @register_model("poisson_mixture")
-def poisson_mixture(n_components: int) -> Model:
+def poisson_mixture(n_components: int, *, prior: Optional[priors.MixturePrior] = None) -> Model:
     """A mixture of products of independent Poissons, for counts ``x [N, D]``.
 
     M-step: ``λ_kd = (Σ_n r_nk x_nd + ε) / (Σ_n r_nk + ε)``.
 
     Args:
       n_components: number of components K.
+      prior: optional ``jaxem.priors.MixturePrior`` (Dirichlet weights,
+        ``jaxem.priors.GammaPrior`` rates): MAP-EM.
 
     Returns:
       A ``Model`` with ``PoissonMixtureParams(weights [K], rates [K, D])``.
 
-    Example:
+    Examples:
+      >>> counts = np.random.default_rng(0).poisson([[2.0], [9.0]] * 50)   # [100, 1]
       >>> model = jaxem.models.poisson_mixture(2)
-      >>> result = jaxem.fit(model, counts, key=0, n_restarts=8)
+      >>> result = jaxem.fit(model, counts, key=0, n_restarts=4)
+      >>> rates = np.sort(np.asarray(result.params.rates).ravel())
+      >>> bool(np.allclose(rates, [2.0, 9.0], atol=1.0))
+      True
     """
     n_components = validation.check_positive_int(n_components, "n_components")
-    return component_mixture(poisson.component("rates"), n_components, params_type=PoissonMixtureParams)
+    weights_prior, component_prior = priors.check_mixture_prior(
+        prior, n_components, lambda value: poisson.check_prior(value, n_components, "prior.components")
+    )
+    return component_mixture(
+        poisson.component("rates", component_prior),
+        n_components,
+        params_type=PoissonMixtureParams,
+        weights_prior=weights_prior,
+    )

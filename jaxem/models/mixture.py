@@ -18,9 +18,11 @@ import optax
 from jaxem._src import constraints as constraints_lib
 from jaxem._src import validation
 from jaxem._src.base import Array, FreezableMStep, Latent, Model, mixture_latent
+from jaxem._src.display import params_repr
 from jaxem._src.expfam import mixture_weights
 from jaxem._src.registry import memoized
 from jaxem._src.generic_m_step import (
+    check_optimizer_and_constraints,
     DEFAULT_INNER_STEPS,
     expected_log_joint,
     gradient_m_step,
@@ -41,6 +43,8 @@ class MixtureParams(NamedTuple):
 
     weights: Array
     components: Any
+
+    __repr__ = params_repr
 
 
 def _first_float_dtype(data):
@@ -105,18 +109,24 @@ def mixture(
       components take ``inner_steps`` gradient steps on Q warm-started at the
       current params, never lowering Q.
 
-    Example:
-      >>> def log_prob(c, x):
+    Examples:
+      >>> from jaxem import constraints
+      >>> def log_prob(c, x):               # one component, one row [D]
       ...     return jnp.sum(jax.scipy.stats.t.logpdf(x, c["df"], c["loc"], c["scale"]))
-      >>> def init(key, x):
+      >>> def init(key, x):                 # one component's starting params
       ...     loc = x[jax.random.randint(key, (), 0, x.shape[0])]
       ...     return {"loc": loc, "scale": jnp.std(x, axis=0), "df": jnp.full(x.shape[1:], 5.0, x.dtype)}
       >>> model = jaxem.models.mixture(log_prob, init, n_components=2,
-      ...     constraints={"loc": None, "scale": constraints.positive(), "df": constraints.positive()})
-      >>> result = jaxem.fit(model, x, key=0, n_restarts=32)
+      ...     constraints={"loc": None, "scale": constraints.positive(), "df": constraints.positive()},
+      ...     inner_steps=10)
+      >>> x, _ = jaxem.load_dataset("faithful")
+      >>> result = jaxem.fit(model, x, key=0, n_restarts=2, max_iter=10)
+      >>> result.params.components["loc"].shape                  # leaves stacked [K, ...]
+      (2, 2)
     """
     n_components = validation.check_positive_int(n_components, "n_components")
     inner_steps = validation.check_positive_int(inner_steps, "inner_steps")
+    check_optimizer_and_constraints(optimizer, constraints)
 
     def component_log_probs(components, data) -> Array:
         per_sample = lambda x: jax.vmap(component_log_prob, in_axes=(0, None))(components, x)  # noqa: E731
@@ -228,11 +238,19 @@ def latent_model(
     Returns:
       A ``Model`` whose ``m_step`` is ``jaxem.gradient_m_step(log_joint, ...)``.
 
-    Example:
-      >>> def log_joint(p, x):  # two unit-variance Gaussians sharing a scale
+    Examples:
+      >>> from jaxem import constraints
+      >>> def log_joint(p, x):  # two Gaussians sharing one scale: [N] -> [N, 2]
       ...     return jnp.log(p["w"])[None, :] + jax.scipy.stats.norm.logpdf(x[:, None], p["mu"][None, :], p["s"])
+      >>> def init(key, x):
+      ...     mu = jax.random.choice(key, x, (2,), replace=False)
+      ...     return {"w": jnp.full(2, 0.5, x.dtype), "mu": mu, "s": jnp.std(x)}
       >>> model = jaxem.models.latent_model(log_joint, init,
       ...     constraints={"w": constraints.simplex(), "mu": None, "s": constraints.positive()})
+      >>> x = jnp.asarray(np.random.default_rng(0).normal([-2.0, 2.0] * 100))  # [200]
+      >>> result = jaxem.fit(model, x, key=0, n_restarts=2, max_iter=20)
+      >>> result.params["mu"].shape
+      (2,)
     """
     inner_steps = validation.check_positive_int(inner_steps, "inner_steps")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from jaxem._src import validation
+from jaxem._src import hmm_missing_elementwise, priors, validation
 from jaxem._src.base import Array, Model
 from jaxem._src.families import poisson
 from jaxem._src.families.poisson import PoissonHMMParams, poisson_hmm_params
@@ -16,7 +16,14 @@ __all__ = ["PoissonHMMParams", "poisson_hmm", "poisson_hmm_params"]
 
 
 @register_model("poisson_hmm")
-def poisson_hmm(n_states: int, *, transition_mask: Optional[Array] = None, parallel: bool = False) -> Model:
+def poisson_hmm(
+    n_states: int,
+    *,
+    transition_mask: Optional[Array] = None,
+    parallel: bool = False,
+    prior: Optional[priors.HMMPrior] = None,
+    missing: str = "reject",
+) -> Model:
     """A hidden Markov model whose emissions are independent Poisson counts.
 
     Data: one sequence of non-negative integer counts ``[T, D]`` (``[T]`` means
@@ -26,24 +33,48 @@ def poisson_hmm(n_states: int, *, transition_mask: Optional[Array] = None, paral
     Args:
       n_states: number of hidden states K.
       transition_mask: optional ``[K, K]`` bool of allowed transitions.
+      missing: ``"reject"`` (default: NaN in the data is an error) or
+        ``"marginalize"``: NaN entries are missing at random and drop out of the
+        product over features (``jaxem/_src/hmm_missing_elementwise.py``).
       parallel: compute the log-partition in parallel over time
         (``lax.associative_scan``; see ``jaxem.chain_latent``) instead of sequentially.
+      prior: optional ``jaxem.priors.HMMPrior`` whose ``emissions`` is a
+        ``jaxem.priors.GammaPrior`` of the rates: MAP-EM
+        (``jaxem.priors.hmmlearn_poisson`` maps hmmlearn's priors).
 
     Returns:
-      A ``Model`` whose params are ``PoissonHMMParams``. ``init`` seeds the rates by
-      k-means++ on the pooled steps, with uniform initial probabilities and "sticky"
-      random transitions; ``sample(key, params, n)`` draws one sequence
+      A ``Model`` whose params are ``PoissonHMMParams``. ``init`` starts the rates
+      from k-means clusters of the pooled steps, with initial probabilities and
+      transition rows drawn from Dirichlet(1/K) as hmmlearn does; ``sample(key, params, n)`` draws one sequence
       ``(x [n, D] int32, z [n])``.
 
-    Example:
+    Examples:
+      >>> table, columns = jaxem.load_dataset("discoveries")     # columns: time (year), value (count)
+      >>> counts = table[:, 1:]                                    # [100, 1] counts per year
       >>> model = jaxem.models.poisson_hmm(2)
-      >>> result = jaxem.fit(model, counts, key=0, n_restarts=8)
+      >>> result = jaxem.fit(model, counts, key=0, n_restarts=4)
+      >>> result.params.rates.shape                               # [K, D]
+      (2, 1)
     """
     n_states = validation.check_positive_int(n_states, "n_states")
-    return component_hmm(
-        poisson.component("rates"),
+    if missing not in ("reject", "marginalize"):
+        raise ValueError(f"missing must be 'reject' or 'marginalize', got {missing!r}")
+    initial, transition, emissions = priors.check_hmm_prior(
+        prior, n_states, lambda value: poisson.check_prior(value, n_states, "prior.emissions")
+    )
+    if missing == "marginalize" and prior is not None:
+        raise ValueError("missing='marginalize' does not take a prior yet; pass prior=None")
+    model = component_hmm(
+        poisson.component("rates", emissions),
         n_states,
         params_type=PoissonHMMParams,
         transition_mask=transition_mask,
         parallel=bool(parallel),
+        initial_prior=initial,
+        transition_prior=transition,
     )
+    if missing == "marginalize":
+        return hmm_missing_elementwise.marginalizing_elementwise_hmm(
+            model, "rates", hmm_missing_elementwise.poisson_log_density, hmm_missing_elementwise.poisson_maximize, transition_mask
+        )
+    return model

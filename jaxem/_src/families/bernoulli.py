@@ -12,9 +12,11 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxem._src import validation
 from jaxem._src.base import Array
+from jaxem._src.display import params_repr
 from jaxem._src.component import Component, is_prepared, matrix_field
 from jaxem._src.expfam import ExpFamily, ones_column, tiny_count
 
@@ -42,9 +44,41 @@ class BernoulliMixtureParams(NamedTuple):
     weights: Array
     probs: Array
 
+    __repr__ = params_repr
 
-def bernoulli_family(field: str = "probs") -> ExpFamily:
-    """The Bernoulli ``ExpFamily``, reading and writing ``params.<field> [K, D]``."""
+
+class BetaPrior(NamedTuple):
+    """Beta(a, b) prior of every Bernoulli probability (the conjugate prior).
+
+    Log density ``(a − 1) log p + (b − 1) log(1 − p)`` (up to a constant); the MAP
+    M-step is ``p_kd = (Σ_n r_nk x_nd + a − 1) / (Σ_n r_nk + a + b − 2)``.
+
+    Attributes:
+      a: ``>= 1`` (pseudo-counts of ones, plus 1): a scalar, ``[D]`` or ``[K, D]``.
+      b: ``>= 1`` (pseudo-counts of zeros, plus 1): a scalar, ``[D]`` or ``[K, D]``.
+    """
+
+    a: object = 1.0
+    b: object = 1.0
+
+
+def check_prior(prior, k: int, name: str = "prior"):
+    """A ``BetaPrior`` (or its fields as a plain tuple) checked, with float64
+    NumPy fields; ``None`` passes."""
+    if prior is None:
+        return None
+    prior = validation.prior_fields(prior, BetaPrior, name)
+    for field, value in zip(prior._fields, prior):
+        if not np.all(value >= 1.0):
+            raise ValueError(f"{name}.{field} must be finite and >= 1 (below 1 the Beta density has no MAP)")
+        if value.ndim > 2 or (value.ndim == 2 and value.shape[0] not in (1, k)):
+            raise ValueError(f"{name}.{field} has shape {value.shape}, which does not broadcast to ({k}, D)")
+    return prior
+
+
+def bernoulli_family(field: str = "probs", prior: BetaPrior | None = None) -> ExpFamily:
+    """The Bernoulli ``ExpFamily``, reading and writing ``params.<field> [K, D]``,
+    with the MAP M-step of an optional checked ``BetaPrior``."""
 
     def prepare(x):
         if is_prepared(x, BernoulliFeatures):
@@ -63,12 +97,23 @@ def bernoulli_family(field: str = "probs") -> ExpFamily:
     def maximize(statistics, features, params):
         dtype = statistics.dtype
         eps = tiny_count(dtype)
-        probs = (statistics[:, 1:] + eps) / (statistics[:, :1] + 2.0 * eps)
+        ones, counts = statistics[:, 1:], statistics[:, :1]
+        if prior is not None:
+            a, b = (jnp.broadcast_to(jnp.asarray(v, dtype) - 1.0, ones.shape) for v in prior)
+            ones, counts = ones + a, counts + a + b
+        probs = (ones + eps) / (counts + 2.0 * eps)
         machine_eps = float(jnp.finfo(dtype).eps)
         probs = jnp.clip(probs, machine_eps, 1.0 - machine_eps)
         return params._replace(**{field: probs.astype(getattr(params, field).dtype)})
 
-    return ExpFamily(prepare=prepare, coefficients=coefficients, maximize=maximize)
+    def log_prior(params):
+        probs = getattr(params, field)
+        a, b = (jnp.broadcast_to(jnp.asarray(v, probs.dtype) - 1.0, probs.shape) for v in prior)
+        return jnp.sum(jnp.where(a > 0, a * jnp.log(probs), 0.0) + jnp.where(b > 0, b * jnp.log1p(-probs), 0.0))
+
+    return ExpFamily(
+        prepare=prepare, coefficients=coefficients, maximize=maximize, log_prior=None if prior is None else log_prior
+    )
 
 
 def check_binary(x, name: str) -> None:
@@ -77,8 +122,9 @@ def check_binary(x, name: str) -> None:
         raise ValueError(f"{name} must be binary (every entry 0 or 1) for a Bernoulli model")
 
 
-def component(field: str = "probs") -> Component:
-    """The Bernoulli ``Component`` on ``params.<field> [K, D]``."""
+def component(field: str = "probs", prior: BetaPrior | None = None) -> Component:
+    """The Bernoulli ``Component`` on ``params.<field> [K, D]``, with an optional
+    checked ``BetaPrior``."""
 
     def draw(key, params, labels):
         return jax.random.bernoulli(key, getattr(params, field)[labels])
@@ -88,7 +134,7 @@ def component(field: str = "probs") -> Component:
         return k * d
 
     return Component(
-        family=bernoulli_family(field),
+        family=bernoulli_family(field, prior),
         features_type=BernoulliFeatures,
         **matrix_field(field, unit=True),
         check_values=check_binary,
@@ -98,7 +144,13 @@ def component(field: str = "probs") -> Component:
 
 
 def bernoulli_mixture_params(weights, probs) -> BernoulliMixtureParams:
-    """``BernoulliMixtureParams`` from ``weights [K]`` and ``probs [K, D]`` in (0, 1)."""
+    """``BernoulliMixtureParams`` from ``weights [K]`` and ``probs [K, D]`` in (0, 1).
+
+    Examples:
+      >>> params = jaxem.models.bernoulli_mixture_params([0.5, 0.5], [[0.1, 0.9], [0.8, 0.2]])
+      >>> params.probs.shape
+      (2, 2)
+    """
     weights, probs = validation.weights_and(weights, probs, "probs")
     if bool(jnp.any((probs <= 0) | (probs >= 1))):
         raise ValueError("probs must lie strictly between 0 and 1")

@@ -20,10 +20,12 @@ import numpy as np
 
 from jaxem._src import sequences, validation
 from jaxem._src.base import Array
+from jaxem._src.display import params_repr
 from jaxem._src.component import Component, is_prepared, matrix_field
 from jaxem._src.expfam import ExpFamily, log_probabilities, ones_column, tiny_count
+from jaxem._src.families import dirichlet
 from jaxem._src.families.poisson import check_counts
-from jaxem._src.hmm import flat_dirichlet, normalized_counts
+from jaxem._src.hmm import flat_dirichlet
 
 
 class CategoricalFeatures(NamedTuple):
@@ -49,6 +51,8 @@ class CategoricalMixtureParams(NamedTuple):
     weights: Array
     probs: Array
 
+    __repr__ = params_repr
+
 
 class CategoricalHMMParams(NamedTuple):
     """Parameters of a categorical HMM.
@@ -63,9 +67,16 @@ class CategoricalHMMParams(NamedTuple):
     transition_matrix: Array
     emission_probs: Array
 
+    __repr__ = params_repr
 
-def categorical_family(field: str = "probs") -> ExpFamily:
-    """The categorical ``ExpFamily``, reading and writing ``params.<field> [K, S]``."""
+
+def categorical_family(field: str = "probs", prior=None) -> ExpFamily:
+    """The categorical ``ExpFamily``, reading and writing ``params.<field> [K, S]``.
+
+    ``prior``: an optional Dirichlet concentration (``>= 1``; a scalar, ``[S]`` or
+    ``[K, S]``, checked by ``check_prior``) of every row: the MAP M-step is
+    ``p_k ∝ Σ_n r_nk x_n + α_k − 1 + ε`` (hmmlearn's ``emissionprob_prior``).
+    """
 
     def prepare(x):
         if is_prepared(x, CategoricalFeatures):
@@ -83,18 +94,37 @@ def categorical_family(field: str = "probs") -> ExpFamily:
         return jnp.concatenate([jnp.zeros((k, 1), probs.dtype), jnp.ones((k, 1), probs.dtype), log_probabilities(probs)], axis=1)
 
     def maximize(statistics, features, params):
-        totals = statistics[:, 2:] + tiny_count(statistics.dtype)
+        totals = statistics[:, 2:] + dirichlet.pseudo_counts(prior, statistics[:, 2:]) + tiny_count(statistics.dtype)
         # exact zeros of the current probs are structural: they stay zero
         totals = jnp.where(getattr(params, field) > 0, totals, jnp.zeros_like(totals))
         probs = totals / jnp.sum(totals, axis=1, keepdims=True)
         return params._replace(**{field: probs.astype(getattr(params, field).dtype)})
 
-    return ExpFamily(prepare=prepare, coefficients=coefficients, maximize=maximize)
+    def log_prior(params):
+        return dirichlet.log_density(getattr(params, field), prior)
+
+    return ExpFamily(
+        prepare=prepare, coefficients=coefficients, maximize=maximize, log_prior=None if prior is None else log_prior
+    )
 
 
-def counts_component(field: str = "probs", *, n_trials: int = 1) -> Component:
+def check_prior(prior, k: int, n_symbols=None, name: str = "prior"):
+    """A categorical prior (Dirichlet concentration, broadcastable to ``[K, S]``)
+    checked (``ValueError`` naming ``name``), or ``None``."""
+    if prior is None:
+        return None
+    value = dirichlet.check_concentration(prior, name)
+    if value.ndim > 2 or (value.ndim == 2 and value.shape[0] not in (1, k)) or (
+        n_symbols is not None and value.ndim >= 1 and value.shape[-1] not in (1, n_symbols)
+    ):
+        expected = f"({k}, {'S' if n_symbols is None else n_symbols})"
+        raise ValueError(f"{name} has shape {value.shape}, which does not broadcast to {expected}")
+    return value
+
+
+def counts_component(field: str = "probs", *, n_trials: int = 1, prior=None) -> Component:
     """The categorical ``Component`` on rows of counts ``[N, S]`` (``n_trials``
-    draws per sampled row)."""
+    draws per sampled row), with an optional checked Dirichlet ``prior``."""
 
     def draw(key, params, labels):
         probs = getattr(params, field)[labels]
@@ -106,7 +136,7 @@ def counts_component(field: str = "probs", *, n_trials: int = 1) -> Component:
         return k * (s - 1)
 
     return Component(
-        family=categorical_family(field),
+        family=categorical_family(field, prior),
         features_type=CategoricalFeatures,
         **matrix_field(field, simplex=True),
         check_values=check_counts,
@@ -115,15 +145,16 @@ def counts_component(field: str = "probs", *, n_trials: int = 1) -> Component:
     )
 
 
-def symbols_component(n_symbols: int, field: str = "emission_probs") -> Component:
+def symbols_component(n_symbols: int, field: str = "emission_probs", prior=None) -> Component:
     """The categorical ``Component`` on symbols in ``[0, n_symbols)``, one per step
-    (HMM observations ``[T]``), encoded one-hot. ``init_states`` mixes the pooled
-    symbol frequencies half and half with random Dirichlet(1) rows."""
-    dtype = jnp.asarray(0.0).dtype
+    (HMM observations ``[T]``), encoded one-hot. ``init_states`` draws every
+    emission row from Dirichlet(1) (as hmmlearn's uniform rows normalized).
+    ``prior``: an optional checked Dirichlet concentration of the emission rows."""
 
     def encode(obs, mask):
+        # JAX's default float, read when traced: float64 inside an enable_x64 scope
         symbols = jnp.where(mask, obs, jnp.zeros_like(obs)).astype(jnp.int32)
-        return jax.nn.one_hot(symbols, n_symbols, dtype=dtype)
+        return jax.nn.one_hot(symbols, n_symbols, dtype=jnp.asarray(0.0).dtype)
 
     def check_values(values, name):
         values = np.asarray(values)
@@ -140,13 +171,9 @@ def symbols_component(n_symbols: int, field: str = "emission_probs") -> Componen
         validation.check_param_values(getattr(params, field), field, simplex=True)
 
     def init_states(key, features, lengths, params):
-        x = features.x
-        mask = sequences.step_mask(lengths, x.shape[1])[..., None]
-        counts = jnp.sum(jnp.where(mask, x, jnp.zeros_like(x)), axis=(0, 1))
-        frequencies = normalized_counts(counts)
+        del lengths
         k = jnp.shape(getattr(params, field))[0]
-        noise = flat_dirichlet(key, (k, n_symbols), x.dtype)
-        return params._replace(**{field: 0.5 * frequencies[None, :] + 0.5 * noise})
+        return params._replace(**{field: flat_dirichlet(key, (k, n_symbols), features.x.dtype)})
 
     def draw(key, params, labels):
         return jax.random.categorical(key, jnp.log(getattr(params, field)[labels]), axis=-1).astype(jnp.int32)
@@ -156,7 +183,7 @@ def symbols_component(n_symbols: int, field: str = "emission_probs") -> Componen
         return k * (n_symbols - 1)
 
     return Component(
-        family=categorical_family(field),
+        family=categorical_family(field, prior),
         features_type=CategoricalFeatures,
         zeros=matrix_field(field)["zeros"],
         check_values=check_values,
@@ -170,7 +197,13 @@ def symbols_component(n_symbols: int, field: str = "emission_probs") -> Componen
 
 
 def categorical_mixture_params(weights, probs) -> CategoricalMixtureParams:
-    """``CategoricalMixtureParams`` from ``weights [K]`` and ``probs [K, S]`` (positive rows summing to 1)."""
+    """``CategoricalMixtureParams`` from ``weights [K]`` and ``probs [K, S]`` (positive rows summing to 1).
+
+    Examples:
+      >>> params = jaxem.models.categorical_mixture_params([0.5, 0.5], [[0.2, 0.8], [0.6, 0.4]])
+      >>> params.probs.shape
+      (2, 2)
+    """
     weights, probs = validation.weights_and(weights, probs, "probs")
     if bool(jnp.any(probs <= 0)) or not np.allclose(np.asarray(jnp.sum(probs, axis=1)), 1.0, atol=1e-4):
         raise ValueError("each row of probs must be positive and sum to one")
@@ -185,9 +218,11 @@ def categorical_hmm_params(initial_probs, transition_matrix, emission_probs) -> 
       transition_matrix: ``[K, K]`` non-negative, rows summing to one.
       emission_probs: ``[K, S]`` non-negative, rows summing to one.
 
-    Example:
-      >>> params = categorical_hmm_params([1.0, 0.0], [[0.9, 0.1], [0.1, 0.9]],
-      ...                                 [[0.5, 0.5, 0.0], [0.1, 0.1, 0.8]])
+    Examples:
+      >>> params = jaxem.models.categorical_hmm_params(
+      ...     [1.0, 0.0], [[0.9, 0.1], [0.1, 0.9]], [[0.5, 0.5, 0.0], [0.1, 0.1, 0.8]])
+      >>> params.emission_probs.shape
+      (2, 3)
     """
     emission_probs = validation.as_float_array(emission_probs, "emission_probs", ndim=2)
     k = emission_probs.shape[0]

@@ -257,7 +257,7 @@ def _all_positive(covariances):
 
 
 def _matrix_diagonal(factor):
-    return jnp.diagonal(factor, axis1=-2, axis2=-1)
+    return factor.diagonal(axis1=-2, axis2=-1)  # NumPy's for NumPy arrays, JAX's for JAX arrays
 
 
 def _full_precisions(u):

@@ -32,6 +32,7 @@ import numpy as np
 
 from jaxem._src import validation
 from jaxem._src.base import Array
+from jaxem._src.display import params_repr
 from jaxem._src.component import Component, is_prepared
 from jaxem._src.expfam import ExpFamily, tiny_count
 from jaxem._src.families import gaussian_centred
@@ -227,30 +228,42 @@ def check_width(features: GaussianFeatures, covariance: Covariance, name: str = 
         )
 
 
-def gaussian_family(covariance: Covariance, reg_covar: float) -> ExpFamily:
+def gaussian_family(covariance: Covariance, reg_covar: float, prior: GaussianPrior | None = None) -> ExpFamily:
     """The Gaussian ``ExpFamily`` of one covariance type (reads/writes ``means`` and
-    ``precisions_cholesky`` of the params)."""
+    ``precisions_cholesky`` of the params); with a checked ``prior``
+    (``check_prior``), the MAP M-step and its ``log_prior``."""
 
     def prepare(x):
         if is_prepared(x, GaussianFeatures):  # not through jit: that would copy them
             check_width(x, covariance)
-            return x
-        return _compiled_features(x, covariance)
+            features = x
+        else:
+            features = _compiled_features(x, covariance)
+        if prior is not None:
+            check_prior_width(prior, covariance, features.x.shape[-1])
+        return features
 
     def coefficients(params, features):
         return natural_coefficients(params.means, params.precisions_cholesky, features, covariance)
 
     def maximize_params(statistics, features, params):
-        means, factor = maximize(statistics, features, params.means, covariance, reg_covar)
+        if prior is None:
+            means, factor = maximize(statistics, features, params.means, covariance, reg_covar)
+        else:
+            means, factor = map_maximize(statistics, features, params.means, covariance, reg_covar, prior)
         return params._replace(means=means, precisions_cholesky=factor)
 
     def prepare_like(x, reference):
         return _compiled_features(x, covariance, reference)
 
-    def log_densities(params, features):
-        return gaussian_centred.log_densities(
-            params, features, covariance, lambda: features.stats @ coefficients(params, features).T
-        )
+    def log_prior_of(params):
+        return log_prior(params.means, params.precisions_cholesky, covariance, prior)
+
+    def log_densities(params, features, offsets=None):
+        fast = coefficients(params, features)
+        if offsets is not None:  # e.g. log weights, in the constant column (the fast path's form)
+            fast = fast.at[:, 0].add(offsets.astype(fast.dtype))
+        return gaussian_centred.log_densities(params, features, covariance, fast, offsets)
 
     def statistics(features, posterior, params):
         return gaussian_centred.statistics(features, posterior, params, covariance)
@@ -266,6 +279,7 @@ def gaussian_family(covariance: Covariance, reg_covar: float) -> ExpFamily:
         coefficients=coefficients,
         maximize=maximize_params,
         prepare_like=prepare_like,
+        log_prior=None if prior is None else log_prior_of,
         log_densities=log_densities,
         statistics=statistics,
         prepare_for=prepare_for,
@@ -282,8 +296,9 @@ def draw(key: Array, means: Array, precisions_cholesky: Array, labels: Array, co
     return means[labels] + jnp.einsum("nij,nj->ni", lower[labels], noise)
 
 
-def component(covariance: Covariance, reg_covar: float) -> Component:
-    """The Gaussian ``Component`` (fields ``means [K, D]`` and ``precisions_cholesky``)."""
+def component(covariance: Covariance, reg_covar: float, prior: GaussianPrior | None = None) -> Component:
+    """The Gaussian ``Component`` (fields ``means [K, D]`` and ``precisions_cholesky``),
+    with the MAP M-step when ``prior`` (checked, ``check_prior``) is given."""
 
     def zeros(k, d, dtype):
         return {"means": jnp.zeros((k, d), dtype), "precisions_cholesky": jnp.zeros(covariance.factor_shape(k, d), dtype)}
@@ -307,7 +322,7 @@ def component(covariance: Covariance, reg_covar: float) -> Component:
         return covariance.n_parameters(k, d) + k * d
 
     return Component(
-        family=gaussian_family(covariance, reg_covar),
+        family=gaussian_family(covariance, reg_covar, prior),
         features_type=GaussianFeatures,
         zeros=zeros,
         check_params=check_params,
@@ -351,10 +366,11 @@ def check_gaussian_params(params, k: int, d, covariance: Covariance, role) -> No
         )
     if not validation.is_concrete(params):
         return
+    # NumPy on the host: eager jnp here compiled a small program per op and shape
     for name, leaf in zip(params._fields, params):
-        if not bool(jnp.all(jnp.isfinite(leaf))):
+        if not np.all(np.isfinite(np.asarray(leaf))):
             raise ValueError(f"params.{name} contains NaN or infinite values")
-    if not bool(jnp.all(covariance.factor_diagonal(jnp.asarray(params.precisions_cholesky)) != 0)):
+    if not np.all(covariance.factor_diagonal(np.asarray(params.precisions_cholesky)) != 0):
         raise ValueError("params.precisions_cholesky must be invertible (non-zero diagonal)")
 
 
@@ -378,6 +394,8 @@ class GaussianMixtureParams(NamedTuple):
     means: Array
     precisions_cholesky: Array
 
+    __repr__ = params_repr
+
 
 class GaussianHMMParams(NamedTuple):
     """Parameters of a Gaussian HMM (original data units).
@@ -396,6 +414,8 @@ class GaussianHMMParams(NamedTuple):
     transition_matrix: Array
     means: Array
     precisions_cholesky: Array
+
+    __repr__ = params_repr
 
 
 def covariance_of_params(params) -> Covariance:
@@ -419,6 +439,13 @@ def covariances(params, covariance_type: str | None = None) -> Array:
       params: ``GaussianMixtureParams`` or ``GaussianHMMParams`` of any covariance type.
       covariance_type: needed only when it cannot be told from the shapes
         (``tied`` and ``diag`` factors look alike when K = D).
+
+    Examples:
+      >>> x, _ = jaxem.load_dataset("faithful")
+      >>> model = jaxem.models.gaussian_mixture(2, covariance_type="spherical")
+      >>> params = jaxem.init(model, jax.random.key(0), x)
+      >>> params.precisions_cholesky.shape, jaxem.models.covariances(params).shape
+      ((2,), (2, 2, 2))
     """
     k, d = params.means.shape
     covariance = covariance_of_params(params) if covariance_type is None else covariance_of(covariance_type)
@@ -450,8 +477,10 @@ def gaussian_mixture_params(weights, means, covariances, covariance_type: str = 
         ``[D, D]`` (tied), ``[K, D]`` (diag), ``[K]`` (spherical); positive definite.
       covariance_type: one of ``"full"``, ``"tied"``, ``"diag"``, ``"spherical"``.
 
-    Example:
-      >>> params = gaussian_mixture_params([0.5, 0.5], [[0.0], [3.0]], [[[1.0]], [[1.0]]])
+    Examples:
+      >>> params = jaxem.models.gaussian_mixture_params([0.5, 0.5], [[0.0], [3.0]], [[[1.0]], [[4.0]]])
+      >>> np.asarray(jaxem.models.covariances(params)).ravel().tolist()
+      [1.0, 4.0]
     """
     covariance = covariance_of(covariance_type)
     weights = validation.as_float_array(weights, "weights", ndim=1)
@@ -477,9 +506,12 @@ def gaussian_hmm_params(initial_probs, transition_matrix, means, covariances, co
         (full), ``[D, D]`` (tied), ``[K, D]`` (diag), ``[K]`` (spherical).
       covariance_type: ``"diag"`` (default), ``"full"``, ``"tied"`` or ``"spherical"``.
 
-    Example:
-      >>> params = gaussian_hmm_params([0.5, 0.5], [[0.9, 0.1], [0.2, 0.8]],
-      ...                              [[0.0], [3.0]], [[1.0], [0.5]])
+    Examples:
+      >>> params = jaxem.models.gaussian_hmm_params(
+      ...     [0.5, 0.5], [[0.9, 0.1], [0.2, 0.8]], [[0.0], [3.0]], [[1.0], [0.5]],
+      ...     covariance_type="diag")
+      >>> params.means.shape, params.transition_matrix.shape
+      ((2, 1), (2, 2))
     """
     covariance = covariance_of(covariance_type)
     means = validation.as_float_array(means, "means", ndim=2)
@@ -490,3 +522,220 @@ def gaussian_hmm_params(initial_probs, transition_matrix, means, covariances, co
     factor = user_factor(covariances, covariance, k, d, dtype)
     dtype = factor.dtype
     return GaussianHMMParams(initial_probs.astype(dtype), transition_matrix.astype(dtype), means.astype(dtype), factor)
+
+
+# ----------------------------------------------------------------------------------
+# The conjugate prior: normal-inverse-Wishart form, every covariance type.
+
+
+class GaussianPrior(NamedTuple):
+    """Conjugate prior of Gaussian means and covariances (normal-inverse-Wishart
+    form), for every covariance type; hmmlearn's ``GaussianHMM`` prior.
+
+    Per component ``k``, with precision ``P_k = Σ_k⁻¹``, the log density is (up to
+    a constant that does not depend on the params)
+
+        −(λ_k/2) (μ_k − m_k)ᵀ P_k (μ_k − m_k) − ½ tr(Ψ_k P_k) − (ν_k/2) log det Σ_k,
+
+    and the MAP M-step, from the expected counts ``n_k``, sums and scatter
+    ``S_k = Σ_n r_nk (x_n − μ_k)(x_n − μ_k)ᵀ``, is
+
+        μ_k = (λ_k m_k + Σ_n r_nk x_n) / (λ_k + n_k),
+        Σ_k = (Ψ_k + S_k + λ_k (μ_k − m_k)(μ_k − m_k)ᵀ) / (n_k + ν_k),
+
+    plus ``reg_covar`` on the diagonal (set ``reg_covar=0`` for the exact MAP).
+    ``diag``: the same per feature with ``Ψ_k = diag(ψ_k)``; ``spherical``: one
+    variance, ``Ψ_k = ψ_k I``, ``σ²_k = (D ψ_k + tr S_k + λ_k |μ_k − m_k|²) /
+    (D (n_k + ν_k))``; ``tied``: one Σ with one ``Ψ`` and ``ν``, ``Σ = (Ψ + Σ_k
+    (S_k + λ_k (μ_k − m_k)(μ_k − m_k)ᵀ)) / (Σ_k n_k + ν)``. A standard
+    NIW(m, κ, Ψ, dof) is ``GaussianPrior(m, κ, Ψ, dof + D + 2)``
+    (``jaxem.priors.normal_inverse_wishart``).
+
+    Attributes (numbers or arrays, in data units; arrays are broadcast):
+      means: ``m``: a scalar, ``[D]`` or ``[K, D]``.
+      means_weight: ``λ >= 0`` (pseudo-observations at ``m``): a scalar or ``[K]``.
+      covariances: ``Ψ`` (a pseudo-scatter, positive semi-definite): a scalar
+        ``s`` (``Ψ = s I``) or the type's shape: ``[D, D]`` or ``[K, D, D]``
+        (full), ``[D, D]`` (tied), ``[D]`` or ``[K, D]`` (diag), ``[K]``
+        (spherical).
+      covariances_weight: ``ν >= 0`` (pseudo-observations of the covariance): a
+        scalar or ``[K]`` (tied: a scalar).
+    """
+
+    means: object = 0.0
+    means_weight: object = 0.0
+    covariances: object = 0.0
+    covariances_weight: object = 0.0
+
+
+def _dense_scales(psi, k, d):
+    return jnp.broadcast_to(psi * jnp.eye(d, dtype=psi.dtype) if psi.ndim == 0 else psi, (k, d, d))
+
+
+def _tied_scales(psi, k, d):
+    return _dense_scales(psi, k, d) / k
+
+
+def _diag_scales(psi, k, d):
+    return jnp.broadcast_to(psi, (k, d))[:, :, None] * jnp.eye(d, dtype=psi.dtype)[None]
+
+
+def _spherical_scales(psi, k, d):
+    return jnp.broadcast_to(psi, (k,))[:, None, None] * jnp.eye(d, dtype=psi.dtype)[None]
+
+
+def _upper_entries(matrices):
+    i, j = np.triu_indices(matrices.shape[-1])
+    return matrices[:, i, j]
+
+
+def _diagonals(matrices):
+    return jnp.diagonal(matrices, axis1=1, axis2=2)
+
+
+def _traces(matrices):
+    return jnp.trace(matrices, axis1=1, axis2=2)[:, None]
+
+
+def _triangular_log_det(factor, k, d):
+    return jnp.broadcast_to(2.0 * jnp.sum(jnp.log(jnp.abs(jnp.diagonal(factor, axis1=-2, axis2=-1))), axis=-1), (k,))
+
+
+def _diag_log_det(factor, k, d):
+    return 2.0 * jnp.sum(jnp.log(jnp.abs(factor)), axis=1)
+
+
+def _spherical_log_det(factor, k, d):
+    return 2.0 * d * jnp.log(jnp.abs(factor))
+
+
+class PriorLayout(NamedTuple):
+    """How a covariance type lays out ``GaussianPrior`` terms.
+
+    Attributes:
+      scales: ``(psi, k, d) -> [K, D, D]`` per-component ``Ψ_k`` (tied: ``Ψ / K``
+        each, so sums over components count ``Ψ`` once).
+      second: ``[K, D, D] -> [K, Q]`` matrices in the type's quadratic-feature layout.
+      log_det_precision: ``(factor, k, d) -> [K]`` ``log det P_k``.
+      pooled: whether all components share one covariance (tied).
+    """
+
+    scales: object
+    second: object
+    log_det_precision: object
+    pooled: bool = False
+
+
+PRIOR_LAYOUTS = {
+    "full": PriorLayout(_dense_scales, _upper_entries, _triangular_log_det),
+    "tied": PriorLayout(_tied_scales, _upper_entries, _triangular_log_det, pooled=True),
+    "diag": PriorLayout(_diag_scales, _diagonals, _diag_log_det),
+    "spherical": PriorLayout(_spherical_scales, _traces, _spherical_log_det),
+}
+
+
+def prior_terms(prior: GaussianPrior, k: int, d: int, covariance: Covariance, dtype):
+    """``(m [K, D], λ [K], Ψ [K, D, D], ν [K])`` of ``prior`` in ``dtype`` (tied:
+    ``Ψ`` and ``ν`` split evenly over the K components)."""
+    layout = PRIOR_LAYOUTS[covariance.name]
+    means = jnp.broadcast_to(jnp.asarray(prior.means, dtype), (k, d))
+    means_weight = jnp.broadcast_to(jnp.asarray(prior.means_weight, dtype), (k,))
+    scales = layout.scales(jnp.asarray(prior.covariances, dtype), k, d)
+    weight = jnp.asarray(prior.covariances_weight, dtype)
+    weight = jnp.broadcast_to(weight / k if layout.pooled else weight, (k,))
+    return means, means_weight, scales, weight
+
+
+def map_maximize(statistics: Array, features: GaussianFeatures, means_template: Array, covariance: Covariance,
+                 reg_covar: float, prior: GaussianPrior):
+    """The MAP M-step under ``prior`` (``GaussianPrior``): ``(means, precisions_cholesky)``.
+
+    The prior's pseudo-statistics (in the standardized coordinates of
+    ``features``, about the centre the statistics were taken about:
+    ``gaussian_centred.split``) are added to the expected statistics: ``λ m`` to the sums,
+    ``λ quad(m) + Ψ`` to the second moments; the maximum-likelihood maximizer of
+    those, with mean count ``n + λ``, gives the covariance scaled by
+    ``(n + ν) / (n + λ)``, which is undone on the factor. ``reg_covar`` is
+    folded into the second moments, ``(n + ν) reg``, so it adds to the variances.
+    """
+    dtype = statistics.dtype
+    k, d = statistics.shape[0], features.x.shape[-1]
+    statistics, centre = gaussian_centred.split(statistics, d, 1 + d + covariance.n_quadratic(d))
+    layout = PRIOR_LAYOUTS[covariance.name]
+    prior_means, means_weight, scales, covariances_weight = prior_terms(prior, k, d, covariance, dtype)
+    scale, shift = features.scale.astype(dtype), features.shift.astype(dtype)
+    prior_means = (prior_means - shift[None, :]) / scale[None, :] - centre  # about each component's centre
+    scales = scales / (scale[:, None] * scale[None, :])[None]
+    reg = jnp.asarray(reg_covar, dtype) / (scale * scale)
+    counts = statistics[:, 0] + tiny_count(dtype)
+    mean_counts = counts + means_weight
+    covariance_counts = counts + covariances_weight
+    means = (statistics[:, 1 : d + 1] + means_weight[:, None] * prior_means) / mean_counts[:, None]
+    pseudo = scales + covariance_counts[:, None, None] * jnp.diag(reg)[None]
+    second = statistics[:, d + 1 :] + means_weight[:, None] * covariance.quadratic(prior_means) + layout.second(pseudo)
+    factor = covariance.maximize(second, means, mean_counts, jnp.zeros_like(reg))
+    ratio = jnp.sum(mean_counts) / jnp.sum(covariance_counts) if layout.pooled else mean_counts / covariance_counts
+    factor = factor / jnp.sqrt(ratio).reshape((-1,) + (1,) * (factor.ndim - 1))
+    means = (centre + means) * scale[None, :] + shift[None, :]
+    factor = covariance.scale_rows(factor, 1.0 / scale)
+    return means.astype(means_template.dtype), factor.astype(means_template.dtype)
+
+
+def log_prior(means: Array, precisions_cholesky: Array, covariance: Covariance, prior: GaussianPrior) -> Array:
+    """The log density of ``prior`` at ``(means [K, D], precisions_cholesky)``
+    (original units, up to a constant): see ``GaussianPrior``."""
+    k, d = means.shape
+    dtype = means.dtype
+    layout = PRIOR_LAYOUTS[covariance.name]
+    prior_means, means_weight, scales, covariances_weight = prior_terms(prior, k, d, covariance, dtype)
+    precisions = covariance.precision_matrices(precisions_cholesky, k, d)
+    diff = means - prior_means
+    quadratic = jnp.einsum("ki,kij,kj->k", diff, precisions, diff)
+    trace = jnp.einsum("kij,kji->k", scales, precisions)
+    log_det = layout.log_det_precision(precisions_cholesky, k, d)
+    return jnp.sum(-0.5 * means_weight * quadratic - 0.5 * trace + 0.5 * covariances_weight * log_det)
+
+
+def check_prior(prior, covariance: Covariance, k: int) -> GaussianPrior:
+    """``prior`` (a ``GaussianPrior``, or its fields as a plain tuple, as read back
+    from a saved model) checked, with float64 NumPy fields (``ValueError``/
+    ``TypeError`` naming the field)."""
+    fields = validation.prior_fields(prior, GaussianPrior)._asdict()
+    for name in ("means_weight", "covariances_weight"):
+        if np.any(fields[name] < 0):
+            raise ValueError(f"prior.{name} must be >= 0")
+    shapes = {"means": ((), (None,), (k, None)), "means_weight": ((), (k,)),
+              "covariances_weight": ((),) if covariance.name == "tied" else ((), (k,))}
+    shapes["covariances"] = {
+        "full": ((), (None, None), (k, None, None)),
+        "tied": ((), (None, None)),
+        "diag": ((), (None,), (k, None)),
+        "spherical": ((), (k,)),
+    }[covariance.name]
+    for name, allowed in shapes.items():
+        shape = fields[name].shape
+        if not any(len(shape) == len(a) and all(w is None or w == s for w, s in zip(a, shape)) for a in allowed):
+            expected = " or ".join(str(tuple("D" if w is None else w for w in a)) for a in allowed)
+            raise ValueError(
+                f"prior.{name} has shape {shape}; for covariance_type={covariance.name!r} and {k} components "
+                f"it must have shape {expected}"
+            )
+    psi = fields["covariances"]
+    dense = covariance.name in ("full", "tied") and psi.ndim >= 2
+    if dense and psi.shape[-1] != psi.shape[-2]:
+        raise ValueError(f"prior.covariances must hold square matrices, got shape {psi.shape}")
+    if dense:
+        if not np.allclose(psi, np.swapaxes(psi, -1, -2)) or np.any(np.linalg.eigvalsh(psi) < -1e-12 * np.max(np.abs(psi))):
+            raise ValueError("prior.covariances must be symmetric positive semi-definite")
+    elif np.any(psi < 0):
+        raise ValueError("prior.covariances must be >= 0")
+    return GaussianPrior(**fields)
+
+
+def check_prior_width(prior: GaussianPrior, covariance: Covariance, d: int) -> None:
+    """``ValueError`` unless the feature axes of a checked ``prior`` have ``d`` entries."""
+    feature_axes = {"means": 1, "covariances": {"full": 2, "tied": 2, "diag": 1, "spherical": 0}[covariance.name]}
+    for name, axes in feature_axes.items():
+        shape = np.shape(getattr(prior, name))
+        if axes and len(shape) >= axes and any(s != d for s in shape[len(shape) - axes :]):
+            raise ValueError(f"prior.{name} has shape {shape}, but the data have {d} features")

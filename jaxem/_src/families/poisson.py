@@ -17,6 +17,7 @@ import numpy as np
 
 from jaxem._src import validation
 from jaxem._src.base import Array
+from jaxem._src.display import params_repr
 from jaxem._src.component import Component, is_prepared, matrix_field
 from jaxem._src.expfam import ExpFamily, ones_column, tiny_count
 from jaxem._src.families import count_densities
@@ -45,6 +46,8 @@ class PoissonMixtureParams(NamedTuple):
     weights: Array
     rates: Array
 
+    __repr__ = params_repr
+
 
 class PoissonHMMParams(NamedTuple):
     """Parameters of a Poisson HMM.
@@ -59,9 +62,44 @@ class PoissonHMMParams(NamedTuple):
     transition_matrix: Array
     rates: Array
 
+    __repr__ = params_repr
 
-def poisson_family(field: str = "rates") -> ExpFamily:
-    """The Poisson ``ExpFamily``, reading and writing ``params.<field> [K, D]``."""
+
+class GammaPrior(NamedTuple):
+    """Gamma(shape, rate) prior of every Poisson rate (the conjugate prior).
+
+    Log density ``(shape − 1) log λ − rate · λ`` (up to a constant); the MAP
+    M-step is ``λ_kd = (Σ_n r_nk x_nd + shape − 1) / (Σ_n r_nk + rate)``.
+
+    Attributes:
+      shape: ``>= 1`` (below 1 the density is unbounded at 0: no MAP); a scalar,
+        ``[D]`` or ``[K, D]``.
+      rate: ``>= 0``; a scalar, ``[D]`` or ``[K, D]``.
+    """
+
+    shape: object = 1.0
+    rate: object = 0.0
+
+
+def check_prior(prior, k: int, name: str = "prior"):
+    """A ``GammaPrior`` (or its fields as a plain tuple, as read back from a saved
+    model) checked, with float64 NumPy fields; ``None`` passes."""
+    if prior is None:
+        return None
+    shape, rate = prior = validation.prior_fields(prior, GammaPrior, name)
+    if not np.all(shape >= 1.0):
+        raise ValueError(f"{name}.shape must be >= 1 (below 1 the Gamma density has no MAP), got {shape.tolist()!r}")
+    if not np.all(rate >= 0.0):
+        raise ValueError(f"{name}.rate must be >= 0, got {rate.tolist()!r}")
+    for field, value in (("shape", shape), ("rate", rate)):
+        if value.ndim > 2 or (value.ndim == 2 and value.shape[0] not in (1, k)):
+            raise ValueError(f"{name}.{field} has shape {value.shape}, which does not broadcast to ({k}, D)")
+    return prior
+
+
+def poisson_family(field: str = "rates", prior: GammaPrior | None = None) -> ExpFamily:
+    """The Poisson ``ExpFamily``, reading and writing ``params.<field> [K, D]``,
+    with the MAP M-step of an optional checked ``GammaPrior``."""
 
     def prepare(x):
         if is_prepared(x, PoissonFeatures):
@@ -78,19 +116,35 @@ def poisson_family(field: str = "rates") -> ExpFamily:
 
     def maximize(statistics, features, params):
         eps = tiny_count(statistics.dtype)
-        rates = (statistics[:, 2:] + eps) / (statistics[:, :1] + eps)
+        sums, counts = statistics[:, 2:], statistics[:, :1]
+        if prior is not None:
+            sums = sums + jnp.broadcast_to(jnp.asarray(prior.shape, sums.dtype) - 1.0, sums.shape)
+            counts = counts + jnp.broadcast_to(jnp.asarray(prior.rate, sums.dtype), sums.shape)
+        rates = (sums + eps) / (counts + eps)
         return params._replace(**{field: rates.astype(getattr(params, field).dtype)})
 
-    def log_densities(params, features):
+    def log_densities(params, features, offsets=None):
         # large counts: the saddle-point form, whose rounding does not grow with x log x
+        # (the condition is on the data alone: a branch, also under vmap over restarts)
         rates = getattr(params, field).astype(features.stats.dtype)
+        fast = coefficients(params, features)
+        offsets = jnp.zeros(rates.shape[:1], fast.dtype) if offsets is None else offsets.astype(fast.dtype)
+        lead = (1,) * (features.x.ndim - 1)
         return jax.lax.cond(
             count_densities.needs_exact(features.x),
-            lambda: count_densities.poisson_log_densities(features.x, rates),
-            lambda: features.stats @ coefficients(params, features).T,
+            lambda: count_densities.poisson_log_densities(features.x, rates) + offsets.reshape(lead + offsets.shape),
+            lambda: features.stats @ fast.at[:, 0].add(offsets).T,
         )
 
-    return ExpFamily(prepare=prepare, coefficients=coefficients, maximize=maximize, log_densities=log_densities)
+    def log_prior(params):
+        rates = getattr(params, field)
+        shape, rate = (jnp.broadcast_to(jnp.asarray(v, rates.dtype), rates.shape) for v in prior)
+        return jnp.sum(jnp.where(shape > 1, (shape - 1.0) * jnp.log(rates), jnp.zeros_like(rates)) - rate * rates)
+
+    return ExpFamily(
+        prepare=prepare, coefficients=coefficients, maximize=maximize, log_prior=None if prior is None else log_prior,
+        log_densities=log_densities,
+    )
 
 
 def check_counts(x, name: str) -> None:
@@ -110,8 +164,9 @@ def check_counts(x, name: str) -> None:
         )
 
 
-def component(field: str = "rates") -> Component:
-    """The Poisson ``Component`` on ``params.<field> [K, D]``."""
+def component(field: str = "rates", prior: GammaPrior | None = None) -> Component:
+    """The Poisson ``Component`` on ``params.<field> [K, D]``, with an optional
+    checked ``GammaPrior`` (``check_prior``)."""
 
     def draw(key, params, labels):
         return jax.random.poisson(key, getattr(params, field)[labels]).astype(jnp.int32)
@@ -120,7 +175,7 @@ def component(field: str = "rates") -> Component:
         return int(np.prod(jnp.shape(getattr(params, field))))
 
     return Component(
-        family=poisson_family(field),
+        family=poisson_family(field, prior),
         features_type=PoissonFeatures,
         **matrix_field(field, positive=True),
         check_values=check_counts,
@@ -140,7 +195,13 @@ def positive_rates(rates, ndim=2) -> Array:
 
 
 def poisson_mixture_params(weights, rates) -> PoissonMixtureParams:
-    """``PoissonMixtureParams`` from ``weights [K]`` and positive ``rates [K, D]``."""
+    """``PoissonMixtureParams`` from ``weights [K]`` and positive ``rates [K, D]``.
+
+    Examples:
+      >>> params = jaxem.models.poisson_mixture_params([0.3, 0.7], [[1.0], [6.0]])
+      >>> params.rates.shape
+      (2, 1)
+    """
     weights, rates = validation.weights_and(weights, rates, "rates")
     return PoissonMixtureParams(weights, positive_rates(rates))
 
@@ -153,8 +214,10 @@ def poisson_hmm_params(initial_probs, transition_matrix, rates) -> PoissonHMMPar
       transition_matrix: ``[K, K]`` non-negative, rows summing to one.
       rates: ``[K, D]`` (or ``[K]`` for one count per step), positive.
 
-    Example:
-      >>> params = poisson_hmm_params([0.5, 0.5], [[0.9, 0.1], [0.1, 0.9]], [1.0, 6.0])
+    Examples:
+      >>> params = jaxem.models.poisson_hmm_params([0.5, 0.5], [[0.9, 0.1], [0.1, 0.9]], [[1.0], [6.0]])
+      >>> params.rates.shape
+      (2, 1)
     """
     rates = positive_rates(rates, ndim=(1, 2))
     k = rates.shape[0]

@@ -22,6 +22,7 @@ import numpy as np
 
 from jaxem._src import validation
 from jaxem._src.base import Array
+from jaxem._src.display import params_repr
 from jaxem._src.component import Component, is_prepared
 from jaxem._src.expfam import ExpFamily, tiny_count
 
@@ -40,6 +41,8 @@ class RegressionMixtureParams(NamedTuple):
     coefs: Array
     intercepts: Array
     variances: Array
+
+    __repr__ = params_repr
 
 
 class RegressionFeatures(NamedTuple):
@@ -95,9 +98,69 @@ def _to_standard(params: RegressionMixtureParams, f: RegressionFeatures, fit_int
     return beta, params.variances.astype(dtype) / (f.y_scale * f.y_scale)
 
 
-def regression_family(fit_intercept: bool, reg_variance: float) -> ExpFamily:
+class RegressionPrior(NamedTuple):
+    """Conjugate normal-inverse-gamma prior of each component's coefficients and
+    noise variance (the intercepts stay flat).
+
+    Per component, with noise variance ``σ²``, the log density is (up to a constant)
+
+        −(λ / (2σ²)) |b − m|² − ψ / (2σ²) − (ν/2) log σ²,
+
+    i.e. ``b | σ² ~ N(m, σ² / λ)`` (a ridge towards ``m``) and an inverse-gamma
+    on ``σ²``; the MAP M-step is the weighted ridge regression
+    ``argmin Σ r (y − a − xᵀb)² + λ |b − m|²`` and
+    ``σ² = (ψ + RSS + λ |b − m|²) / (Σ r + ν)`` (plus ``reg_variance``).
+
+    Attributes (original units):
+      coefs: ``m``: a scalar, ``[P]`` or ``[K, P]``.
+      coefs_weight: ``λ >= 0``: a scalar or ``[K]``.
+      variance: ``ψ >= 0`` (a pseudo residual sum of squares, units of ``y²``): a scalar or ``[K]``.
+      variance_weight: ``ν >= 0`` (pseudo-observations): a scalar or ``[K]``.
+    """
+
+    coefs: object = 0.0
+    coefs_weight: object = 0.0
+    variance: object = 0.0
+    variance_weight: object = 0.0
+
+
+def check_prior(prior, k: int, name: str = "prior"):
+    """A ``RegressionPrior`` (or its fields as a plain tuple) checked, with float64
+    NumPy fields; ``None`` passes."""
+    if prior is None:
+        return None
+    prior = validation.prior_fields(prior, RegressionPrior, name)
+    for field, value in zip(prior._fields, prior):
+        if field != "coefs" and (np.any(value < 0) or value.ndim > 1 or (value.ndim == 1 and value.shape[0] not in (1, k))):
+            raise ValueError(f"{name}.{field} must be >= 0, a scalar or of shape ({k},); got {value.tolist()!r}")
+    if prior.coefs.ndim > 2 or (prior.coefs.ndim == 2 and prior.coefs.shape[0] not in (1, k)):
+        raise ValueError(f"{name}.coefs has shape {prior.coefs.shape}, which does not broadcast to ({k}, P)")
+    return prior
+
+
+def _standard_ridge(prior: RegressionPrior, f: RegressionFeatures, k: int, fit_intercept: bool):
+    """``(weights [K, P'], targets [K, P'])``: the prior's ridge on the standardized
+    coefficients ``β'`` (``λ / x_scale²`` towards ``m · x_scale / y_scale``; 0 on the intercept)."""
+    dtype = f.stats.dtype
+    n_covariates = f.x_scale.shape[0]
+    weights = jnp.broadcast_to(jnp.asarray(prior.coefs_weight, dtype), (k,))[:, None] / (f.x_scale * f.x_scale)[None, :]
+    targets = jnp.broadcast_to(jnp.asarray(prior.coefs, dtype), (k, n_covariates)) * f.x_scale[None, :] / f.y_scale
+    if fit_intercept:
+        zeros = jnp.zeros((k, 1), dtype)
+        weights, targets = jnp.concatenate([zeros, weights], axis=1), jnp.concatenate([zeros, targets], axis=1)
+    return weights, targets
+
+
+def regression_family(fit_intercept: bool, reg_variance: float, prior: RegressionPrior | None = None) -> ExpFamily:
+    """The regression ``ExpFamily``; with a checked ``RegressionPrior``, the MAP
+    M-step and its ``log_prior``."""
+
     def prepare(data):
-        return regression_features(data, fit_intercept)
+        features = regression_features(data, fit_intercept)
+        n_covariates = features.x_scale.shape[0]
+        if prior is not None and np.ndim(prior.coefs) >= 1 and np.shape(prior.coefs)[-1] != n_covariates:
+            raise ValueError(f"prior.coefs has shape {np.shape(prior.coefs)}, but x has {n_covariates} covariates")
+        return features
 
     def coefficients(params, f):
         beta, variance = _to_standard(params, f, fit_intercept)
@@ -127,10 +190,21 @@ def regression_family(fit_intercept: bool, reg_variance: float) -> ExpFamily:
         trace = jnp.trace(gram, axis1=1, axis2=2)
         ridge = 10.0 * float(jnp.finfo(dtype).eps) * trace + tiny_count(dtype)
         eye = jnp.eye(p, dtype=dtype)
-        beta = jnp.linalg.solve(gram + ridge[:, None, None] * eye[None, :, :], syu[:, :, None])[:, :, 0]
+        k = statistics.shape[0]
+        penalty_weights, targets = jnp.zeros((k, p), dtype), jnp.zeros((k, p), dtype)
+        if prior is not None:
+            penalty_weights, targets = _standard_ridge(prior, f, k, fit_intercept)
+        system = gram + ridge[:, None, None] * eye[None, :, :] + penalty_weights[:, :, None] * eye[None, :, :]
+        beta = jnp.linalg.solve(system, (syu + penalty_weights * targets)[:, :, None])[:, :, 0]
         fitted = jnp.einsum("ki,kij,kj->k", beta, gram, beta)
         rss = jnp.maximum(syy - 2.0 * jnp.sum(beta * syu, axis=1) + fitted, 0.0)
-        variance = rss / counts * (f.y_scale * f.y_scale) + reg_variance
+        if prior is None:
+            variance = rss / counts * (f.y_scale * f.y_scale) + reg_variance
+        else:
+            rss = rss + jnp.sum(penalty_weights * (beta - targets) ** 2, axis=1)
+            psi = jnp.broadcast_to(jnp.asarray(prior.variance, dtype), (k,))
+            nu = jnp.broadcast_to(jnp.asarray(prior.variance_weight, dtype), (k,))
+            variance = (psi + rss * (f.y_scale * f.y_scale)) / (counts + nu) + reg_variance
         slopes = beta[:, 1:] if fit_intercept else beta
         coefs = slopes * f.y_scale / f.x_scale[None, :]
         if fit_intercept:
@@ -140,13 +214,27 @@ def regression_family(fit_intercept: bool, reg_variance: float) -> ExpFamily:
         dt = params.coefs.dtype
         return params._replace(coefs=coefs.astype(dt), intercepts=intercepts.astype(dt), variances=variance.astype(dt))
 
+    def log_prior(params):
+        k, n_covariates = params.coefs.shape
+        dtype = params.coefs.dtype
+        targets = jnp.broadcast_to(jnp.asarray(prior.coefs, dtype), (k, n_covariates))
+        weight, psi, nu = (jnp.broadcast_to(jnp.asarray(v, dtype), (k,)) for v in prior[1:])
+        squares = jnp.sum((params.coefs - targets) ** 2, axis=1)
+        variances = params.variances
+        return jnp.sum(-(weight * squares + psi) / (2.0 * variances) - 0.5 * nu * jnp.log(variances))
+
     return ExpFamily(
-        prepare=prepare, coefficients=coefficients, maximize=maximize, per_row=("stats", "design", "y")
+        prepare=prepare,
+        coefficients=coefficients,
+        maximize=maximize,
+        per_row=("stats", "design", "y"),
+        log_prior=None if prior is None else log_prior,
     )
 
 
-def component(fit_intercept: bool, reg_variance: float) -> Component:
-    """The regression ``Component`` (fields ``coefs``, ``intercepts``, ``variances``)."""
+def component(fit_intercept: bool, reg_variance: float, prior: RegressionPrior | None = None) -> Component:
+    """The regression ``Component`` (fields ``coefs``, ``intercepts``, ``variances``),
+    with an optional checked ``RegressionPrior``."""
 
     def zeros(k, p, dtype):
         return {
@@ -184,7 +272,7 @@ def component(fit_intercept: bool, reg_variance: float) -> Component:
         return k * (p + int(fit_intercept) + 1)
 
     return Component(
-        family=regression_family(fit_intercept, reg_variance),
+        family=regression_family(fit_intercept, reg_variance, prior),
         features_type=RegressionFeatures,
         zeros=zeros,
         n_features=_n_covariates,
@@ -228,7 +316,15 @@ def response(key: Array, params: RegressionMixtureParams, x: Array, z: Array) ->
 
 
 def sample_regression_response(key: Array, params: RegressionMixtureParams, x: Array):
-    """Draws ``(y [N], z [N])`` from a regression mixture at covariates ``x [N, P]``."""
+    """Draws ``(y [N], z [N])`` from a regression mixture at covariates ``x [N, P]``.
+
+    Examples:
+      >>> params = jaxem.models.regression_mixture_params([0.5, 0.5], [[2.0], [-2.0]], [0.0, 1.0], [0.1, 0.1])
+      >>> x = jnp.linspace(-1.0, 1.0, 50)[:, None]                # [N, P]
+      >>> y, z = jaxem.models.sample_regression_response(jax.random.key(0), params, x)
+      >>> y.shape, z.shape
+      ((50,), (50,))
+    """
     z_key, e_key = jax.random.split(key)
     z = jax.random.categorical(z_key, jnp.log(params.weights), shape=(x.shape[0],))
     return response(e_key, params, x, z), z
@@ -246,7 +342,13 @@ def _check_pair(data):
 
 def regression_mixture_params(weights, coefs, intercepts, variances) -> RegressionMixtureParams:
     """``RegressionMixtureParams`` from ``weights [K]``, ``coefs [K, P]``, ``intercepts [K]``
-    and positive ``variances [K]``."""
+    and positive ``variances [K]``.
+
+    Examples:
+      >>> params = jaxem.models.regression_mixture_params([0.5, 0.5], [[2.0], [-2.0]], [0.0, 1.0], [0.1, 0.1])
+      >>> params.coefs.shape
+      (2, 1)
+    """
     weights = validation.as_float_array(weights, "weights", ndim=1)
     coefs = validation.as_float_array(coefs, "coefs", ndim=2)
     intercepts = validation.as_float_array(intercepts, "intercepts", ndim=1)
