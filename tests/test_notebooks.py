@@ -22,6 +22,7 @@ def test_notebooks_are_committed_executed_with_small_outputs():
         "02_user_model",
         "03_composing",
         "04_hidden_markov_models",
+        "06_more_models",
     ]
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)

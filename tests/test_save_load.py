@@ -75,6 +75,8 @@ BUILT_IN_MODELS = [_gaussian_mixture_case(t) for t in ("full", "tied", "diag", "
         (_RNG.normal(size=(50, 2)), _RNG.normal(size=50)),
         id="regression_mixture",
     ),
+    pytest.param("mixture_of_experts", lambda: jaxem.models.mixture_of_experts(2, inner_steps=5), (_RNG.normal(size=(50, 2)), _RNG.normal(size=50)), id="mixture_of_experts"),
+    pytest.param("student_t_mixture", lambda: jaxem.models.student_t_mixture(2, covariance_type="diag", dof=4.0), _RNG.normal(size=(50, 2)), id="student_t_mixture"),
 ]
 
 

@@ -95,3 +95,20 @@ __all__ += [
     "mixture_of_ppca",
     "ppca",
 ]
+
+from jaxem.models.student_t_mixture import (  # noqa: E402
+    StudentTMixtureParams,
+    student_t_mixture,
+    student_t_mixture_params,
+    student_t_scales,
+)
+
+__all__ += ["StudentTMixtureParams", "student_t_mixture", "student_t_mixture_params", "student_t_scales"]
+
+from jaxem.models.mixture_of_experts import (  # noqa: E402
+    MixtureOfExpertsParams,
+    mixture_of_experts,
+    mixture_of_experts_params,
+)
+
+__all__ += ["MixtureOfExpertsParams", "mixture_of_experts", "mixture_of_experts_params"]
