@@ -68,7 +68,7 @@ class SampleFn(Protocol):
 
 
 class StatisticsFn(Protocol):
-    def __call__(self, data: Data, posterior: Posterior) -> Statistics: ...
+    def __call__(self, data: Data, posterior: Posterior, params: Any = None) -> Statistics: ...
 
 
 class MaximizeFn(Protocol):
@@ -133,8 +133,10 @@ class AdditiveMStep(NamedTuple):
     properties of this M-step, not options of the engine.
 
     Attributes:
-      statistics: ``(data, posterior) -> statistics``, the expected statistics of
-        the items in ``data`` (summed over them).
+      statistics: ``(data, posterior, params=None) -> statistics``, the expected
+        statistics of the items in ``data`` (summed over them); ``params`` are those
+        of the E-step, so that a family can take them about its current means
+        (``maximize`` then gets the same params; ``None``: plain statistics).
       maximize: ``(statistics, data, params) -> params``, the closed-form maximizer
         (``data`` is only read for its shared fields, e.g. a standardization).
       rows: ``(data, start, size) -> data``, the items ``start:start+size`` of
@@ -160,7 +162,7 @@ class AdditiveMStep(NamedTuple):
 
     def __call__(self, data: Data, posterior: Posterior, params):
         """The M-step as a plain ``m_step(data, posterior, params)``."""
-        return self.maximize(self.statistics(data, posterior), data, params)
+        return self.maximize(self.statistics(data, posterior, params), data, params)
 
     def n_rows(self, data: Data) -> int:
         """The number of rows of prepared ``data``."""
@@ -223,6 +225,10 @@ class Model(NamedTuple):
         to a constant), or ``None``. With it EM is MAP-EM: the M-step maximizes
         Q + log_prior, and the fit ascends log-likelihood + log_prior
         (``jaxem/_src/priors.py``).
+      prepare_for: ``(params, data) -> data``, ``prepare`` for scoring under
+        ``params`` (``posterior``, ``score_samples``, ...): any standardization is
+        taken from ``params``, never from the other rows, so that each item is
+        scored independently; or ``None`` when ``prepare`` already is.
     """
 
     init: InitFn
@@ -235,6 +241,7 @@ class Model(NamedTuple):
     n_parameters: Optional[Callable[[Any], int]] = None
     spec: Optional[Any] = None
     log_prior: Optional[Callable[[Any], Array]] = None
+    prepare_for: Optional[Callable[[Any, Data], Data]] = None
 
     __repr__ = display.model_repr
 

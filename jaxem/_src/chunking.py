@@ -112,17 +112,19 @@ def with_chunk_size(model: Model, chunk_size, data) -> Model:
     return model._replace(m_step=additive._replace(chunk_size=rows))
 
 
-def chunk_statistics(model: Model, params, features, sample_weight=None):
+def chunk_statistics(model: Model, params, features, sample_weight=None, centred: bool = True):
     """``(log_likelihood, statistics)`` of prepared rows in one pass.
 
     The posterior is the gradient of the log-partition (``jaxem.e_step``); the
-    statistics are ``AdditiveMStep.statistics`` of it (``posteriorᵀ @ T(x)``).
+    statistics are ``AdditiveMStep.statistics`` of it (``posteriorᵀ @ T(x)``),
+    taken about ``params`` (a Gaussian's current means) unless ``centred`` is
+    False (statistics that are mixed across params, as online EM does).
     """
     log_lik, posterior = e_step(model, params, features, sample_weight)
-    return log_lik, model.additive.statistics(features, posterior)
+    return log_lik, model.additive.statistics(features, posterior, params if centred else None)
 
 
-def statistics(model: Model, params, features, sample_weight=None, *, chunk_size: int):
+def statistics(model: Model, params, features, sample_weight=None, *, chunk_size: int, centred: bool = True):
     """``(total log-likelihood, statistics)`` summed over row chunks.
 
     Args:
@@ -131,6 +133,7 @@ def statistics(model: Model, params, features, sample_weight=None, *, chunk_size
       features: prepared data (``model.prepare(x)``).
       sample_weight: optional ``[N]`` weights.
       chunk_size: rows per chunk (static).
+      centred: as in ``chunk_statistics``.
     """
     additive = model.additive
     n = additive.n_rows(features)
@@ -140,10 +143,10 @@ def statistics(model: Model, params, features, sample_weight=None, *, chunk_size
     def body(i, carry):
         start = jnp.minimum(i * chunk_size, n - chunk_size)
         weight = chunk_weight(sample_weight, start, i * chunk_size, chunk_size, n, dtype)
-        log_lik, sums = chunk_statistics(model, params, additive.rows(features, start, chunk_size), weight)
+        log_lik, sums = chunk_statistics(model, params, additive.rows(features, start, chunk_size), weight, centred)
         return carry[0] + log_lik, jax.tree_util.tree_map(jnp.add, carry[1], sums)
 
-    shapes = jax.eval_shape(lambda: chunk_statistics(model, params, additive.rows(features, 0, chunk_size)))
+    shapes = jax.eval_shape(lambda: chunk_statistics(model, params, additive.rows(features, 0, chunk_size), None, centred))
     zeros = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
     return jax.lax.fori_loop(0, -(-n // chunk_size), body, zeros)
 

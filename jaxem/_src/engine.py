@@ -313,22 +313,30 @@ def _is_batched(init_params, expected, n_restarts: int) -> bool:
     )
 
 
+def prepare_for(model: Model, params, data):
+    """``data`` prepared for scoring under ``params``: each item independently of
+    the others (``Model.prepare_for``), else ``model.prepare``."""
+    if model.prepare_for is None:
+        return model.prepare(data)
+    return model.prepare_for(params, data)
+
+
 @functools.partial(jax.jit, static_argnums=0)
 def _posterior(model, params, data):
-    data = model.prepare(data)
+    data = prepare_for(model, params, data)
     return model.latent.marginals(e_step(model, params, data)[1])
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def _score_samples(model, params, data):
-    return log_marginals(model, params, model.prepare(data))
+    return log_marginals(model, params, prepare_for(model, params, data))
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def _scores(model, params, data, sample_weight, n_params):
     """``(log-likelihood, BIC, AIC)``: one program for ``log_likelihood``, ``bic``
     and ``aic`` (``n_params`` is 0 for ``log_likelihood``)."""
-    data = model.prepare(data)
+    data = prepare_for(model, params, data)
     log_lik = e_step(model, params, data, sample_weight)[0]
     n = n_observations(model, params, data, sample_weight).astype(log_lik.dtype)
     p = jnp.asarray(n_params).astype(log_lik.dtype)
@@ -337,7 +345,7 @@ def _scores(model, params, data, sample_weight, n_params):
 
 @functools.partial(jax.jit, static_argnums=0)
 def _predict(model, params, data):
-    data = model.prepare(data)
+    data = prepare_for(model, params, data)
     return model.latent.decode(model.log_joint(params, data), data)
 
 

@@ -46,6 +46,16 @@ class ExpFamily(NamedTuple):
       log_prior: ``params -> scalar``, the log density of the family's conjugate
         prior at the component fields (up to a constant), or ``None`` without a
         prior; ``maximize`` is then the MAP M-step (``jaxem/_src/priors.py``).
+      log_densities: ``(params, features, offsets=None) -> [..., K]`` component
+        log-densities plus ``offsets [K]`` (a mixture's log weights) when given, or
+        ``None`` for ``stats @ coefficients(params, features).T``.
+      statistics: ``(features, posterior [..., K], params) -> statistics``, the
+        expected statistics ``maximize`` takes, or ``None`` for ``posteriorᵀ @
+        stats``. ``params`` (the params of the E-step) may be ``None``: then the
+        plain ``[K, F]``, which ``maximize`` must also accept (e.g. for seeding).
+      prepare_for: ``(params, x) -> features`` standardized as ``params`` say
+        (each row independently of the others: for scoring), or ``None`` when
+        ``prepare`` does not standardize.
     """
 
     prepare: Callable[[Any], Any]
@@ -54,6 +64,26 @@ class ExpFamily(NamedTuple):
     prepare_like: Optional[Callable[[Any, Any], Any]] = None
     per_row: tuple = ("stats", "x")
     log_prior: Optional[Callable[[Any], Array]] = None
+    log_densities: Optional[Callable[[Any, Any], Array]] = None
+    statistics: Optional[Callable[[Any, Array, Any], Array]] = None
+    prepare_for: Optional[Callable[[Any, Any], Any]] = None
+
+
+def family_log_densities(family: ExpFamily, params, features) -> Array:
+    """``[..., K]`` component log-densities (``family.log_densities`` or the product)."""
+    if family.log_densities is not None:
+        return family.log_densities(params, features)
+    coefficients = family.coefficients(params, features)
+    return features.stats @ coefficients.T.astype(features.stats.dtype)
+
+
+def family_statistics(family: ExpFamily, features, posterior: Array, params=None) -> Array:
+    """Expected statistics for ``family.maximize`` (``family.statistics`` or
+    ``posteriorᵀ @ stats`` over all leading axes)."""
+    if family.statistics is not None:
+        return family.statistics(features, posterior, params)
+    stats = features.stats.reshape(-1, features.stats.shape[-1])
+    return expected_stats(posterior.reshape(-1, posterior.shape[-1]).astype(stats.dtype), stats)
 
 
 def prepare_like(family: ExpFamily, x, reference):
@@ -127,8 +157,8 @@ def mixture_m_step(family: ExpFamily, weights_prior=None) -> AdditiveMStep:
     expected counts (column 0) for the weights, plus ``α − 1`` pseudo-counts for
     a Dirichlet ``weights_prior`` (concentration ``α >= 1``, checked; MAP)."""
 
-    def statistics(features, posterior):
-        return expected_stats(posterior, features.stats)
+    def statistics(features, posterior, params=None):
+        return family_statistics(family, features, posterior, params)
 
     def maximize(stats, features, params):
         params = family.maximize(stats, features, params)
@@ -174,6 +204,8 @@ def exponential_family_mixture(
     """
 
     def log_joint(params, features) -> Array:
+        if family.log_densities is not None:
+            return family.log_densities(params, features, jnp.log(params.weights))
         coefficients = family.coefficients(params, features)
         log_weights = jnp.log(params.weights).astype(coefficients.dtype)
         coefficients = coefficients.at[:, 0].add(log_weights)
@@ -185,6 +217,7 @@ def exponential_family_mixture(
         latent=mixture_latent(),
         m_step=mixture_m_step(family, weights_prior),
         prepare=family.prepare,
+        prepare_for=family.prepare_for,
         check=check,
         sample=sample,
         n_parameters=n_parameters,

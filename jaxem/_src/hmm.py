@@ -28,7 +28,7 @@ from jaxem._src.base import AdditiveMStep, Array, Model
 from jaxem._src.chain import ChainPotentials, chain_latent
 from jaxem._src.chunking import per_row_slicer
 from jaxem._src.component import CHAIN_ROLE, Component, check_params_type
-from jaxem._src.expfam import ExpFamily, tiny_count
+from jaxem._src.expfam import ExpFamily, family_log_densities, family_statistics, tiny_count
 from jaxem._src.families import dirichlet
 
 
@@ -84,11 +84,11 @@ def chain_m_step(component: Component, mask: Optional[Array] = None, *, initial_
     """
     family = component.family
 
-    def statistics(data: ChainData, posterior: ChainPotentials) -> ChainStatistics:
+    def statistics(data: ChainData, posterior: ChainPotentials, params=None) -> ChainStatistics:
         # The posterior is the gradient of the log-partition with respect to the
         # log-potentials: its log_emission field holds the smoothed marginals
         # p(z_t = k | x) [B, T, K] (zero on padded steps), not log-probabilities.
-        emissions = jnp.einsum("btk,btf->kf", posterior.log_emission, data.features.stats)
+        emissions = family_statistics(family, data.features, posterior.log_emission, params)
         return ChainStatistics(posterior.log_initial, posterior.log_transition, emissions)
 
     def maximize(stats: ChainStatistics, data: ChainData, params):
@@ -239,13 +239,19 @@ def component_hmm(
         step_mask = seqs_lib.step_mask(seqs.lengths, seqs.obs.shape[1])
         return ChainData(family.prepare(component.encode(seqs.obs, step_mask)), seqs.lengths)
 
+    def prepare_for(params, data) -> ChainData:
+        if isinstance(data, ChainData) or family.prepare_for is None:
+            return prepare(data)
+        seqs = seqs_lib.as_sequences(data, component.event_ndim)
+        step_mask = seqs_lib.step_mask(seqs.lengths, seqs.obs.shape[1])
+        return ChainData(family.prepare_for(params, component.encode(seqs.obs, step_mask)), seqs.lengths)
+
     def log_joint(params, data: ChainData) -> ChainPotentials:
         stats = data.features.stats
-        coefficients = family.coefficients(params, data.features).astype(stats.dtype)
         return ChainPotentials(
             log_initial=jnp.log(params.initial_probs.astype(stats.dtype)),
             log_transition=jnp.log(params.transition_matrix.astype(stats.dtype)),
-            log_emission=jnp.einsum("btf,kf->btk", stats, coefficients),
+            log_emission=family_log_densities(family, params, data.features),
         )
 
     m_step = chain_m_step(component, mask, initial_prior=initial_prior, transition_prior=transition_prior)
@@ -324,6 +330,7 @@ def component_hmm(
         latent=chain_latent(parallel=bool(parallel)),
         m_step=m_step,
         prepare=prepare,
+        prepare_for=None if family.prepare_for is None else prepare_for,
         check=check,
         sample=checked_sample,
         n_parameters=n_parameters,

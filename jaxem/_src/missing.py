@@ -57,6 +57,16 @@ def check_data(data, name: str = "x") -> tuple[int, int]:
         raise ValueError(f"{name} must have at least one row and one column, got shape {x.shape}")
     if validation.is_concrete(x) and bool(jnp.any(jnp.isinf(x))):
         raise ValueError(f"{name} contains infinite values (NaN marks a missing value; inf is not allowed)")
+    if validation.is_concrete(x):
+        # A row with nothing observed is defined: log p = log 1 = 0, its posterior the
+        # weights. A feature never observed has no estimate at all: refused.
+        empty = jnp.all(jnp.isnan(x), axis=0)
+        if bool(jnp.any(empty)):
+            columns = [int(i) for i in jnp.flatnonzero(empty)[:5]]
+            raise ValueError(
+                f"{name} has features with nothing observed (all NaN; columns {columns}): their means and "
+                "variances cannot be estimated; drop those columns"
+            )
     return x.shape
 
 

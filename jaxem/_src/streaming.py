@@ -95,12 +95,12 @@ def _add(total, part):
     return part if total is None else jax.tree_util.tree_map(jnp.add, total, part)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "chunk_size"))
-def _chunk_statistics(model: Model, params, x, reference, chunk_size=None):
+@functools.partial(jax.jit, static_argnames=("model", "chunk_size", "centred"))
+def _chunk_statistics(model: Model, params, x, reference, chunk_size=None, centred=True):
     """``(log-likelihood, statistics, number of observations)`` of one raw chunk."""
     features = model.additive.prepare_like(x, reference)
     size = chunk_size or model.additive.n_rows(features)
-    log_lik, stats = chunking.statistics(model, params, features, None, chunk_size=size)
+    log_lik, stats = chunking.statistics(model, params, features, None, chunk_size=size, centred=centred)
     return log_lik, stats, n_observations(model, params, features)
 
 
@@ -365,7 +365,8 @@ def fit_online(
         n_items = _n_items(x)
         if n_items == 0:
             continue
-        log_lik, stats, n_obs = _chunk_statistics(model, params, x, reference)
+        # plain statistics: the running mean mixes batches of different params
+        log_lik, stats, n_obs = _chunk_statistics(model, params, x, reference, centred=False)
         trace.append(float(log_lik) / float(n_obs))
         per_item = jax.tree_util.tree_map(lambda s: s / n_items, stats)
         rho = 1.0 if running is None else float((t + offset) ** (-kappa))

@@ -35,6 +35,7 @@ from jaxem._src.base import Array
 from jaxem._src.display import params_repr
 from jaxem._src.component import Component, is_prepared
 from jaxem._src.expfam import ExpFamily, tiny_count
+from jaxem._src.families import gaussian_centred
 from jaxem._src.families.covariance import COVARIANCES, Covariance, covariance_of, covariances_from_factor
 from jaxem._src.validation import to_float
 
@@ -136,6 +137,32 @@ def _standardization(flat: Array, covariance: Covariance):
     return unit, shift_y, spread_y
 
 
+def standardization_of(means: Array, precisions_cholesky: Array, covariance: Covariance, dtype):
+    """``(shift [D], scale [D])`` of the coordinates that ``params`` are scored in:
+    the mean of the component means, and a power of two near the spread of the
+    means plus the largest component scale (``1 / max_j |U_dj|``), per feature
+    (common for ``spherical``). From the params alone, so that every row is
+    standardized the same way, whatever rows come with it."""
+    means = means.astype(dtype)
+    k, d = means.shape
+    shift = jnp.mean(means, axis=0)
+    dense = gaussian_centred.full_factor(precisions_cholesky.astype(dtype), k, d, covariance)
+    widths = 1.0 / jnp.max(jnp.abs(dense), axis=2)  # [K, D]
+    spread = jnp.max(jnp.abs(means - shift[None, :]), axis=0) + jnp.max(widths, axis=0)
+    return shift, covariance.pooled_units(_power_of_two_below(spread))
+
+
+def prepare_for_params(params, x, covariance: Covariance) -> GaussianFeatures:
+    """``x`` prepared in the coordinates of ``standardization_of(params)``."""
+    if isinstance(x, GaussianFeatures):
+        return x
+    x = to_float(x)
+    shift, scale = standardization_of(params.means, params.precisions_cholesky, covariance, x.dtype)
+    d = x.shape[-1]
+    reference = GaussianFeatures(jnp.zeros((1, 1), x.dtype), jnp.zeros((1, d), x.dtype), shift, scale)
+    return gaussian_features(x, covariance, reference)
+
+
 def _power_of_two_below(magnitude: Array) -> Array:
     """``2**(e-1) <= magnitude < 2**e`` elementwise; 1 where that is 0, subnormal or inf."""
     _, exponent = jnp.frexp(magnitude)
@@ -175,15 +202,17 @@ def natural_coefficients(means: Array, precisions_cholesky: Array, features: Gau
 
 def maximize(statistics: Array, features: GaussianFeatures, means_template: Array, covariance: Covariance, reg_covar: float):
     """Closed-form M-step: ``(means [K, D], precisions_cholesky)`` from ``[K, F]``
-    expected statistics."""
+    expected statistics about the global centre, or ``[K, F + D]`` about each
+    component's centre (``gaussian_centred.statistics``)."""
     dtype = statistics.dtype
     d = features.x.shape[-1]
+    statistics, centre = gaussian_centred.split(statistics, d, 1 + d + covariance.n_quadratic(d))
     counts = statistics[:, 0] + tiny_count(dtype)
     means = statistics[:, 1 : d + 1] / counts[:, None]
     second = statistics[:, d + 1 :]
     reg = reg_covar / (features.scale * features.scale)
     factor = covariance.maximize(second, means, counts, reg)
-    means = means * features.scale[None, :] + features.shift[None, :]
+    means = (centre + means) * features.scale[None, :] + features.shift[None, :]
     factor = covariance.scale_rows(factor, 1.0 / features.scale)
     return means.astype(means_template.dtype), factor.astype(means_template.dtype)
 
@@ -230,12 +259,30 @@ def gaussian_family(covariance: Covariance, reg_covar: float, prior: GaussianPri
     def log_prior_of(params):
         return log_prior(params.means, params.precisions_cholesky, covariance, prior)
 
+    def log_densities(params, features, offsets=None):
+        fast = coefficients(params, features)
+        if offsets is not None:  # e.g. log weights, in the constant column (the fast path's form)
+            fast = fast.at[:, 0].add(offsets.astype(fast.dtype))
+        return gaussian_centred.log_densities(params, features, covariance, fast, offsets)
+
+    def statistics(features, posterior, params):
+        return gaussian_centred.statistics(features, posterior, params, covariance)
+
+    def prepare_for(params, x):
+        if is_prepared(x, GaussianFeatures):
+            check_width(x, covariance)
+            return x
+        return prepare_for_params(params, x, covariance)
+
     return ExpFamily(
         prepare=prepare,
         coefficients=coefficients,
         maximize=maximize_params,
         prepare_like=prepare_like,
         log_prior=None if prior is None else log_prior_of,
+        log_densities=log_densities,
+        statistics=statistics,
+        prepare_for=prepare_for,
     )
 
 
@@ -604,7 +651,8 @@ def map_maximize(statistics: Array, features: GaussianFeatures, means_template: 
     """The MAP M-step under ``prior`` (``GaussianPrior``): ``(means, precisions_cholesky)``.
 
     The prior's pseudo-statistics (in the standardized coordinates of
-    ``features``) are added to the expected statistics: ``λ m`` to the sums,
+    ``features``, about the centre the statistics were taken about:
+    ``gaussian_centred.split``) are added to the expected statistics: ``λ m`` to the sums,
     ``λ quad(m) + Ψ`` to the second moments; the maximum-likelihood maximizer of
     those, with mean count ``n + λ``, gives the covariance scaled by
     ``(n + ν) / (n + λ)``, which is undone on the factor. ``reg_covar`` is
@@ -612,10 +660,11 @@ def map_maximize(statistics: Array, features: GaussianFeatures, means_template: 
     """
     dtype = statistics.dtype
     k, d = statistics.shape[0], features.x.shape[-1]
+    statistics, centre = gaussian_centred.split(statistics, d, 1 + d + covariance.n_quadratic(d))
     layout = PRIOR_LAYOUTS[covariance.name]
     prior_means, means_weight, scales, covariances_weight = prior_terms(prior, k, d, covariance, dtype)
     scale, shift = features.scale.astype(dtype), features.shift.astype(dtype)
-    prior_means = (prior_means - shift[None, :]) / scale[None, :]
+    prior_means = (prior_means - shift[None, :]) / scale[None, :] - centre  # about each component's centre
     scales = scales / (scale[:, None] * scale[None, :])[None]
     reg = jnp.asarray(reg_covar, dtype) / (scale * scale)
     counts = statistics[:, 0] + tiny_count(dtype)
@@ -627,7 +676,7 @@ def map_maximize(statistics: Array, features: GaussianFeatures, means_template: 
     factor = covariance.maximize(second, means, mean_counts, jnp.zeros_like(reg))
     ratio = jnp.sum(mean_counts) / jnp.sum(covariance_counts) if layout.pooled else mean_counts / covariance_counts
     factor = factor / jnp.sqrt(ratio).reshape((-1,) + (1,) * (factor.ndim - 1))
-    means = means * scale[None, :] + shift[None, :]
+    means = (centre + means) * scale[None, :] + shift[None, :]
     factor = covariance.scale_rows(factor, 1.0 / scale)
     return means.astype(means_template.dtype), factor.astype(means_template.dtype)
 

@@ -20,6 +20,7 @@ from jaxem._src.base import Array
 from jaxem._src.display import params_repr
 from jaxem._src.component import Component, is_prepared, matrix_field
 from jaxem._src.expfam import ExpFamily, ones_column, tiny_count
+from jaxem._src.families import count_densities
 
 
 class PoissonFeatures(NamedTuple):
@@ -122,22 +123,45 @@ def poisson_family(field: str = "rates", prior: GammaPrior | None = None) -> Exp
         rates = (sums + eps) / (counts + eps)
         return params._replace(**{field: rates.astype(getattr(params, field).dtype)})
 
+    def log_densities(params, features, offsets=None):
+        # large counts: the saddle-point form, whose rounding does not grow with x log x
+        # (the condition is on the data alone: a branch, also under vmap over restarts)
+        rates = getattr(params, field).astype(features.stats.dtype)
+        fast = coefficients(params, features)
+        offsets = jnp.zeros(rates.shape[:1], fast.dtype) if offsets is None else offsets.astype(fast.dtype)
+        lead = (1,) * (features.x.ndim - 1)
+        return jax.lax.cond(
+            count_densities.needs_exact(features.x),
+            lambda: count_densities.poisson_log_densities(features.x, rates) + offsets.reshape(lead + offsets.shape),
+            lambda: features.stats @ fast.at[:, 0].add(offsets).T,
+        )
+
     def log_prior(params):
         rates = getattr(params, field)
         shape, rate = (jnp.broadcast_to(jnp.asarray(v, rates.dtype), rates.shape) for v in prior)
         return jnp.sum(jnp.where(shape > 1, (shape - 1.0) * jnp.log(rates), jnp.zeros_like(rates)) - rate * rates)
 
     return ExpFamily(
-        prepare=prepare, coefficients=coefficients, maximize=maximize, log_prior=None if prior is None else log_prior
+        prepare=prepare, coefficients=coefficients, maximize=maximize, log_prior=None if prior is None else log_prior,
+        log_densities=log_densities,
     )
 
 
 def check_counts(x, name: str) -> None:
-    """``ValueError`` unless every entry of ``x`` is a non-negative integer."""
+    """``ValueError`` unless every entry of ``x`` is a non-negative integer, and
+    small enough that the sums of the M-step cannot overflow the compute dtype."""
     if bool(jnp.any(x < 0)):
         raise ValueError(f"{name} must hold non-negative counts (found a negative entry)")
     if not bool(jnp.all(x == jnp.round(x))):
         raise ValueError(f"{name} must hold integer counts (found a non-integer entry)")
+    dtype = validation.to_float(jnp.zeros((1,), jnp.asarray(x).dtype)).dtype
+    largest = float(jnp.max(jnp.asarray(x, dtype))) if jnp.size(x) else 0.0
+    limit = float(jnp.finfo(dtype).max) / (16.0 * max(int(jnp.size(x)), 1))
+    if largest > limit:
+        raise ValueError(
+            f"{name} holds counts up to {largest:.3g}: their sums overflow {jnp.dtype(dtype).name} "
+            f"(at most {limit:.3g} for {jnp.size(x)} entries); use float64 (jax_enable_x64) or rescale"
+        )
 
 
 def component(field: str = "rates", prior: GammaPrior | None = None) -> Component:

@@ -247,6 +247,10 @@ def component(fit_intercept: bool, reg_variance: float, prior: RegressionPrior |
         x, y = _check_pair(data)
         return (x, y), x.shape[0], x.shape[1]
 
+    def check_values(data, name):
+        for label, values in zip(("x", "y"), data):
+            check_squares_finite(values, label)
+
     def check_params(params, k, p, role):
         if p is not None and tuple(jnp.shape(params.coefs)) != (k, p):
             raise ValueError(f"params.coefs has shape {jnp.shape(params.coefs)}, expected ({k}, {p})")
@@ -273,11 +277,27 @@ def component(fit_intercept: bool, reg_variance: float, prior: RegressionPrior |
         zeros=zeros,
         n_features=_n_covariates,
         check_data=check_data,
+        check_values=check_values,
         check_params=check_params,
         draw=draw,
         n_parameters=n_parameters,
         seed_points=_seed_points,
     )
+
+
+def check_squares_finite(values, name: str) -> None:
+    """``ValueError`` when ``values`` are so large that their squares (the M-step's
+    sums of squares) overflow their float dtype (float32: beyond ~4.6e18)."""
+    values = validation.to_float(values)
+    if not jnp.size(values):
+        return
+    limit = 0.25 * float(np.sqrt(float(jnp.finfo(values.dtype).max)))
+    largest = float(jnp.max(jnp.abs(values)))
+    if largest > limit:
+        raise ValueError(
+            f"{name} holds values up to {largest:.3g}, whose squares overflow {values.dtype.name} "
+            f"(at most {limit:.3g}); rescale {name} or use float64 (jax_enable_x64)"
+        )
 
 
 def _n_covariates(features: RegressionFeatures) -> int:
