@@ -110,37 +110,51 @@ def kmeans(key: Array, x: Array, n_components: int, present=None, max_iter: int 
       x: ``[N, D]`` data.
       n_components: number of centres K.
       present: optional ``[N]`` bool, ``False`` for padding rows (not counted).
-      max_iter: at most this many Lloyd iterations; stops earlier when no row
-        changes its nearest centre.
+      max_iter: at most this many Lloyd iterations (an int, or an integer array
+        under ``jit``; 0: the k-means++ centres); stops earlier when no present
+        row changes its nearest centre.
 
     Returns:
       ``[K, D]`` centres: each the mean of the rows nearest to it (a centre that
       loses all its rows keeps its place).
     """
     present = _present(x, present)
-    centres = kmeans_plus_plus(key, x, n_components, present)
+    weights = present.astype(x.dtype)[:, None]
 
-    def recentre(centres):
-        labels = nearest_centre(x, centres)
-        one_hot = jax.nn.one_hot(labels, n_components, dtype=x.dtype) * present[:, None].astype(x.dtype)
+    def recentre(centres, labels):
+        one_hot = jax.nn.one_hot(labels, n_components, dtype=x.dtype) * weights
         counts = jnp.sum(one_hot, axis=0)
         sums = one_hot.T @ x
-        moved = jnp.where(counts[:, None] > 0, sums / jnp.maximum(counts, 1)[:, None], centres)
-        return moved, labels
+        return jnp.where(counts[:, None] > 0, sums / jnp.maximum(counts, 1)[:, None], centres)
 
     def not_done(carry):
         i, _, labels, previous = carry
-        return (i < max_iter) & jnp.any(labels != previous)
+        return (i < max_iter) & jnp.any((labels != previous) & present)
 
     def step(carry):
         i, centres, labels, _ = carry
-        centres, new_labels = recentre(centres)
-        return i + 1, centres, new_labels, labels
+        centres = recentre(centres, labels)
+        return i + 1, centres, nearest_centre(x, centres), labels
 
+    centres = kmeans_plus_plus(key, x, n_components, present)
     labels = nearest_centre(x, centres)
     start = (jnp.zeros((), jnp.int32), centres, labels, jnp.full_like(labels, -1))
-    _, centres, _, _ = jax.lax.while_loop(not_done, step, start)
-    return centres
+    return jax.lax.while_loop(not_done, step, start)[1]
+
+
+def kmeans_or_kmeans_plus_plus(key: Array, x: Array, n_components: int, present=None) -> Array:
+    """``[K, D]`` centres: k-means (``kmeans``) in a random half of the starts,
+    k-means++ seeding alone in the other half (a fair coin drawn from ``key``).
+
+    k-means settles most starts in the same basin (scikit-learn's default start,
+    consistent); k-means++ alone spreads them more widely and, on some data, finds
+    better optima that no k-means start reaches (``docs/starts.md``). Under vmapped
+    restarts both kinds run in one program: a restart whose coin says k-means++
+    stops its Lloyd's loop at once.
+    """
+    coin_key, key = jax.random.split(key)
+    lloyd_iterations = jnp.where(jax.random.bernoulli(coin_key), 100, 0)
+    return kmeans(key, x, n_components, present, max_iter=lloyd_iterations)
 
 
 def nearest_responsibilities(seed_centres: Callable[[Array, Array, int], Array]):
@@ -174,6 +188,7 @@ def random_responsibilities(key: Array, x: Array, n_components: int, present=Non
 SEEDERS = {
     "kmeans++": nearest_responsibilities(kmeans_plus_plus),
     "kmeans": nearest_responsibilities(kmeans),
+    "mixed": nearest_responsibilities(kmeans_or_kmeans_plus_plus),
     "random_from_data": nearest_responsibilities(random_from_data),
     "random": random_responsibilities,
 }

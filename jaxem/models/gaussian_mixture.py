@@ -27,7 +27,7 @@ def gaussian_mixture(
     *,
     covariance_type: str = "full",
     reg_covar: float = 1e-6,
-    init: str = "kmeans++",
+    init: str = "mixed",
     missing: str = "reject",
     prior: Optional[priors.MixturePrior] = None,
 ) -> Model:
@@ -44,11 +44,14 @@ def gaussian_mixture(
       covariance_type: ``"full"``, ``"tied"``, ``"diag"`` or ``"spherical"``.
       reg_covar: added to the diagonal of every covariance in the M-step (in data
         units), so that no component collapses.
-      init: ``"kmeans++"`` (k-means++ seeding), ``"kmeans"`` (k-means++ then
-        Lloyd's k-means iterations) or ``"random_from_data"`` (K random rows):
-        the rows are assigned to the nearest centre and the starting params are
-        the M-step of that hard assignment; or ``"random"``: the M-step of random
-        responsibilities (scikit-learn's ``init_params="random"``).
+      init: ``"mixed"`` (the default: each start ``"kmeans"`` or ``"kmeans++"``
+        by a fair coin, so that restarts get both), ``"kmeans++"`` (k-means++
+        seeding), ``"kmeans"`` (k-means++ then Lloyd's k-means iterations to
+        convergence: scikit-learn's default) or ``"random_from_data"`` (K random
+        rows): the rows are assigned to the nearest centre and the starting
+        params are the M-step of that hard assignment; or ``"random"``: the
+        M-step of random responsibilities (scikit-learn's ``init_params="random"``).
+        See ``docs/starts.md``.
       missing: ``"reject"`` (default: NaN in the data is an error) or
         ``"marginalize"``: NaN entries are missing at random and integrated out
         exactly (EM for incomplete data; see ``jaxem/_src/missing.py``). Costs
