@@ -51,7 +51,7 @@ def test_model_repr_shows_factory_and_options():
     assert text.startswith("Model(gaussian_mixture(") and "covariance_type='diag'" in text and "n_components=3" in text
     assert "0x" not in text  # no function addresses
     frozen = jaxem.freeze(jaxem.models.poisson_mixture(2), "weights")
-    assert repr(frozen).startswith("Model(freeze(poisson_mixture(n_components=2")
+    assert repr(frozen).startswith("Model(freeze(poisson_mixture(") and "n_components=2" in repr(frozen)
     assert repr(frozen).endswith("), 'weights'))")
 
 
@@ -250,7 +250,7 @@ def test_progress_reports_change_against_tol_and_time_per_iteration():
         def __call__(self, info: Progress):
             seen.append(info)
 
-    jaxem.fit(jaxem.models.gaussian_mixture(2), X, key=0, n_restarts=2, max_iter=40, tol=1e-6, progress=Recorder())
+    jaxem.fit(jaxem.models.gaussian_mixture(2, init="kmeans++"), X, key=0, n_restarts=2, max_iter=40, tol=1e-6, progress=Recorder())
     assert seen[0] == "compiling"
     reports = seen[1:]
     assert reports and all(r.tol == pytest.approx(1e-6) for r in reports)

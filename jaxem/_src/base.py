@@ -11,6 +11,8 @@ Each function field has a ``Protocol`` naming its signature. Shapes use ``N`` it
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any, Callable, NamedTuple, Optional, Protocol, TypeVar
 
 import jax
@@ -123,6 +125,17 @@ class Latent(NamedTuple):
     sizes: LogMarginalFn
 
 
+@functools.lru_cache(maxsize=256)
+def _takes_params(statistics) -> bool:
+    """Whether a ``statistics`` function accepts a third (params) argument."""
+    try:
+        parameters = inspect.signature(statistics).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 3 or any(p.kind == p.VAR_POSITIONAL for p in parameters)
+
+
 class AdditiveMStep(NamedTuple):
     """An M-step that sees the data only through additive expected statistics.
 
@@ -162,7 +175,14 @@ class AdditiveMStep(NamedTuple):
 
     def __call__(self, data: Data, posterior: Posterior, params):
         """The M-step as a plain ``m_step(data, posterior, params)``."""
-        return self.maximize(self.statistics(data, posterior, params), data, params)
+        return self.maximize(self.expected_statistics(data, posterior, params), data, params)
+
+    def expected_statistics(self, data: Data, posterior: Posterior, params=None):
+        """``statistics(data, posterior, params)``, or ``statistics(data, posterior)``
+        for a user's two-argument ``statistics`` (written before ``params`` was added)."""
+        if params is None or not _takes_params(self.statistics):
+            return self.statistics(data, posterior)
+        return self.statistics(data, posterior, params)
 
     def n_rows(self, data: Data) -> int:
         """The number of rows of prepared ``data``."""

@@ -121,7 +121,7 @@ def chunk_statistics(model: Model, params, features, sample_weight=None, centred
     False (statistics that are mixed across params, as online EM does).
     """
     log_lik, posterior = e_step(model, params, features, sample_weight)
-    return log_lik, model.additive.statistics(features, posterior, params if centred else None)
+    return log_lik, model.additive.expected_statistics(features, posterior, params if centred else None)
 
 
 def statistics(model: Model, params, features, sample_weight=None, *, chunk_size: int, centred: bool = True):

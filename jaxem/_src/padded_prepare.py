@@ -74,7 +74,7 @@ def _covariance(model: Model):
     """The covariance type of a plain Gaussian mixture (registered, no missing
     values, no prior), else ``None``."""
     spec = model.spec
-    if spec is None or spec.factory != "gaussian_mixture":
+    if getattr(spec, "factory", None) != "gaussian_mixture":  # also a frozen model's FrozenSpec
         return None
     options = spec.as_dict()
     if options.get("missing") != "reject" or options.get("prior") is not None:

@@ -462,6 +462,12 @@ def user_factor(covariances, covariance: Covariance, k: int, d: int, dtype) -> A
     if tuple(covariances.shape) != expected:
         raise ValueError(f"covariances for covariance_type={covariance.name!r} must have shape {expected}, got {covariances.shape}")
     covariances = covariances.astype(jnp.result_type(dtype, covariances.dtype))
+    if covariance.name in ("full", "tied"):
+        # a non-symmetric matrix is an error in the caller's arrays, never silently symmetrized
+        host = np.asarray(covariances, dtype=np.float64)
+        asymmetry = np.max(np.abs(host - np.swapaxes(host, -1, -2)), initial=0.0)
+        if not asymmetry <= 1e3 * np.finfo(np.asarray(covariances).dtype).eps * np.max(np.abs(host), initial=1.0):
+            raise ValueError(f"covariances must be symmetric (largest |C - C^T| entry {asymmetry:.3g})")
     if not bool(covariance.positive_definite(covariances)):
         raise ValueError("covariances must be symmetric positive definite")
     return covariance.factor_from_covariances(covariances)
