@@ -30,7 +30,7 @@ def test_gaussian_mixture_estimator_passes_missing_through():
     assert clone(estimator).get_params()["missing"] == "marginalize"
     assert estimator.__sklearn_tags__().input_tags.allow_nan and not GaussianMixture(2).__sklearn_tags__().input_tags.allow_nan
     estimator.fit(x)
-    model = jaxem.models.gaussian_mixture(2, covariance_type="diag", missing="marginalize")
+    model = jaxem.models.gaussian_mixture(2, covariance_type="diag", init="kmeans++", missing="marginalize")
     result = jaxem.fit(model, x, key=0, n_restarts=2, tol=1e-3)
     np.testing.assert_allclose(estimator.means_, np.asarray(result.params.means), rtol=1e-6)
     np.testing.assert_allclose(estimator.score(x), float(jaxem.log_likelihood(model, result.params, x)) / len(x), rtol=1e-9)

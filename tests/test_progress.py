@@ -20,7 +20,7 @@ def test_chunked_fit_equals_plain_fit():
     for a, b in zip(jax.tree_util.tree_leaves(plain), jax.tree_util.tree_leaves(chunked)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=0)
     assert [r.iteration for r in reports] == sorted(r.iteration for r in reports)
-    assert all(r.iteration % 10 == 0 or r.iteration == 45 for r in reports)
+    assert all(r.iteration % 10 == 0 or r.iteration == 45 for r in reports[:-1])  # the last: where the fit stopped
     assert reports[-1].n_converged == int(np.sum(plain.converged))
     assert reports[-1].best_log_likelihood == pytest.approx(float(np.nanmax(plain.history)), rel=1e-12)
     best = [r.best_log_likelihood for r in reports]

@@ -133,5 +133,6 @@ def marginalizing_hmm(model: Model, covariance: Covariance, reg_covar: float, tr
         )
 
     return model._replace(
-        init=imputed_init(model), log_joint=log_joint, m_step=m_step, prepare=prepare, check=nan_tolerant_check(model)
+        init=imputed_init(model), log_joint=log_joint, m_step=m_step, prepare=prepare, prepare_for=None,
+        check=nan_tolerant_check(model),
     )

@@ -111,5 +111,6 @@ def marginalizing_multinomial_hmm(model: Model, n_trials: Optional[int], transit
             check_step_totals(data, n_trials)
 
     return model._replace(
-        init=hmm_missing.imputed_init(model), log_joint=log_joint, m_step=m_step, prepare=hmm_missing.prepare, check=check
+        init=hmm_missing.imputed_init(model), log_joint=log_joint, m_step=m_step, prepare=hmm_missing.prepare,
+        prepare_for=None, check=check,
     )

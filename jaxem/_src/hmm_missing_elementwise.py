@@ -90,5 +90,6 @@ def marginalizing_elementwise_hmm(
         )
 
     return model._replace(
-        init=imputed_init(model), log_joint=log_joint, m_step=m_step, prepare=prepare, check=nan_tolerant_check(model)
+        init=imputed_init(model), log_joint=log_joint, m_step=m_step, prepare=prepare, prepare_for=None,
+        check=nan_tolerant_check(model),
     )
