@@ -26,6 +26,7 @@ def _table(out: str) -> dict:
     return rows
 
 
+@pytest.mark.slow
 def test_components_range_picks_k_by_bic(faithful_csv, capsys, tmp_path):
     path, x = faithful_csv
     out = tmp_path / "best.npz"

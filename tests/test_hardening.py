@@ -68,7 +68,8 @@ def test_duplicated_points_fewer_distinct_than_components(covariance_type):
     _assert_finite(model2, jaxem.fit(model2, same, key=0, n_restarts=2), same)
 
 
-@pytest.mark.parametrize("covariance_type", ["full", pytest.param("diag", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
 def test_256_features(covariance_type):
     rng = np.random.default_rng(2)
     x = (rng.normal(size=(300, 256)) + 3.0 * rng.integers(2, size=300)[:, None]).astype(np.float32)

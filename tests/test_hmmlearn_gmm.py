@@ -58,6 +58,7 @@ def test_one_iteration_matches_hmmlearn(covariance_type, params, priors):
         np.testing.assert_array_equal(path, ref_path)
 
 
+@pytest.mark.slow
 def test_fit_from_own_starts_is_monotone_and_recovers_the_states():
     ref, _ = _pair("diag")
     x, states = ref.sample(300, random_state=np.random.RandomState(2))

@@ -106,6 +106,7 @@ def test_progress_with_an_explicit_chunk_size_equals_the_chunked_fit():
     _assert_same_fit(plain, shown)
 
 
+@pytest.mark.slow
 def test_progress_with_auto_chunk_size_streams_the_rows(monkeypatch):
     # progress= used to run unchunked (O(N K) temporaries) although "auto" chunks
     # more than 32 768 rows: the chunked E-step must be the one traced.

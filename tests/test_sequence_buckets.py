@@ -53,6 +53,7 @@ def test_padded_equals_unpadded_float64(geyser, covariance_type):
     np.testing.assert_allclose(float(jaxem.log_likelihood(model, padded.params, seqs)), float(padded.log_likelihood), rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_padded_equals_unpadded_float32_and_weighted(geyser):
     model = jaxem.models.gaussian_hmm(2, covariance_type="diag")
     x = geyser.astype(np.float32)
@@ -65,6 +66,7 @@ def test_padded_equals_unpadded_float32_and_weighted(geyser):
     np.testing.assert_allclose(np.asarray(padded.params.means), np.asarray(alone.params.means), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_poisson_hmm_padded_equals_unpadded():
     counts = np.asarray(jaxem.load_dataset("discoveries")[0][:, 1:], np.int64)  # [100, 1]
     model = jaxem.models.poisson_hmm(2)
