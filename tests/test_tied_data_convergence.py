@@ -86,7 +86,6 @@ def test_squarem_poisson_mixture_on_tied_data_is_monotone():
         assert np.all(trace[:-1] - trace[1:] <= 1e-6 * np.abs(trace[1:])), trace
 
 
-@pytest.mark.xfail(reason="float32 Gaussian EM is non-monotone on tied data (issue 12 case 3, Gaussian statistics: branch numerics)", strict=False)
 def test_float32_gaussian_mixture_em_on_tied_data_is_monotone():
     x = _tied(0)
     result = jaxem.fit(jaxem.models.gaussian_mixture(3), x, key=0, n_restarts=4, max_iter=100)
