@@ -17,10 +17,15 @@ def starting_covariance(X: np.ndarray, min_covar: float) -> np.ndarray:
     return np.atleast_2d(np.cov(X.T)) + min_covar * np.eye(X.shape[1])
 
 
-def _check_covars(covars, covariance_type, n_components):
-    """hmmlearn's checks of ``covars_`` in the type's shape (``ValueError``)."""
+def check_covariance_type(covariance_type) -> None:
+    """``ValueError`` unless ``covariance_type`` is one of ``COVARIANCE_TYPES``."""
     if covariance_type not in COVARIANCE_TYPES:
         raise ValueError(f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}")
+
+
+def _check_covars(covars, covariance_type, n_components):
+    """hmmlearn's checks of ``covars_`` in the type's shape (``ValueError``)."""
+    check_covariance_type(covariance_type)
     if covariance_type == "spherical":
         if len(covars) != n_components:
             raise ValueError("'spherical' covars have length n_components")
@@ -102,8 +107,7 @@ class GaussianHMM(_BaseHMM):
 
     def _check(self):
         super()._check()
-        if self.covariance_type not in COVARIANCE_TYPES:
-            raise ValueError(f"covariance_type must be one of {COVARIANCE_TYPES}, got {self.covariance_type!r}")
+        check_covariance_type(self.covariance_type)
         self.means_ = np.asarray(self.means_, float)
         if self.means_.ndim != 2 or self.means_.shape[0] != self.n_components:
             raise ValueError(f"means_ must have shape (n_components, n_features), got {self.means_.shape}")

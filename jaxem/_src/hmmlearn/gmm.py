@@ -8,10 +8,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxem._src.families.covariance import COVARIANCE_TYPES, covariance_of
+from jaxem._src.families.covariance import covariance_of
 from jaxem._src.families.gmm import GMMHMMParams, gmm_hmm_covariances
 from jaxem._src.hmm import masked_kmeans, random_chain
 from jaxem._src.hmmlearn.base import _BaseHMM, check_covariance_values
+from jaxem._src.hmmlearn.gaussian import check_covariance_type
 from jaxem._src.hmmlearn_m_step import gmm_prior_defaults
 from jaxem._src.registry import hashable, memoized
 from jaxem._src.sequences import step_mask
@@ -144,8 +145,7 @@ class GMMHMM(_BaseHMM):
 
     def _check_options(self):
         super()._check_options()
-        if self.covariance_type not in COVARIANCE_TYPES:
-            raise ValueError(f"covariance_type must be one of {COVARIANCE_TYPES}, got {self.covariance_type!r}")
+        check_covariance_type(self.covariance_type)
         if isinstance(self.n_mix, bool) or not isinstance(self.n_mix, (int, np.integer)) or self.n_mix < 1:
             raise ValueError(f"n_mix must be a positive integer, got {self.n_mix!r}")
 
