@@ -46,8 +46,7 @@ def dense_reference(params, x, inputs=None):
         for r in range(s, t):
             transfer[r * l:(r + 1) * l, s * l:(s + 1) * l] = np.linalg.matrix_power(p.dynamics, r - s)
     cov = transfer @ noise @ transfer.T
-    seen = ~np.isnan(x).any(axis=1)
-    rows = np.concatenate([np.arange(s * d, (s + 1) * d) for s in range(t) if seen[s]])
+    rows = np.flatnonzero(~np.isnan(x).reshape(-1))  # the observed entries, partly observed steps too
     h_big = np.kron(np.eye(t), p.emission)[rows]
     r_big = np.kron(np.eye(t), p.emission_covariance)[np.ix_(rows, rows)]
     x_mean = h_big @ mean + (u @ p.emission_input.T).reshape(-1)[rows]
@@ -145,9 +144,11 @@ def test_em_is_monotone_and_beats_the_true_parameters():
 def test_checks():
     model = jaxem.models.lgssm(1)
     x = np.ones((5, 2))
-    x[1, 0] = np.nan
-    with pytest.raises(ValueError, match="some but not all"):
+    x[:, 0] = np.nan
+    with pytest.raises(ValueError, match="never observed"):
         jaxem.init(model, 0, x)
+    with pytest.raises(TypeError, match="parallel"):
+        jaxem.models.lgssm(1, parallel=1)
     with pytest.raises(ValueError, match="positive definite"):
         params = random_params(0, l=1, d=2)
         jaxem.log_likelihood(model, params._replace(dynamics_covariance=-np.eye(1)), np.ones((5, 2)))
