@@ -5,7 +5,7 @@
 
 with optional inputs ``u_t ∈ R^U``. ``log_joint`` writes ``log p(x, z)`` as
 ``GaussianChainPotentials`` (``kalman.py``), using the parameter-sized precisions
-``Q⁻¹``, ``R⁻¹``, ``P_0⁻¹`` (Cholesky solves); a step whose observation is missing
+``Q⁻¹``, ``P_0⁻¹`` (Cholesky solves) and, per step, a Cholesky factor of ``R``; a step whose observation is missing
 (all NaN) simply has no emission term, so it is marginalized exactly. A step with
 only some coordinates missing has the emission term of its observed sub-vector
 ``x_o ~ N(H_o z + D_o u, R_oo)``: with a mask ``m_t`` the shapes stay static, the
@@ -107,7 +107,7 @@ def check_data(data, n_inputs: int):
     if validation.is_concrete(seqs.obs):
         values = seqs_lib.valid_values(Sequences(np.asarray(validation.to_float(seqs.obs)), seqs.lengths))
         if np.any(np.isinf(values)):
-            raise ValueError("obs contains infinite values (NaN marks a missing step)")
+            raise ValueError("obs contains infinite values (NaN marks a missing value)")
         missing = np.isnan(values)
         if missing.all():
             raise ValueError("obs has no observed step")
