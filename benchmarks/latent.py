@@ -99,7 +99,11 @@ def lgssm_case(n_sequences, t, n_states, d, repeats):
         data = jaxem.Sequences(data64.obs.astype(dtype), data64.lengths)
         params = jax.tree_util.tree_map(lambda a: np.asarray(a, dtype), truth)
         prepared = model.prepare(data)
-        step = jax.jit(lambda p: jaxem.em_step(model, p, prepared))
+        jitted = jax.jit(lambda p, d: jaxem.em_step(model, p, d))  # data an argument: not folded as a constant
+
+        def step(p):
+            return jitted(p, prepared)
+
         jax.block_until_ready(step(params))
         seconds, _ = best_of(lambda: jax.block_until_ready(step(params)[1]), repeats)
         print(f"| {np.dtype(dtype).name} | {1e3 * seconds:.1f} | {dynamax_note()} |")

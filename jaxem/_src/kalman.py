@@ -141,10 +141,12 @@ def _join(left: _Segment, right: _Segment) -> _Segment:
     """Integrates out the state ``k`` shared by ``left (a, k)`` and ``right (k, b)``."""
     size = left.bb.shape[-1]
     factor = jnp.linalg.cholesky(symmetric(left.bb + right.aa))
-    coupling = jnp.concatenate([left.ab.T, right.ab], axis=1)  # [L, 2L]: k with a, k with b
-    scaled = jax.scipy.linalg.solve_triangular(factor, coupling, lower=True)
-    whitened = jax.scipy.linalg.solve_triangular(factor, left.eb + right.ea, lower=True)
-    to_a, to_b = scaled[:, :size], scaled[:, size:]
+    # One solve for k's coupling to a, to b and its linear term, [L, 2L + 1] (one
+    # batched LAPACK call per level: two independent ones can deadlock jaxlib's CPU
+    # batch threads on a small machine).
+    rhs = jnp.concatenate([left.ab.T, right.ab, (left.eb + right.ea)[:, None]], axis=1)
+    scaled = jax.scipy.linalg.solve_triangular(factor, rhs, lower=True)
+    to_a, to_b, whitened = scaled[:, :size], scaled[:, size : 2 * size], scaled[:, 2 * size]
     term = 0.5 * jnp.sum(whitened * whitened) - jnp.sum(jnp.log(jnp.diagonal(factor))) + 0.5 * size * math.log(2 * math.pi)
     return _Segment(
         left.aa - to_a.T @ to_a,

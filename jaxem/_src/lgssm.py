@@ -177,8 +177,9 @@ def _emission_potentials(p: LGSSMParams, data: LGSSMData, residual: Array):
     # Per step, the observed sub-vector: rows of H and of the residual masked, R_oo.
     factor = _masked_noise_factor(p.emission_covariance, m)  # [B, T, D, D]
     masked_h = m[..., None] * jnp.broadcast_to(p.emission, m.shape + p.emission.shape[-1:])
-    white_h = jax.scipy.linalg.solve_triangular(factor, masked_h, lower=True)  # [B, T, D, L]
-    white_r = jax.scipy.linalg.solve_triangular(factor, (m * residual)[..., None], lower=True)[..., 0]
+    rhs = jnp.concatenate([masked_h, (m * residual)[..., None]], axis=-1)  # one batched solve
+    white = jax.scipy.linalg.solve_triangular(factor, rhs, lower=True)
+    white_h, white_r = white[..., :-1], white[..., -1]  # [B, T, D, L], [B, T, D]
     h = jnp.einsum("btdl,btd->btl", white_h, white_r)
     j = jnp.einsum("btdl,btdk->btlk", white_h, white_h)
     log_det = 2.0 * jnp.sum(jnp.log(jnp.diagonal(factor, axis1=-2, axis2=-1)), axis=-1)
