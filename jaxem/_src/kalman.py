@@ -52,6 +52,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxem._src import small_linalg
 from jaxem._src.base import Array, Latent
 from jaxem._src.gaussian_latent import symmetric
 
@@ -140,12 +141,10 @@ class _Segment(NamedTuple):
 def _join(left: _Segment, right: _Segment) -> _Segment:
     """Integrates out the state ``k`` shared by ``left (a, k)`` and ``right (k, b)``."""
     size = left.bb.shape[-1]
-    factor = jnp.linalg.cholesky(symmetric(left.bb + right.aa))
-    # One solve for k's coupling to a, to b and its linear term, [L, 2L + 1] (one
-    # batched LAPACK call per level: two independent ones can deadlock jaxlib's CPU
-    # batch threads on a small machine).
-    rhs = jnp.concatenate([left.ab.T, right.ab, (left.eb + right.ea)[:, None]], axis=1)
-    scaled = jax.scipy.linalg.solve_triangular(factor, rhs, lower=True)
+    # small_linalg, not LAPACK: a level is one large batch (see small_linalg.py).
+    factor = small_linalg.cholesky(symmetric(left.bb + right.aa))
+    rhs = jnp.concatenate([left.ab.T, right.ab, (left.eb + right.ea)[:, None]], axis=1)  # k to a, to b, linear
+    scaled = small_linalg.solve_lower(factor, rhs)
     to_a, to_b, whitened = scaled[:, :size], scaled[:, size : 2 * size], scaled[:, 2 * size]
     term = 0.5 * jnp.sum(whitened * whitened) - jnp.sum(jnp.log(jnp.diagonal(factor))) + 0.5 * size * math.log(2 * math.pi)
     return _Segment(
@@ -195,8 +194,8 @@ def chain_log_partition_parallel(
     constants = jnp.where(valid, constants, jnp.zeros_like(constants))
     total = _reduce(_Segment(zeros, cross, precision, jnp.zeros_like(h), h, constants))
     # The last state; the first segment's left state z_{-1} is decoupled (cross_0 = 0).
-    factor = jnp.linalg.cholesky(symmetric(total.bb))
-    whitened = jax.scipy.linalg.solve_triangular(factor, total.eb, lower=True)
+    factor = small_linalg.cholesky(symmetric(total.bb))
+    whitened = small_linalg.solve_lower(factor, total.eb[:, None])[:, 0]
     last = 0.5 * jnp.sum(whitened * whitened) - jnp.sum(jnp.log(jnp.diagonal(factor))) + 0.5 * size * math.log(2 * math.pi)
     padded = (t_max - length).astype(dtype) * (0.5 * size * math.log(2 * math.pi))
     return total.c + last - padded

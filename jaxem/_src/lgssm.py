@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxem._src import sequences as seqs_lib
-from jaxem._src import validation
+from jaxem._src import small_linalg, validation
 from jaxem._src.base import Array, Model
 from jaxem._src.display import params_repr
 from jaxem._src.gaussian_latent import symmetric
@@ -163,11 +163,11 @@ def _precision(covariance):
 def _masked_noise_factor(covariance: Array, mask: Array) -> Array:
     """``[..., D, D]`` Cholesky factors of ``covariance`` with the rows and columns of
     the missing coordinates (``mask [..., D]`` 0) replaced by the identity's: ``R_oo``'s
-    factor and an identity block, in place."""
+    factor and an identity block, in place (``small_linalg``: one per step)."""
     both = mask[..., :, None] * mask[..., None, :]
     eye = jnp.eye(covariance.shape[-1], dtype=covariance.dtype)
     kept = both * jnp.broadcast_to(symmetric(covariance), both.shape)
-    return jnp.linalg.cholesky(kept + jnp.broadcast_to(eye, both.shape) * (1.0 - mask)[..., None, :])
+    return small_linalg.cholesky(kept + jnp.broadcast_to(eye, both.shape) * (1.0 - mask)[..., None, :])
 
 
 def _emission_potentials(p: LGSSMParams, data: LGSSMData, residual: Array):
@@ -177,8 +177,8 @@ def _emission_potentials(p: LGSSMParams, data: LGSSMData, residual: Array):
     # Per step, the observed sub-vector: rows of H and of the residual masked, R_oo.
     factor = _masked_noise_factor(p.emission_covariance, m)  # [B, T, D, D]
     masked_h = m[..., None] * jnp.broadcast_to(p.emission, m.shape + p.emission.shape[-1:])
-    rhs = jnp.concatenate([masked_h, (m * residual)[..., None]], axis=-1)  # one batched solve
-    white = jax.scipy.linalg.solve_triangular(factor, rhs, lower=True)
+    rhs = jnp.concatenate([masked_h, (m * residual)[..., None]], axis=-1)
+    white = small_linalg.solve_lower(factor, rhs)
     white_h, white_r = white[..., :-1], white[..., -1]  # [B, T, D, L], [B, T, D]
     h = jnp.einsum("btdl,btd->btl", white_h, white_r)
     j = jnp.einsum("btdl,btdk->btlk", white_h, white_h)
@@ -251,7 +251,7 @@ def _completed_sums(p: LGSSMParams, data: LGSSMData, weight: Array, first: Array
     factor = _masked_noise_factor(r, m)
     # Gᵀ = R_oo⁻¹ R_om, embedded (rows: observed coordinates, columns: missing ones).
     observed_to_missing = m[..., :, None] * jnp.broadcast_to(r, factor.shape) * missing[..., None, :]
-    gain = jnp.swapaxes(jax.scipy.linalg.cho_solve((factor, True), observed_to_missing), -1, -2)
+    gain = jnp.swapaxes(small_linalg.cho_solve(factor, observed_to_missing), -1, -2)
     fill = jnp.broadcast_to(jnp.eye(size_d, dtype=r.dtype), gain.shape) * missing[..., None, :] - gain  # E_m − G  [B, T, D, D]
     coef = jnp.einsum("btde,el->btdl", fill, p.emission)  # C_t [B, T, D, L]
     drive = jnp.einsum("du,btu->btd", p.emission_input, u)
