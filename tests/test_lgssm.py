@@ -277,6 +277,7 @@ def test_partly_observed_em_is_monotone_and_its_m_step_is_the_complete_data_one(
         assert best > expected_emission_log_lik(np.asarray(new.emission), bumped_r)
 
 
+@pytest.mark.slow
 def test_parallel_equals_sequential_on_sequences_of_different_lengths():
     params = random_params(10, l=3, d=2, u=1)
     rng = np.random.default_rng(11)
