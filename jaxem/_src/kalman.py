@@ -40,8 +40,8 @@ share, by a Cholesky factor of its ``L × L`` precision (the same elimination as
 filter, in another order: it is associative, which is what makes the parallel
 filters of Särkkä & García-Fernández work). The levels run one after another, the
 pairs of a level at once (``vmap``); the gradient (autodiff down the tree) is the
-same smoothed posterior. About 3× the arithmetic of the sequential sweep: worth it
-where many small steps run in parallel (a GPU, long sequences), not on a CPU.
+same smoothed posterior. About 3× the arithmetic of the sequential sweep and a much
+longer compile (the levels are unrolled): meant for a GPU and long sequences.
 """
 
 from __future__ import annotations
@@ -229,7 +229,7 @@ def gaussian_chain_latent(parallel: bool = False) -> Latent:
 
     ``parallel=True``: the log-partition (and so, by its gradient, the smoother)
     in parallel-in-time form, depth ``⌈log₂ T⌉`` (see the module docstring): for
-    accelerators and long sequences; on a CPU the sequential sweep is faster.
+    accelerators and long sequences (it compiles much longer).
 
     ``data`` (prepared) must have a ``lengths [B]`` field; ``log_joint`` returns
     ``GaussianChainPotentials``. ``marginals`` gives a ``GaussianChainPosterior``

@@ -40,7 +40,8 @@ def lgssm(n_states: int, *, n_inputs: int = 0, reg_covar: float = 1e-6, parallel
       parallel: compute the log-partition (and its gradient, the smoother) in
         parallel-in-time form, depth ``⌈log₂ T⌉`` instead of ``T``
         (``jaxem.gaussian_chain_latent(parallel=True)``): for a GPU and long
-        sequences; on a CPU the default sequential filter is faster. Same results.
+        sequences (it compiles much longer; see docs/continuous_latents.md). Same
+        results.
 
     Returns:
       A ``Model`` with ``LGSSMParams``. ``jaxem.posterior`` gives a
