@@ -46,8 +46,7 @@ def dense_reference(params, x, inputs=None):
         for r in range(s, t):
             transfer[r * l:(r + 1) * l, s * l:(s + 1) * l] = np.linalg.matrix_power(p.dynamics, r - s)
     cov = transfer @ noise @ transfer.T
-    seen = ~np.isnan(x).any(axis=1)
-    rows = np.concatenate([np.arange(s * d, (s + 1) * d) for s in range(t) if seen[s]])
+    rows = np.flatnonzero(~np.isnan(x).reshape(-1))  # the observed entries, partly observed steps too
     h_big = np.kron(np.eye(t), p.emission)[rows]
     r_big = np.kron(np.eye(t), p.emission_covariance)[np.ix_(rows, rows)]
     x_mean = h_big @ mean + (u @ p.emission_input.T).reshape(-1)[rows]
@@ -145,9 +144,11 @@ def test_em_is_monotone_and_beats_the_true_parameters():
 def test_checks():
     model = jaxem.models.lgssm(1)
     x = np.ones((5, 2))
-    x[1, 0] = np.nan
-    with pytest.raises(ValueError, match="some but not all"):
+    x[:, 0] = np.nan
+    with pytest.raises(ValueError, match="never observed"):
         jaxem.init(model, 0, x)
+    with pytest.raises(TypeError, match="parallel"):
+        jaxem.models.lgssm(1, parallel=1)
     with pytest.raises(ValueError, match="positive definite"):
         params = random_params(0, l=1, d=2)
         jaxem.log_likelihood(model, params._replace(dynamics_covariance=-np.eye(1)), np.ones((5, 2)))
@@ -172,6 +173,148 @@ def test_float32_long_sequence_agrees_with_float64():
     ll32 = jaxem.log_likelihood(model, p32, x32)
     assert ll32.dtype == jnp.float32
     # Measured: 1.5e-5 per step on about -4.7 per step (3e-6 relative).
+    assert abs(float(ll32) - ll64) / len(x) < 5e-5
+    m64 = jaxem.posterior(model, p64, x64).means
+    m32 = jaxem.posterior(model, p32, x32).means
+    assert float(jnp.max(jnp.abs(m32.astype(m64.dtype) - m64))) < 1e-3 * float(jnp.max(jnp.abs(m64)))
+
+
+def partly_observed_data(seed):
+    """Two sequences (lengths 6 and 4, D = 3, one input) with partly observed steps,
+    a whole missing step, and a full (correlated) emission covariance."""
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(size=(6, 3)), rng.normal(size=(4, 3))
+    x1[1, 0] = np.nan
+    x1[2] = np.nan
+    x1[4, 1:] = np.nan
+    x2[0, 2] = np.nan
+    x2[3, :2] = np.nan
+    u1, u2 = rng.normal(size=(6, 1)), rng.normal(size=(4, 1))
+    inputs = np.zeros((2, 6, 1))
+    inputs[0], inputs[1, :4] = u1, u2
+    return [(x1, u1), (x2, u2)], (jaxem.Sequences.from_list([x1, x2]), inputs)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_partly_observed_steps_against_dense_conditioning(parallel):
+    # A strongly correlated R: R_oo⁻¹ is not the observed block of R⁻¹.
+    correlated = 0.5 * np.array([[1.0, 0.6, 0.3], [0.6, 1.0, -0.5], [0.3, -0.5, 1.0]])
+    params = random_params(5, l=2, d=3, u=1)._replace(emission_covariance=correlated)
+    pairs, data = partly_observed_data(6)
+    model = jaxem.models.lgssm(2, n_inputs=1, parallel=parallel)
+    per_sequence = jaxem.score_samples(model, params, data)
+    post = jaxem.posterior(model, params, data)
+    for b, (x, u) in enumerate(pairs):
+        log_lik, mean, cov, cross = dense_reference(params, x, u)
+        t = len(x)
+        np.testing.assert_allclose(per_sequence[b], log_lik, rtol=1e-10)
+        np.testing.assert_allclose(post.means[b, :t], mean, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(post.covariances[b, :t], cov, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(post.cross_covariances[b, :t], cross, rtol=1e-9, atol=1e-10)
+
+
+def test_partly_observed_em_is_monotone_and_its_m_step_is_the_complete_data_one():
+    truth = random_params(7, l=2, d=3)._replace(
+        emission_covariance=0.5 * np.array([[1.0, 0.6, 0.3], [0.6, 1.0, -0.5], [0.3, -0.5, 1.0]])
+    )
+    model = jaxem.models.lgssm(2)
+    rng = np.random.default_rng(8)
+    xs = []
+    for k, n in enumerate([70, 40]):
+        x = np.array(jaxem.sample(model, truth, jax.random.key(k), n)[0])
+        x[rng.random(x.shape) < 0.3] = np.nan  # about 30% of the entries, many steps partly observed
+        xs.append(x)
+    data = jaxem.Sequences.from_list(xs)
+    params = jaxem.init(model, 0, data)
+    lls = []
+    for _ in range(25):
+        params, ll = jaxem.em_step(model, params, data)
+        lls.append(float(ll))
+    assert np.all(np.diff(lls) >= -1e-9 * abs(lls[-1]))
+    assert lls[-1] > lls[0] + 1.0
+    # The M-step maximizes the expected complete-data log-likelihood (missing
+    # coordinates latent): one step's R and H beat nearby ones in that function.
+    x = np.asarray(xs[0])
+    one = jaxem.models.lgssm(2)
+    new, _ = jaxem.em_step(one, params, x)
+    post = jaxem.posterior(one, params, x)
+
+    def expected_emission_log_lik(emission, noise):
+        total = 0.0
+        for t in range(len(x)):
+            o = ~np.isnan(x[t])
+            if not o.any():
+                continue
+            m = ~o
+            mean_z, cov_z = np.asarray(post.means[0, t]), np.asarray(post.covariances[0, t])
+            r = np.asarray(params.emission_covariance)
+            h = np.asarray(params.emission)
+            # x_t's moments given x_o under the current parameters (the E-step).
+            gain = r[np.ix_(m, o)] @ np.linalg.inv(r[np.ix_(o, o)])
+            a = np.zeros(3)
+            c = np.zeros((3, 2))
+            a[o] = x[t, o]
+            a[m] = gain @ x[t, o]
+            c[m] = h[m] - gain @ h[o]
+            s = np.zeros((3, 3))
+            s[np.ix_(m, m)] = r[np.ix_(m, m)] - gain @ r[np.ix_(o, m)]
+            ex = a + c @ mean_z
+            exx = np.outer(ex, ex) + c @ cov_z @ c.T + s
+            exz = np.outer(ex, mean_z) + c @ cov_z
+            ezz = cov_z + np.outer(mean_z, mean_z)
+            inv = np.linalg.inv(noise)
+            resid = exx - exz @ emission.T - emission @ exz.T + emission @ ezz @ emission.T
+            total += -0.5 * (np.trace(inv @ resid) + np.linalg.slogdet(noise)[1])
+        return total
+
+    best = expected_emission_log_lik(np.asarray(new.emission), np.asarray(new.emission_covariance))
+    step_rng = np.random.default_rng(9)
+    for _ in range(5):
+        bumped_h = np.asarray(new.emission) + 1e-3 * step_rng.normal(size=(3, 2))
+        bump = 1e-3 * step_rng.normal(size=(3, 3))
+        bumped_r = np.asarray(new.emission_covariance) + bump @ bump.T
+        assert best > expected_emission_log_lik(bumped_h, np.asarray(new.emission_covariance))
+        assert best > expected_emission_log_lik(np.asarray(new.emission), bumped_r)
+
+
+@pytest.mark.slow
+def test_parallel_equals_sequential_on_sequences_of_different_lengths():
+    params = random_params(10, l=3, d=2, u=1)
+    rng = np.random.default_rng(11)
+    lengths = [37, 1, 16, 9]
+    xs = [rng.normal(size=(n, 2)) for n in lengths]
+    xs[0][5] = np.nan
+    xs[2][3, 1] = np.nan
+    inputs = np.zeros((4, 37, 1))
+    for b, n in enumerate(lengths):
+        inputs[b, :n] = rng.normal(size=(n, 1))
+    data = (jaxem.Sequences.from_list(xs), inputs)
+    sequential = jaxem.models.lgssm(3, n_inputs=1)
+    parallel = jaxem.models.lgssm(3, n_inputs=1, parallel=True)
+    np.testing.assert_allclose(
+        jaxem.score_samples(parallel, params, data), jaxem.score_samples(sequential, params, data), rtol=1e-10
+    )
+    post_s, post_p = jaxem.posterior(sequential, params, data), jaxem.posterior(parallel, params, data)
+    for got, want in zip(post_p, post_s):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    step_s, ll_s = jaxem.em_step(sequential, params, data)
+    step_p, ll_p = jaxem.em_step(parallel, params, data)
+    np.testing.assert_allclose(ll_p, ll_s, rtol=1e-10)
+    for got, want in zip(step_p, step_s):
+        np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.slow
+def test_parallel_float32_agrees_with_float64():
+    params = random_params(12, l=2, d=2)
+    model = jaxem.models.lgssm(2, parallel=True)
+    x, _ = jaxem.sample(model, params, jax.random.key(1), 5000)
+    x32 = np.asarray(x, np.float32)
+    p32 = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float32), params)
+    x64, p64 = x32.astype(np.float64), jax.tree_util.tree_map(lambda a: a.astype(np.float64), p32)
+    ll64 = float(jaxem.log_likelihood(model, p64, x64))
+    ll32 = jaxem.log_likelihood(model, p32, x32)
+    assert ll32.dtype == jnp.float32
     assert abs(float(ll32) - ll64) / len(x) < 5e-5
     m64 = jaxem.posterior(model, p64, x64).means
     m32 = jaxem.posterior(model, p32, x32).means

@@ -29,6 +29,19 @@ loop, not as a running sum. Its gradient (``jaxem.e_step``) is the smoothed post
 so the RTS smoother is the backward pass of the filter, by autodiff. Steps
 ``t >= length`` are padding: their terms are masked, so they get no value and no
 gradient. Memory of the backward pass: the carries, O(T L²) per sequence.
+
+Parallel in time (``parallel=True``): the same log-partition by a tree of
+pairwise eliminations, depth ``⌈log₂ T⌉`` instead of ``T``. A segment of steps
+``i..j`` is kept as a Gaussian potential over its two boundary states
+``(z_{i-1}, z_j)`` (information form, ``2L`` variables: every state inside
+integrated out); step ``t`` alone is the segment ``(z_{t-1}, z_t)`` with blocks
+``(0, cross_t, J_t)``. Joining two adjacent segments integrates out the state they
+share, by a Cholesky factor of its ``L × L`` precision (the same elimination as the
+filter, in another order: it is associative, which is what makes the parallel
+filters of Särkkä & García-Fernández work). The levels run one after another, the
+pairs of a level at once (``vmap``); the gradient (autodiff down the tree) is the
+same smoothed posterior. About 3× the arithmetic of the sequential sweep and a much
+longer compile (the levels are unrolled): meant for a GPU and long sequences.
 """
 
 from __future__ import annotations
@@ -39,6 +52,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxem._src import small_linalg
 from jaxem._src.base import Array, Latent
 from jaxem._src.gaussian_latent import symmetric
 
@@ -112,9 +126,86 @@ def chain_log_partition(h: Array, precision: Array, cross: Array, constants: Arr
     return jnp.sum(terms)
 
 
-def chain_gaussian_log_marginal(potentials: GaussianChainPotentials, lengths: Array) -> Array:
-    """``[B]`` log p(x_b): the chain log-partition of every sequence."""
-    return jax.vmap(chain_log_partition)(potentials.h, potentials.J, potentials.cross, potentials.c, lengths)
+class _Segment(NamedTuple):
+    """A Gaussian potential over a segment's boundary states ``(a, b)``:
+    ``ea·a + eb·b − ½ aᵀ aa a − aᵀ ab b − ½ bᵀ bb b + c`` (leading axes: segments)."""
+
+    aa: Array
+    ab: Array
+    bb: Array
+    ea: Array
+    eb: Array
+    c: Array
+
+
+def _join(left: _Segment, right: _Segment) -> _Segment:
+    """Integrates out the state ``k`` shared by ``left (a, k)`` and ``right (k, b)``."""
+    size = left.bb.shape[-1]
+    # small_linalg, not LAPACK: a level is one large batch (see small_linalg.py).
+    factor = small_linalg.cholesky(symmetric(left.bb + right.aa))
+    rhs = jnp.concatenate([left.ab.T, right.ab, (left.eb + right.ea)[:, None]], axis=1)  # k to a, to b, linear
+    scaled = small_linalg.solve_lower(factor, rhs)
+    to_a, to_b, whitened = scaled[:, :size], scaled[:, size : 2 * size], scaled[:, 2 * size]
+    term = 0.5 * jnp.sum(whitened * whitened) - jnp.sum(jnp.log(jnp.diagonal(factor))) + 0.5 * size * math.log(2 * math.pi)
+    return _Segment(
+        left.aa - to_a.T @ to_a,
+        -to_a.T @ to_b,
+        right.bb - to_b.T @ to_b,
+        left.ea - to_a.T @ whitened,
+        right.eb - to_b.T @ whitened,
+        left.c + (right.c + term),
+    )
+
+
+def _reduce(segments: _Segment) -> _Segment:
+    """Joins ``[n]`` adjacent segments into one, pairwise, ``⌈log₂ n⌉`` levels."""
+    while segments.c.shape[0] > 1:
+        n = segments.c.shape[0]
+        pairs = n // 2
+        left = jax.tree_util.tree_map(lambda a: a[0 : 2 * pairs : 2], segments)
+        right = jax.tree_util.tree_map(lambda a: a[1 : 2 * pairs : 2], segments)
+        joined = jax.vmap(_join)(left, right)
+        if n % 2:
+            joined = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b[-1:]]), joined, segments)
+        segments = joined
+    return jax.tree_util.tree_map(lambda a: a[0], segments)
+
+
+def chain_log_partition_parallel(
+    h: Array, precision: Array, cross: Array, constants: Array, length: Array
+) -> Array:
+    """``chain_log_partition`` by a tree of pairwise eliminations (depth ``⌈log₂ T⌉``).
+
+    Examples:
+      >>> t, l = 5, 2
+      >>> args = (jnp.zeros((t, l)), jnp.broadcast_to(2.0 * jnp.eye(l), (t, l, l)), jnp.zeros((t, l, l)), jnp.zeros(t))
+      >>> bool(jnp.allclose(chain_log_partition_parallel(*args, jnp.asarray(4)), chain_log_partition(*args, jnp.asarray(4))))
+      True
+    """
+    t_max, size = h.shape
+    dtype = h.dtype
+    valid = jnp.arange(t_max, dtype=length.dtype) < length
+    eye = jnp.eye(size, dtype=dtype)
+    zeros = jnp.zeros((t_max, size, size), dtype)
+    # Padded steps: decoupled standard Gaussians; each adds (L/2) log 2π, taken off below.
+    precision = jnp.where(valid[:, None, None], symmetric(precision), eye[None])
+    h = jnp.where(valid[:, None], h, jnp.zeros_like(h))
+    cross = jnp.where(valid[:, None, None], cross, zeros).at[0].set(jnp.zeros((size, size), dtype))
+    constants = jnp.where(valid, constants, jnp.zeros_like(constants))
+    total = _reduce(_Segment(zeros, cross, precision, jnp.zeros_like(h), h, constants))
+    # The last state; the first segment's left state z_{-1} is decoupled (cross_0 = 0).
+    factor = small_linalg.cholesky(symmetric(total.bb))
+    whitened = small_linalg.solve_lower(factor, total.eb[:, None])[:, 0]
+    last = 0.5 * jnp.sum(whitened * whitened) - jnp.sum(jnp.log(jnp.diagonal(factor))) + 0.5 * size * math.log(2 * math.pi)
+    padded = (t_max - length).astype(dtype) * (0.5 * size * math.log(2 * math.pi))
+    return total.c + last - padded
+
+
+def chain_gaussian_log_marginal(potentials: GaussianChainPotentials, lengths: Array, parallel: bool = False) -> Array:
+    """``[B]`` log p(x_b): the chain log-partition of every sequence (``parallel``:
+    the tree form)."""
+    log_partition = chain_log_partition_parallel if parallel else chain_log_partition
+    return jax.vmap(log_partition)(potentials.h, potentials.J, potentials.cross, potentials.c, lengths)
 
 
 def chain_moments(gradient: GaussianChainPotentials) -> GaussianChainPosterior:
@@ -133,8 +224,12 @@ def chain_moments(gradient: GaussianChainPotentials) -> GaussianChainPosterior:
     return GaussianChainPosterior(means, symmetric(second - outer), cross)
 
 
-def gaussian_chain_latent() -> Latent:
+def gaussian_chain_latent(parallel: bool = False) -> Latent:
     """The latent structure of linear-Gaussian chains (Kalman filter / RTS smoother).
+
+    ``parallel=True``: the log-partition (and so, by its gradient, the smoother)
+    in parallel-in-time form, depth ``⌈log₂ T⌉`` (see the module docstring): for
+    accelerators and long sequences (it compiles much longer).
 
     ``data`` (prepared) must have a ``lengths [B]`` field; ``log_joint`` returns
     ``GaussianChainPotentials``. ``marginals`` gives a ``GaussianChainPosterior``
@@ -145,21 +240,28 @@ def gaussian_chain_latent() -> Latent:
       >>> latent = jaxem.gaussian_chain_latent()        # what jaxem.models.lgssm's log_joint is scored with
       >>> latent is jaxem.models.lgssm(2).latent
       True
+      >>> jaxem.gaussian_chain_latent(parallel=True) is jaxem.models.lgssm(2, parallel=True).latent
+      True
     """
-    return _GAUSSIAN_CHAIN_LATENT
+    if not isinstance(parallel, bool):
+        raise TypeError(f"parallel must be a bool, got {type(parallel).__name__}")
+    return _PARALLEL_CHAIN_LATENT if parallel else _GAUSSIAN_CHAIN_LATENT
 
 
-def _log_marginal(potentials, data):
-    return chain_gaussian_log_marginal(potentials, data.lengths)
+def _chain_latent(parallel: bool) -> Latent:
+    def log_marginal(potentials, data):
+        return chain_gaussian_log_marginal(potentials, data.lengths, parallel)
 
+    def decode(potentials, data):
+        gradient = jax.grad(lambda p: jnp.sum(log_marginal(p, data)))(potentials)
+        return chain_moments(gradient).means
 
-def _decode(potentials, data):
-    gradient = jax.grad(lambda p: jnp.sum(_log_marginal(p, data)))(potentials)
-    return chain_moments(gradient).means
+    return Latent(log_marginal=log_marginal, decode=decode, marginals=chain_moments, sizes=_sizes)
 
 
 def _sizes(potentials, data):
     return data.lengths.astype(potentials.h.dtype)
 
 
-_GAUSSIAN_CHAIN_LATENT = Latent(log_marginal=_log_marginal, decode=_decode, marginals=chain_moments, sizes=_sizes)
+_GAUSSIAN_CHAIN_LATENT = _chain_latent(parallel=False)
+_PARALLEL_CHAIN_LATENT = _chain_latent(parallel=True)

@@ -5,8 +5,16 @@
 
 with optional inputs ``u_t ∈ R^U``. ``log_joint`` writes ``log p(x, z)`` as
 ``GaussianChainPotentials`` (``kalman.py``), using the parameter-sized precisions
-``Q⁻¹``, ``R⁻¹``, ``P_0⁻¹`` (Cholesky solves); a step whose observation is missing
-(all NaN) simply has no emission term, so it is marginalized exactly. The E-step
+``Q⁻¹``, ``P_0⁻¹`` (Cholesky solves) and, per step, a Cholesky factor of ``R``; a step whose observation is missing
+(all NaN) simply has no emission term, so it is marginalized exactly. A step with
+only some coordinates missing has the emission term of its observed sub-vector
+``x_o ~ N(H_o z + D_o u, R_oo)``: with a mask ``m_t`` the shapes stay static, the
+missing rows of ``H`` and of the residual are zeroed and ``R``'s missing rows and
+columns replaced by the identity's, whose Cholesky factor is ``R_oo``'s plus an
+identity block (no inverse). The M-step then treats the missing coordinates as
+latent too: given ``z_t`` and ``x_o`` they are Gaussian (mean linear in ``z_t``),
+so their expected sums follow from the smoothed moments (Shumway & Stoffer 1982).
+The E-step
 (the gradient of the Kalman filter's log-partition) gives the smoothed moments;
 the M-step is closed form (Ghahramani & Hinton 1996, with inputs): two
 regressions, ``z_t`` on ``[z_{t-1}, u_t]`` and ``x_t`` on ``[z_t, u_t]``, from
@@ -27,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxem._src import sequences as seqs_lib
-from jaxem._src import validation
+from jaxem._src import small_linalg, validation
 from jaxem._src.base import Array, Model
 from jaxem._src.display import params_repr
 from jaxem._src.gaussian_latent import symmetric
@@ -66,7 +74,7 @@ class LGSSMData(NamedTuple):
 
     Attributes:
       obs: ``[B, T, D]`` observations divided by ``scale``, 0 where missing or padded.
-      observed: ``[B, T]`` 1 where a step is inside its sequence and observed.
+      observed: ``[B, T, D]`` 1 where an entry is inside its sequence and observed.
       inputs: ``[B, T, U]`` (``U`` may be 0).
       lengths: ``[B]`` int32.
       scale: ``[D]``.
@@ -88,7 +96,7 @@ def _split(data, n_inputs: int):
 
 
 def check_data(data, n_inputs: int):
-    """Validates raw data: ``[T, D]`` / ``Sequences``; NaN only for whole steps."""
+    """Validates raw data: ``[T, D]`` / ``Sequences``; NaN marks missing entries."""
     obs, inputs = _split(data, n_inputs)
     seqs = seqs_lib.as_sequences(obs if isinstance(obs, Sequences) else validation.as_real_array(obs, "obs"), 1)
     filled = Sequences(jnp.nan_to_num(validation.to_float(seqs.obs), nan=0.0), seqs.lengths)
@@ -99,12 +107,12 @@ def check_data(data, n_inputs: int):
     if validation.is_concrete(seqs.obs):
         values = seqs_lib.valid_values(Sequences(np.asarray(validation.to_float(seqs.obs)), seqs.lengths))
         if np.any(np.isinf(values)):
-            raise ValueError("obs contains infinite values (NaN marks a missing step)")
+            raise ValueError("obs contains infinite values (NaN marks a missing value)")
         missing = np.isnan(values)
-        if np.any(missing.any(axis=-1) != missing.all(axis=-1)):
-            raise ValueError("obs has a step with some but not all coordinates NaN; only whole missing steps are supported")
         if missing.all():
             raise ValueError("obs has no observed step")
+        if np.any(missing.all(axis=0)):
+            raise ValueError(f"obs has coordinates never observed (all NaN): {np.flatnonzero(missing.all(axis=0)).tolist()}")
     if n_inputs:
         u = validation.as_float_array(inputs, "inputs")
         u = u[None] if u.ndim == 2 else u
@@ -123,9 +131,9 @@ def prepare(data, n_inputs: int) -> LGSSMData:
     dtype = x.dtype
     b, t_max, d = x.shape
     inside = seqs_lib.step_mask(seqs.lengths, t_max)
-    observed = inside & ~jnp.any(jnp.isnan(x), axis=-1)
-    x = jnp.where(observed[..., None], x, jnp.zeros_like(x))
-    count = jnp.maximum(jnp.sum(observed.astype(dtype)), 1.0)
+    entries = inside[..., None] & ~jnp.isnan(x)  # [B, T, D]
+    x = jnp.where(entries, x, jnp.zeros_like(x))
+    count = jnp.maximum(jnp.sum(entries.astype(dtype), axis=(0, 1)), 1.0)
     rms = jnp.sqrt(jnp.sum(x * x, axis=(0, 1)) / count)
     scale = jnp.where(rms > 0, rms, jnp.ones_like(rms))
     if n_inputs:
@@ -134,7 +142,7 @@ def prepare(data, n_inputs: int) -> LGSSMData:
         u = jnp.where(inside[..., None], u, jnp.zeros_like(u))
     else:
         u = jnp.zeros((b, t_max, 0), dtype)
-    return LGSSMData(x / scale[None, None], observed.astype(dtype), u, seqs.lengths, scale)
+    return LGSSMData(x / scale[None, None], entries.astype(dtype), u, seqs.lengths, scale)
 
 
 def _scaled(params: LGSSMParams, scale: Array) -> LGSSMParams:
@@ -152,11 +160,38 @@ def _precision(covariance):
     return jax.scipy.linalg.cho_solve((factor, True), eye), 2.0 * jnp.sum(jnp.log(jnp.diagonal(factor)))
 
 
+def _masked_noise_factor(covariance: Array, mask: Array) -> Array:
+    """``[..., D, D]`` Cholesky factors of ``covariance`` with the rows and columns of
+    the missing coordinates (``mask [..., D]`` 0) replaced by the identity's: ``R_oo``'s
+    factor and an identity block, in place (``small_linalg``: one per step)."""
+    both = mask[..., :, None] * mask[..., None, :]
+    eye = jnp.eye(covariance.shape[-1], dtype=covariance.dtype)
+    kept = both * jnp.broadcast_to(symmetric(covariance), both.shape)
+    return small_linalg.cholesky(kept + jnp.broadcast_to(eye, both.shape) * (1.0 - mask)[..., None, :])
+
+
+def _emission_potentials(p: LGSSMParams, data: LGSSMData, residual: Array):
+    """``(h [B, T, L], J [B, T, L, L], c [B, T])`` of the emissions (scaled units)."""
+    m = data.observed
+    log_2pi = math.log(2 * math.pi)
+    # Per step, the observed sub-vector: rows of H and of the residual masked, R_oo.
+    factor = _masked_noise_factor(p.emission_covariance, m)  # [B, T, D, D]
+    masked_h = m[..., None] * jnp.broadcast_to(p.emission, m.shape + p.emission.shape[-1:])
+    rhs = jnp.concatenate([masked_h, (m * residual)[..., None]], axis=-1)
+    white = small_linalg.solve_lower(factor, rhs)
+    white_h, white_r = white[..., :-1], white[..., -1]  # [B, T, D, L], [B, T, D]
+    h = jnp.einsum("btdl,btd->btl", white_h, white_r)
+    j = jnp.einsum("btdl,btdk->btlk", white_h, white_h)
+    log_det = 2.0 * jnp.sum(jnp.log(jnp.diagonal(factor, axis1=-2, axis2=-1)), axis=-1)
+    quad = jnp.sum(white_r * white_r, axis=-1)
+    c = -0.5 * (quad + log_det + jnp.sum(m, axis=-1) * log_2pi) - m @ jnp.log(data.scale)
+    return h, j, c
+
+
 def potentials(params: LGSSMParams, data: LGSSMData) -> GaussianChainPotentials:
     p = _scaled(params, data.scale)
     size = p.dynamics.shape[0]
     q_inv, q_logdet = _precision(p.dynamics_covariance)
-    r_inv, r_logdet = _precision(p.emission_covariance)
     p0_inv, p0_logdet = _precision(p.initial_covariance)
     t_max = data.obs.shape[1]
     steps = jnp.arange(t_max, dtype=data.lengths.dtype)
@@ -164,34 +199,30 @@ def potentials(params: LGSSMParams, data: LGSSMData) -> GaussianChainPotentials:
     has_next = (steps[None, :] + 1 < data.lengths[:, None]).astype(data.obs.dtype)
     is_first = (steps == 0).astype(data.obs.dtype)[None, :]
     transition = inside * (1.0 - is_first)  # steps with a dynamics term
-    m = data.observed
 
     residual = data.obs - jnp.einsum("du,btu->btd", p.emission_input, data.inputs)  # [B, T, D]
     drive = jnp.einsum("lu,btu->btl", p.dynamics_input, data.inputs)  # B u_t
-    ht_r = p.emission.T @ r_inv  # [L, D]
+    emit_h, emit_j, emit_c = _emission_potentials(p, data, residual)
     ft_q = p.dynamics.T @ q_inv  # [L, L]
     q_drive = jnp.einsum("lk,btk->btl", q_inv, drive)
     next_drive = jnp.concatenate([q_drive[:, 1:], jnp.zeros_like(q_drive[:, :1])], axis=1)
     h = (
-        m[..., None] * jnp.einsum("ld,btd->btl", ht_r, residual)
+        emit_h
         + is_first[..., None] * (p0_inv @ p.initial_mean)[None, None]
         + transition[..., None] * q_drive
         - has_next[..., None] * jnp.einsum("lk,btk->btl", p.dynamics.T, next_drive)
     )
-    emission_precision = ht_r @ p.emission
     j = (
-        m[..., None, None] * emission_precision[None, None]
+        emit_j
         + is_first[..., None, None] * p0_inv[None, None]
         + transition[..., None, None] * q_inv[None, None]
         + has_next[..., None, None] * (ft_q @ p.dynamics)[None, None]
     )
     cross = transition[..., None, None] * (-ft_q)[None, None]
     log_2pi = math.log(2 * math.pi)
-    emission_terms = -0.5 * (jnp.einsum("btd,de,bte->bt", residual, r_inv, residual) + r_logdet + p.emission.shape[0] * log_2pi)
     dynamics_terms = -0.5 * (jnp.einsum("btl,btl->bt", drive, q_drive) + q_logdet + size * log_2pi)
     initial = -0.5 * (p.initial_mean @ p0_inv @ p.initial_mean + p0_logdet + size * log_2pi)
-    jacobian = jnp.sum(jnp.log(data.scale))
-    c = m * (emission_terms - jacobian) + transition * dynamics_terms + is_first * initial
+    c = emit_c + transition * dynamics_terms + is_first * initial
     return GaussianChainPotentials(h, j, cross, c)
 
 
@@ -203,8 +234,49 @@ def _solve(gram, moments):
     return jax.scipy.linalg.cho_solve((factor, True), moments.T).T
 
 
-def m_step(data: LGSSMData, gradient: GaussianChainPotentials, reg_covar: float) -> LGSSMParams:
-    """The closed-form M-step from the gradient of the log-partition (in scaled units)."""
+def _completed_sums(p: LGSSMParams, data: LGSSMData, weight: Array, first: Array, second: Array, observed: Array):
+    """Expected sums of the observations with their missing coordinates as latents:
+    ``(Σ x zᵀ [D, L], Σ x uᵀ [D, U], Σ x xᵀ [D, D])`` over the steps with an
+    observation (``observed [B, T]``), weighted, in scaled units.
+
+    Given ``z_t`` and ``x_o``, ``x_t = a_t + C_t z_t + ε_t``: ``a, C`` zero the
+    missing part of ``x`` and add ``H_m z + D_m u + G (x_o − H_o z − D_o u)`` with
+    ``G = R_mo R_oo⁻¹`` (a Cholesky solve), ``Cov ε = R_mm − G R_om``; ``first`` and
+    ``second`` are the weighted ``E[z_t]``, ``E[z_t z_tᵀ]``."""
+    m = data.observed
+    x, u = data.obs, data.inputs
+    r = symmetric(p.emission_covariance)
+    size_d = r.shape[0]
+    missing = 1.0 - m
+    factor = _masked_noise_factor(r, m)
+    # Gᵀ = R_oo⁻¹ R_om, embedded (rows: observed coordinates, columns: missing ones).
+    observed_to_missing = m[..., :, None] * jnp.broadcast_to(r, factor.shape) * missing[..., None, :]
+    gain = jnp.swapaxes(small_linalg.cho_solve(factor, observed_to_missing), -1, -2)
+    fill = jnp.broadcast_to(jnp.eye(size_d, dtype=r.dtype), gain.shape) * missing[..., None, :] - gain  # E_m − G  [B, T, D, D]
+    coef = jnp.einsum("btde,el->btdl", fill, p.emission)  # C_t [B, T, D, L]
+    drive = jnp.einsum("du,btu->btd", p.emission_input, u)
+    offset = x + jnp.einsum("btde,bte->btd", gain, x) + jnp.einsum("btde,bte->btd", fill, drive)  # a_t
+    noise = symmetric(jnp.einsum("btde,ef->btdf", fill, r) * missing[..., None, :])  # Cov ε_t
+    w = weight * observed
+    mean_part = jnp.einsum("btdl,btl->btd", coef, first) * observed[..., None]  # w C E[z]
+    xz = jnp.einsum("btd,btl->dl", offset * observed[..., None], first) + jnp.einsum(
+        "btdl,btlk->dk", coef * observed[..., None, None], second
+    )
+    xu = jnp.einsum("btd,btu->du", w[..., None] * offset + mean_part, u)
+    cross = jnp.einsum("btd,bte->de", offset, mean_part)
+    xx = (
+        jnp.einsum("btd,bte->de", w[..., None] * offset, offset)
+        + cross
+        + cross.T
+        + jnp.einsum("btdl,btlk,btek->de", coef * observed[..., None, None], second, coef)
+        + jnp.einsum("bt,btde->de", w, noise)
+    )
+    return xz, xu, xx
+
+
+def m_step(data: LGSSMData, gradient: GaussianChainPotentials, params: LGSSMParams, reg_covar: float) -> LGSSMParams:
+    """The closed-form M-step from the gradient of the log-partition (in scaled units;
+    ``params``, the current ones, give the missing coordinates' conditional moments)."""
     dtype = data.obs.dtype
     size = gradient.h.shape[-1]
     weight = gradient.c  # [B, T] the sequence's weight on its steps, 0 on padding
@@ -241,20 +313,16 @@ def m_step(data: LGSSMData, gradient: GaussianChainPotentials, reg_covar: float)
     dyn_cov = (current - coefficients @ target.T) / jnp.maximum(n_trans, 1.0)
     dynamics, dynamics_input = coefficients[:, :size], coefficients[:, size:]
 
-    # Emissions: x_t on [z_t, u_t] over observed steps.
-    m = data.observed
-    x = data.obs
-    wx = weight[..., None] * x
+    # Emissions: x_t on [z_t, u_t] over observed steps (missing coordinates imputed).
+    m = jnp.max(data.observed, axis=-1)  # steps with an observation
+    xz, xu, xx = _completed_sums(_scaled(params, data.scale), data, weight, first, second, m)
     ezz = jnp.einsum("bt,btij->ij", m, second)
     ezu = jnp.einsum("btl,btu->lu", first * m[..., None], u)
     euu = jnp.einsum("btu,btv->uv", wu * m[..., None], u)
     gram_e = jnp.block([[ezz, ezu], [ezu.T, euu]])
-    target_e = jnp.concatenate(
-        [jnp.einsum("btd,btl->dl", x * m[..., None], first), jnp.einsum("btd,btu->du", wx * m[..., None], u)], axis=1
-    )
+    target_e = jnp.concatenate([xz, xu], axis=1)
     coefficients_e = _solve(gram_e, target_e)
     n_obs = jnp.sum(weight * m)
-    xx = jnp.einsum("btd,bte->de", wx * m[..., None], x)
     emission_cov = (xx - coefficients_e @ target_e.T) / jnp.maximum(n_obs, 1.0)
 
     scaled = LGSSMParams(
@@ -315,7 +383,7 @@ def n_free_parameters(n_states: int, d: int, u: int) -> int:
     return total - n_states * n_states
 
 
-def lgssm_model(n_states: int, *, n_inputs: int, reg_covar: float) -> Model:
+def lgssm_model(n_states: int, *, n_inputs: int, reg_covar: float, parallel: bool = False) -> Model:
     """The LGSSM as a ``jaxem.Model`` (options checked by ``jaxem.models.lgssm``)."""
 
     def check(data, params=None):
@@ -346,8 +414,8 @@ def lgssm_model(n_states: int, *, n_inputs: int, reg_covar: float) -> Model:
     return Model(
         init=lambda key, data: init(key, data, n_states),
         log_joint=potentials,
-        latent=gaussian_chain_latent(),
-        m_step=lambda data, posterior, params: m_step(data, posterior, reg_covar),
+        latent=gaussian_chain_latent(parallel),
+        m_step=lambda data, posterior, params: m_step(data, posterior, params, reg_covar),
         prepare=lambda data: prepare(data, n_inputs),
         check=check,
         sample=None if n_inputs else sample,

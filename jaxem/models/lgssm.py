@@ -15,7 +15,7 @@ __all__ = ["LGSSMParams", "lgssm"]
 
 
 @register_model("lgssm")
-def lgssm(n_states: int, *, n_inputs: int = 0, reg_covar: float = 1e-6) -> Model:
+def lgssm(n_states: int, *, n_inputs: int = 0, reg_covar: float = 1e-6, parallel: bool = False) -> Model:
     """A linear-Gaussian state-space model fitted by EM.
 
     ``z_0 ~ N(m_0, P_0)``, ``z_t = F z_{t-1} + B u_t + w_t`` (``w_t ~ N(0, Q)``),
@@ -26,15 +26,22 @@ def lgssm(n_states: int, *, n_inputs: int = 0, reg_covar: float = 1e-6) -> Model
 
     Data: one sequence ``[T, D]`` (``[T]`` means D = 1) or
     ``jaxem.Sequences(obs [B, T_max, D], lengths [B])``; with ``n_inputs > 0`` a pair
-    ``(obs, inputs)`` with inputs ``[T, U]`` (or ``[B, T_max, U]``). A step whose
-    observation is all NaN is missing and marginalized (steps with only some
-    coordinates NaN are rejected).
+    ``(obs, inputs)`` with inputs ``[T, U]`` (or ``[B, T_max, U]``). NaN entries
+    are missing and marginalized exactly: a step all NaN has no emission term, a
+    step partly NaN the likelihood of its observed coordinates (its rows of ``H``,
+    ``D`` and of ``R``); the M-step imputes the missing coordinates' moments given
+    ``z_t`` and the observed ones (EM with them as latents).
 
     Args:
       n_states: latent dimension L.
       n_inputs: number of inputs U (0: none).
       reg_covar: added to the diagonal of every covariance the M-step estimates
         (data units for R), so none becomes singular.
+      parallel: compute the log-partition (and its gradient, the smoother) in
+        parallel-in-time form, depth ``⌈log₂ T⌉`` instead of ``T``
+        (``jaxem.gaussian_chain_latent(parallel=True)``): for a GPU and long
+        sequences (it compiles much longer; see docs/continuous_latents.md). Same
+        results.
 
     Returns:
       A ``Model`` with ``LGSSMParams``. ``jaxem.posterior`` gives a
@@ -53,4 +60,6 @@ def lgssm(n_states: int, *, n_inputs: int = 0, reg_covar: float = 1e-6) -> Model
     if isinstance(n_inputs, bool) or not isinstance(n_inputs, int) or n_inputs < 0:
         raise ValueError(f"n_inputs must be a non-negative integer, got {n_inputs!r}")
     reg_covar = validation.check_nonnegative_float(reg_covar, "reg_covar")
-    return lgssm_model(n_states, n_inputs=n_inputs, reg_covar=reg_covar)
+    if not isinstance(parallel, bool):
+        raise TypeError(f"parallel must be a bool, got {type(parallel).__name__}")
+    return lgssm_model(n_states, n_inputs=n_inputs, reg_covar=reg_covar, parallel=parallel)
