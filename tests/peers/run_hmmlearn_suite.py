@@ -40,7 +40,7 @@ import peer_suite  # noqa: E402  (the harnesses' shared runner and report)
 # ``gmms_`` attribute); test_gmm_hmm_multisequence.py 8 / 8; test_gmm_hmm_new.py 78 / 78. In all
 # 252 collected, 236 passed (14 of them tests hmmlearn marks xfail: GMM-HMM zero variance and different
 # lengths), 1 failed, 15 xfailed: the threshold leaves a margin of 6. Run by file at -n 0 on the shared 2-core
-# machine at load 11-18: Gaussian 54 min, GMM-HMM 41 min, the other three a few minutes; the time is XLA
+# machine at load 11-18: Gaussian 51 min, GMM-HMM 41 min, the other three a few minutes; the time is XLA
 # compiles (each test's first parametrization, [scaling], compiles; [log] reuses the program), most in the
 # test_criterion tests (4 fits of 4000 steps, each with another n_components).
 MIN_PASSED = 230
