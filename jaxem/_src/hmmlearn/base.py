@@ -421,6 +421,18 @@ class _BaseHMM(BaseEstimator):
 
 
 
+def symmetric_covars(covars: np.ndarray, covariance_type: str) -> np.ndarray:
+    """``covars`` in hmmlearn's shape for ``covariance_type``, with ``full`` and
+    ``tied`` matrices ``[..., D, D]`` made exactly symmetric (``(A + A^T) / 2``).
+    Covariances from a precision factor are symmetric only to rounding; in float32,
+    for variances near 1e-3 and below, that can exceed the ``np.allclose`` (atol
+    1e-8) of ``check_covariance_values`` and of hmmlearn, which then refuse a
+    fitted model's own ``covars_``."""
+    if covariance_type in ("spherical", "diag"):
+        return covars
+    return 0.5 * (covars + np.swapaxes(covars, -1, -2))
+
+
 def check_covariance_values(covars: np.ndarray, covariance_type: str) -> None:
     """Positive variances (``diag``, ``spherical``) or symmetric positive-definite
     matrices over the last two axes (``full``, ``tied``): ``ValueError`` otherwise."""

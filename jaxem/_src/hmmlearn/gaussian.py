@@ -7,7 +7,7 @@ import numpy as np
 
 from jaxem._src.families.covariance import COVARIANCE_TYPES, covariance_of, covariances_from_factor
 from jaxem._src.families.gaussian import GaussianHMMParams
-from jaxem._src.hmmlearn.base import _BaseHMM, check_covariance_values
+from jaxem._src.hmmlearn.base import _BaseHMM, check_covariance_values, symmetric_covars
 from jaxem._src.registry import hashable
 from jaxem.models.gaussian_hmm import gaussian_hmm
 
@@ -134,7 +134,8 @@ class GaussianHMM(_BaseHMM):
         covariance = covariance_of(self.covariance_type)
         k, d = np.shape(params.means)
         full = covariances_from_factor(jnp.asarray(params.precisions_cholesky), k, d, covariance)
-        return {"means_": np.asarray(params.means), "_covars_": np.asarray(covariance.reduce_covariances(full))}
+        covars = symmetric_covars(np.asarray(covariance.reduce_covariances(full)), self.covariance_type)
+        return {"means_": np.asarray(params.means), "_covars_": covars}
 
     def _restart_attributes(self, drawn, X):
         # hmmlearn's starting covariances: the data's covariance plus min_covar, in every state

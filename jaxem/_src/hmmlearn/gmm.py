@@ -11,7 +11,7 @@ import numpy as np
 from jaxem._src.families.covariance import covariance_of
 from jaxem._src.families.gmm import GMMHMMParams, gmm_hmm_covariances
 from jaxem._src.hmm import masked_kmeans, random_chain
-from jaxem._src.hmmlearn.base import _BaseHMM, check_covariance_values
+from jaxem._src.hmmlearn.base import _BaseHMM, check_covariance_values, symmetric_covars
 from jaxem._src.hmmlearn.gaussian import check_covariance_type
 from jaxem._src.hmmlearn_m_step import gmm_prior_defaults
 from jaxem._src.registry import hashable, memoized
@@ -19,10 +19,30 @@ from jaxem._src.sequences import step_mask
 from jaxem.models.gmm_hmm import gmm_hmm
 
 
+KMEANS_RUNS = 10  # hmmlearn's ``KMeans(n_init=10)``
+
+
+def best_kmeans(key, x, mask, n_centres: int, n_runs: int = KMEANS_RUNS):
+    """k-means as scikit-learn's ``KMeans(n_init=n_runs)`` that hmmlearn's
+    ``GMMHMM`` starts with: ``n_runs`` runs of ``masked_kmeans`` on the rows of
+    ``x [N, D]`` where ``mask [N]`` is True (vmapped), the ``[K, D]`` centres of
+    the one of least inertia (the sum over valid rows of the squared distance to
+    the nearest centre). One run's k-means++ seeding depends on the order of the
+    rows; the best of several rarely does (hmmlearn's test that a fit does not
+    depend on the order of its sequences)."""
+    x, mask = jnp.asarray(x), jnp.asarray(mask)
+    centres = jax.vmap(lambda k: masked_kmeans(k, x, mask, n_centres))(jax.random.split(key, n_runs))  # [R, K, D]
+    distances = (jnp.sum(x * x, axis=1)[None, :, None] - 2.0 * jnp.einsum("nd,rkd->rnk", x, centres)
+                 + jnp.sum(centres * centres, axis=2)[:, None, :])  # [R, N, K]
+    inertia = jnp.sum(jnp.where(mask[None, :], jnp.min(distances, axis=2), 0.0), axis=1)  # [R]
+    return centres[jnp.argmin(inertia)]
+
+
 def _hmmlearn_gmm_init(n_states: int, n_mix: int, covariance, min_covar: float):
     """``init(key, data)`` for a GMM-HMM as hmmlearn's ``GMMHMM._init``, in JAX
-    (vmapped over restarts): k-means on the pooled steps into ``n_states``
-    clusters, then k-means into ``n_mix`` clusters within each; a cluster with fewer
+    (vmapped over restarts): k-means (the best of ``KMEANS_RUNS`` runs, as
+    hmmlearn's ``KMeans(n_init=10)``: ``best_kmeans``) on the pooled steps into
+    ``n_states`` clusters, then k-means into ``n_mix`` clusters within each; a cluster with fewer
     than ``n_mix`` steps draws its means from a normal around the mean of the
     centres with the data's covariance (hmmlearn's fallback). Every covariance is
     the data's covariance plus ``min_covar`` (spherical: the mean of its
@@ -41,12 +61,12 @@ def _hmmlearn_gmm_init(n_states: int, n_mix: int, covariance, min_covar: float):
         mean = jnp.sum(x * weights[:, None], axis=0) / n
         centred = (x - mean[None, :]) * weights[:, None]
         cv = centred.T @ centred / jnp.maximum(n - 1.0, 1.0) + min_covar * jnp.eye(d, dtype=dtype)
-        centres = masked_kmeans(state_key, x, mask, n_states)
+        centres = best_kmeans(state_key, x, mask, n_states)
         labels = jnp.argmin(jnp.sum((x[:, None, :] - centres[None, :, :]) ** 2, axis=2), axis=1)
         members = jnp.sum((labels[:, None] == jnp.arange(n_states)[None, :]) & mask[:, None], axis=0)  # [K]
 
         def state_means(key_k, state):
-            return masked_kmeans(key_k, x, mask & (labels == state), n_mix)
+            return best_kmeans(key_k, x, mask & (labels == state), n_mix)
 
         means = jax.vmap(state_means)(jax.random.split(mix_key, n_states), jnp.arange(n_states))  # [K, M, D]
         noise = jax.random.normal(fallback_key, (n_states, n_mix, d), dtype)
@@ -187,7 +207,8 @@ class GMMHMM(_BaseHMM):
 
     def _emission_attributes(self, params):
         return {"weights_": np.asarray(params.weights), "means_": np.asarray(params.means),
-                "covars_": np.asarray(gmm_hmm_covariances(params, self.covariance_type))}
+                "covars_": symmetric_covars(np.asarray(gmm_hmm_covariances(params, self.covariance_type)),
+                                            self.covariance_type)}
 
     def _get_n_fit_scalars_per_param(self):
         k, m, d = self.n_components, self.n_mix, self.n_features
