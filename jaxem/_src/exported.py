@@ -15,9 +15,10 @@ and finds the executable in the persistent cache.
 
 Nothing changes for anything else: a user's own model, traced arguments (inside
 a user's ``jit``, ``vmap``, ``grad``), arguments on several devices, or no
-compilation cache (``JAXEM_COMPILATION_CACHE=0``) run the jitted function as
+compilation cache (``JAXEM_COMPILATION_CACHE=0``, a user's own cache directory,
+``jax_enable_compilation_cache`` off) run the jitted function as
 before. Within one process each key is loaded once and then dispatched like any
-jitted function.
+jitted function (also after the cache is turned off: the program is compiled).
 
 The files are Python pickles of ``jax.export.Exported`` (its own serialization
 needs the ``flatbuffers`` package, which jaxem does not require), read only from
@@ -41,7 +42,8 @@ import numpy as np
 from jaxem._src import registry, validation
 
 _FORMAT = 1  # bump when what the files hold changes
-_LOADED: dict = {}  # key -> a jitted callable of the flat arguments
+_LOADED: dict = {}  # key -> a jitted callable of the flat arguments, oldest first
+_MAX_LOADED = 256
 _SOURCE_DIGEST: list = []  # jaxem's source digest, computed once
 _CONFIG = (
     "jax_enable_x64",
@@ -62,7 +64,7 @@ def directory() -> Optional[str]:
     import jaxem
 
     cache = getattr(jaxem, "COMPILATION_CACHE_DIR", None)
-    if not cache or jax.config.jax_compilation_cache_dir != cache:
+    if not cache or jax.config.jax_compilation_cache_dir != cache or not jax.config.jax_enable_compilation_cache:
         return None
     return os.path.join(os.path.dirname(os.path.abspath(cache)), "exported")
 
@@ -141,8 +143,6 @@ def _aval_key(leaf) -> Optional[tuple]:
 def key_of(name: str, model, args: tuple, statics: dict) -> Optional[str]:
     """The file name (a SHA-256) of program ``name`` for these arguments, or ``None``
     when it cannot be kept (see the module's docstring)."""
-    if directory() is None:
-        return None
     model_text = model_key(model)
     if model_text is None:
         return None
@@ -209,15 +209,17 @@ def call(name: str, function: Callable, model, *args, **statics):
     """``function(model, *args, **statics)`` (``function`` jitted with ``model``
     and ``statics`` static), through a kept exported program where it can be."""
     key = key_of(name, model, args, statics)
-    if key is None:
+    run = None if key is None else _LOADED.get(key)  # loaded once: kept for the session
+    if run is None and (key is None or directory() is None):
         return function(model, *args, **statics)
     flat, data = _flat_function(function, model, args, statics)
-    run = _LOADED.get(key)
     if run is None:
         path = os.path.join(directory(), key[:2], key + ".exported")
         exported = _read(path)
         if exported is None:
             exported = jax.export.export(jax.jit(flat))(*data)
             _write(path, exported)
+        if len(_LOADED) >= _MAX_LOADED:  # a long session: drop the oldest (the executables stay in the cache)
+            del _LOADED[next(iter(_LOADED))]
         run = _LOADED[key] = jax.jit(exported.call)
     return run(*data)
