@@ -152,6 +152,12 @@ def key_of(name: str, model, args: tuple, statics: dict) -> Optional[str]:
         if text is None:
             return None
         static_texts.append((option, text))
+    return _key(name, repr((model_text, tuple(static_texts))), args)
+
+
+def _key(name: str, identity: str, args: tuple) -> Optional[str]:
+    """The SHA-256 of program ``name`` whose static settings ``identity`` names, for
+    these arguments; ``None`` when an argument is traced or on another device."""
     leaves, structure = jax.tree_util.tree_flatten(args)
     avals = []
     for leaf in leaves:
@@ -163,14 +169,14 @@ def key_of(name: str, model, args: tuple, statics: dict) -> Optional[str]:
     settings = tuple((option, repr(getattr(jax.config, option, None))) for option in _CONFIG)
     text = repr((
         _FORMAT, source_digest(), jax.__version__, jaxlib.__version__,
-        device.platform, device.device_kind, settings, name, model_text, tuple(static_texts), str(structure), tuple(avals),
+        device.platform, device.device_kind, settings, name, identity, str(structure), tuple(avals),
     ))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _flat_function(function: Callable, model, args: tuple, statics: dict):
-    """``(f(*leaves), leaves)``: ``function(model, *args, **statics)`` of the
-    arguments' leaves, PRNG keys passed as their key data."""
+def _flat_function(function: Callable, args: tuple):
+    """``(f(*leaves), leaves)``: ``function(*args)`` of the arguments' leaves, PRNG
+    keys passed as their key data."""
     leaves, structure = jax.tree_util.tree_flatten(args)
     impls = [
         jax.random.key_impl(leaf) if jax.dtypes.issubdtype(getattr(leaf, "dtype", np.float32), jax.dtypes.prng_key) else None
@@ -179,7 +185,7 @@ def _flat_function(function: Callable, model, args: tuple, statics: dict):
 
     def flat(*flat_leaves):
         rebuilt = [leaf if impl is None else jax.random.wrap_key_data(leaf, impl=impl) for leaf, impl in zip(flat_leaves, impls)]
-        return function(model, *jax.tree_util.tree_unflatten(structure, rebuilt), **statics)
+        return function(*jax.tree_util.tree_unflatten(structure, rebuilt))
 
     data = [leaf if impl is None else jax.random.key_data(leaf) for leaf, impl in zip(leaves, impls)]
     return flat, data
@@ -208,11 +214,21 @@ def _write(path: str, exported) -> None:
 def call(name: str, function: Callable, model, *args, **statics):
     """``function(model, *args, **statics)`` (``function`` jitted with ``model``
     and ``statics`` static), through a kept exported program where it can be."""
-    key = key_of(name, model, args, statics)
+    return _through(key_of(name, model, args, statics), lambda *args: function(model, *args, **statics), args)
+
+
+def call_function(name: str, function: Callable, identity: str, *args):
+    """``function(*args)`` through a kept exported program where it can be, for a
+    function of jaxem's whose static settings (closed over) ``identity`` names in
+    full (e.g. a covariance type's name); ``identity=None``: run as it is."""
+    return _through(None if identity is None else _key(name, repr(identity), args), function, args)
+
+
+def _through(key: Optional[str], function: Callable, args: tuple):
     run = None if key is None else _LOADED.get(key)  # loaded once: kept for the session
     if run is None and (key is None or directory() is None):
-        return function(model, *args, **statics)
-    flat, data = _flat_function(function, model, args, statics)
+        return function(*args)
+    flat, data = _flat_function(function, args)
     if run is None:
         path = os.path.join(directory(), key[:2], key + ".exported")
         exported = _read(path)
