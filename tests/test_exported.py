@@ -144,3 +144,15 @@ def test_a_second_process_traces_nothing_and_gets_the_same_bits(tmp_path):
     assert plain["traced"] == first["traced"] == 1
     assert second["traced"] == 0  # the fit was read back, not traced
     assert first["leaves"] == plain["leaves"] and second["leaves"] == plain["leaves"]
+
+
+def test_the_float32_evaluability_check_still_refuses_when_kept(kept, monkeypatch):
+    model = jaxem.models.gaussian_mixture(1)
+    far = jaxem.models.gaussian_mixture_params([1.0], [[0.0]], [[[1.0]]])
+    x = np.array([[1.3e29], [-1.2e29]], np.float32)
+    for _ in range(2):  # exported and kept, then read back in a "new process"
+        with pytest.raises(ValueError, match="overflow; use float64"):
+            jaxem.bic(model, far, x)
+        monkeypatch.setattr(exported, "_LOADED", {})
+    assert _count(kept) >= 1
+    assert np.isfinite(jaxem.bic(model, far, np.array([[1.0], [-1.0]], np.float32)))
