@@ -156,3 +156,17 @@ def test_the_float32_evaluability_check_still_refuses_when_kept(kept, monkeypatc
         monkeypatch.setattr(exported, "_LOADED", {})
     assert _count(kept) >= 1
     assert np.isfinite(jaxem.bic(model, far, np.array([[1.0], [-1.0]], np.float32)))
+
+
+def test_a_kept_fit_with_progress_equals_the_jitted_one(kept, monkeypatch):
+    x = np.asarray(jaxem.load_dataset("faithful")[0], np.float32)
+    model = jaxem.models.gaussian_mixture(2)
+    fit = dict(key=0, n_restarts=2, max_iter=12, progress=lambda info: None)
+    monkeypatch.setattr(exported, "directory", lambda: None)  # the jitted functions
+    direct = jaxem.fit(model, x, **fit)
+    monkeypatch.setattr(exported, "directory", lambda: str(kept))
+    first = jaxem.fit(model, x, **fit)
+    monkeypatch.setattr(exported, "_LOADED", {})
+    monkeypatch.setattr(jax.export, "export", lambda *a, **k: pytest.fail("exported again instead of read back"))
+    again = jaxem.fit(model, x, **fit)
+    assert _identical(first, direct) and _identical(again, direct)

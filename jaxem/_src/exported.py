@@ -225,6 +225,8 @@ def call_function(name: str, function: Callable, identity: str, *args):
 
 
 def _through(key: Optional[str], function: Callable, args: tuple):
+    if jax.config.jax_disable_jit:
+        key = None
     run = None if key is None else _LOADED.get(key)  # loaded once: kept for the session
     if run is None and (key is None or directory() is None):
         return function(*args)
