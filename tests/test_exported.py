@@ -170,3 +170,19 @@ def test_a_kept_fit_with_progress_equals_the_jitted_one(kept, monkeypatch):
     monkeypatch.setattr(jax.export, "export", lambda *a, **k: pytest.fail("exported again instead of read back"))
     again = jaxem.fit(model, x, **fit)
     assert _identical(first, direct) and _identical(again, direct)
+
+
+def test_a_program_that_cannot_be_exported_runs_as_before(kept, monkeypatch):
+    x = np.asarray(jaxem.load_dataset("faithful")[0], np.float32)
+    model = jaxem.models.gaussian_mixture(2)
+    monkeypatch.setattr(exported, "directory", lambda: None)
+    direct = jaxem.fit(model, x, key=0, max_iter=5, tol=0.0)
+    monkeypatch.setattr(exported, "directory", lambda: str(kept))
+
+    def refuse(*args, **kwargs):
+        raise ValueError("custom call not allowed in export")
+
+    monkeypatch.setattr(jax.export, "export", refuse)
+    monkeypatch.setattr(exported, "_UNEXPORTABLE", set())
+    assert _identical(jaxem.fit(model, x, key=0, max_iter=5, tol=0.0), direct)
+    assert _count(kept) == 0 and exported._UNEXPORTABLE

@@ -44,6 +44,7 @@ from jaxem._src import registry, validation
 _FORMAT = 1  # bump when what the files hold changes
 _LOADED: dict = {}  # key -> a jitted callable of the flat arguments, oldest first
 _MAX_LOADED = 256
+_UNEXPORTABLE: set = set()  # keys whose export failed in this process
 _SOURCE_DIGEST: list = []  # jaxem's source digest, computed once
 _CONFIG = (
     "jax_enable_x64",
@@ -225,7 +226,7 @@ def call_function(name: str, function: Callable, identity: str, *args):
 
 
 def _through(key: Optional[str], function: Callable, args: tuple):
-    if jax.config.jax_disable_jit:
+    if jax.config.jax_disable_jit or key in _UNEXPORTABLE:
         key = None
     run = None if key is None else _LOADED.get(key)  # loaded once: kept for the session
     if run is None and (key is None or directory() is None):
@@ -235,7 +236,11 @@ def _through(key: Optional[str], function: Callable, args: tuple):
         path = os.path.join(directory(), key[:2], key + ".exported")
         exported = _read(path)
         if exported is None:
-            exported = jax.export.export(jax.jit(flat))(*data)
+            try:
+                exported = jax.export.export(jax.jit(flat))(*data)
+            except Exception:  # e.g. a custom call that export does not allow: run as before (and raise its errors)
+                _UNEXPORTABLE.add(key)
+                return function(*args)
             _write(path, exported)
         if len(_LOADED) >= _MAX_LOADED:  # a long session: drop the oldest (the executables stay in the cache)
             del _LOADED[next(iter(_LOADED))]
