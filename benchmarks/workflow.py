@@ -22,12 +22,15 @@ import time is not counted on either side: "empty" with a fresh
 ``XDG_CACHE_HOME`` (nothing compiled yet), "filled" with the cache the empty run
 left, and "same process" the workflow run a second time inside the filled
 child. The peer runs in this process. Minimum over ``--repeats``; ratios are
-jaxem / peer (lower is better).
+jaxem / peer (lower is better). ``--compare CHECKOUT`` runs the same children from
+another checkout too (before/after in one run, interleaved); ``--cpu`` adds the
+children's CPU seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import subprocess
@@ -84,18 +87,18 @@ import numpy as np
 import jaxem
 imported = time.perf_counter()
 {workflow}
-first = time.perf_counter(); run(); first = time.perf_counter() - first
-again = time.perf_counter(); run(); again = time.perf_counter() - again
-print("RESULT" + json.dumps(dict(import_s=imported - start, first=first, again=again)))
+cpu = time.process_time(); first = time.perf_counter(); run(); first = time.perf_counter() - first; first_cpu = time.process_time() - cpu
+cpu = time.process_time(); again = time.perf_counter(); run(); again = time.perf_counter() - again; again_cpu = time.process_time() - cpu
+print("RESULT" + json.dumps(dict(import_s=imported - start, first=first, again=again, first_cpu=first_cpu, again_cpu=again_cpu)))
 """
 
 
-def child(workflow: str, cache_home: str) -> dict:
-    env = dict(os.environ, XDG_CACHE_HOME=cache_home, PYTHONPATH=ROOT)
+def child(workflow: str, cache_home: str, root: str = ROOT) -> dict:
+    env = dict(os.environ, XDG_CACHE_HOME=cache_home, PYTHONPATH=root)
     env.pop("JAX_COMPILATION_CACHE_DIR", None)
     env.pop("JAXEM_COMPILATION_CACHE", None)
     done = subprocess.run(
-        [sys.executable, "-c", CHILD.format(workflow=WORKFLOWS[workflow])], env=env, cwd=ROOT,
+        [sys.executable, "-c", CHILD.format(workflow=WORKFLOWS[workflow])], env=env, cwd=root,
         capture_output=True, text=True, timeout=1200,
     )
     if done.returncode:
@@ -136,24 +139,39 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workflows", default="bic,bic_many,grid,hmm")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--compare", default=None, metavar="CHECKOUT",
+                        help="also run the jaxem children from this other checkout (e.g. a `git worktree` of main), "
+                             "interleaved with this one's, and print its rows too (marked 'other')")
+    parser.add_argument("--cpu", action="store_true",
+                        help="also print the children's CPU seconds (steadier than wall time on a loaded machine)")
     args = parser.parse_args()
     sys.path.insert(0, ROOT)
     from benchmarks._common import machine
 
     print(machine())
-    print(f"{'workflow':8} {'peer s':>8} {'empty s':>8} {'filled s':>9} {'same s':>8} {'empty/peer':>11} {'filled/peer':>12} {'same/peer':>10} {'load 1-min (start, end)':>24}")
+    roots = [("this", ROOT)] + ([("other", os.path.abspath(args.compare))] if args.compare else [])
+    print(f"{'workflow':8} {'checkout':8} {'peer s':>8} {'empty s':>8} {'filled s':>9} {'same s':>8} {'empty/peer':>11} {'filled/peer':>12} {'same/peer':>10} {'load 1-min (start, end)':>24}"
+          + (f" {'empty cpu':>10} {'filled cpu':>11} {'same cpu':>9}" if args.cpu else ""))
     for workflow in args.workflows.split(","):
         load_start = os.getloadavg()[0]
-        empty, filled, same, theirs = [], [], [], []
+        runs = {name: collections.defaultdict(list) for name, _ in roots}
+        theirs = []
         for _ in range(args.repeats):
-            with tempfile.TemporaryDirectory() as cache_home:
-                empty.append(child(workflow, cache_home)["first"])
-                warm = child(workflow, cache_home)
-                filled.append(warm["first"])
-                same.append(warm["again"])
+            for name, root in roots:
+                with tempfile.TemporaryDirectory() as cache_home:
+                    empty = child(workflow, cache_home, root)
+                    warm = child(workflow, cache_home, root)
+                for field, value in (("empty", empty["first"]), ("filled", warm["first"]), ("same", warm["again"]),
+                                     ("empty_cpu", empty["first_cpu"]), ("filled_cpu", warm["first_cpu"]), ("same_cpu", warm["again_cpu"])):
+                    runs[name][field].append(value)
             theirs.append(peer(workflow))
-        p, e, f, s = min(theirs), min(empty), min(filled), min(same)
-        print(f"{workflow:8} {p:8.2f} {e:8.2f} {f:9.2f} {s:8.3f} {e / p:11.2f} {f / p:12.2f} {s / p:10.3f} {load_start:11.1f} {os.getloadavg()[0]:11.1f}", flush=True)
+        p = min(theirs)
+        for name, _ in roots:
+            e, f, s = (min(runs[name][field]) for field in ("empty", "filled", "same"))
+            row = f"{workflow:8} {name:8} {p:8.2f} {e:8.2f} {f:9.2f} {s:8.3f} {e / p:11.2f} {f / p:12.2f} {s / p:10.3f} {load_start:11.1f} {os.getloadavg()[0]:11.1f}"
+            if args.cpu:
+                row += " " + " ".join(f"{min(runs[name][field]):{w}.2f}" for field, w in (("empty_cpu", 10), ("filled_cpu", 11), ("same_cpu", 9)))
+            print(row, flush=True)
 
 
 if __name__ == "__main__":

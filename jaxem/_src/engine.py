@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxem._src import algorithms, chunking, convergence, loop, validation
+from jaxem._src import algorithms, chunking, convergence, exported, loop, validation
 from jaxem._src import padded_prepare
 from jaxem._src import progress as progress_lib
 from jaxem._src import update as update_lib
@@ -280,7 +280,7 @@ def fit(
     if progress is not False and progress is not None:
         result = progress_lib.fit_with_reports(model, data, keys, init_params, sample_weight, tol, progress=progress, **statics)
     else:
-        result = loop.fit_restarts(model, data, keys, init_params, sample_weight, tol, **statics)
+        result = exported.call("fit_restarts", loop.fit_restarts, model, data, keys, init_params, sample_weight, tol, **statics)
     convergence.warn_if_none_converged(result, max_iter, tol)
     return result
 
@@ -368,7 +368,7 @@ def posterior(model: Model, params: Params, data) -> Array:
     """
     data = validation.as_data(data)
     check_inputs_and_params(model, data, params)
-    return _posterior(model, params, data)
+    return exported.call("posterior", _posterior, model, params, data)
 
 
 def log_likelihood(model: Model, params: Params, data, *, sample_weight=None) -> Array:
@@ -386,7 +386,7 @@ def log_likelihood(model: Model, params: Params, data, *, sample_weight=None) ->
     """
     data = validation.as_data(data)
     sample_weight = check_inputs_and_params(model, data, params, sample_weight)
-    return _scores(model, params, data, sample_weight, 0)[0]
+    return exported.call("scores", _scores, model, params, data, sample_weight, 0)[0]
 
 
 def score_samples(model: Model, params: Params, data) -> Array:
@@ -401,7 +401,7 @@ def score_samples(model: Model, params: Params, data) -> Array:
     """
     data = validation.as_data(data)
     check_inputs_and_params(model, data, params)
-    return _score_samples(model, params, data)
+    return exported.call("score_samples", _score_samples, model, params, data)
 
 
 def predict(model: Model, params: Params, data) -> Array:
@@ -417,7 +417,7 @@ def predict(model: Model, params: Params, data) -> Array:
     """
     data = validation.as_data(data)
     check_inputs_and_params(model, data, params)
-    return _predict(model, params, data)
+    return exported.call("predict", _predict, model, params, data)
 
 
 def sample(model: Model, params: Params, key, n: int):
@@ -479,7 +479,7 @@ def _criteria(model: Model, params: Params, data):
     """``(BIC, AIC)`` from one check and one compiled program (``_scores``)."""
     data = validation.as_data(data)
     check_inputs_and_params(model, data, params)
-    _, bic_value, aic_value = _scores(model, params, data, None, n_parameters(model, params))
+    _, bic_value, aic_value = exported.call("scores", _scores, model, params, data, None, n_parameters(model, params))
     return bic_value, aic_value
 
 

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxem._src import buckets, sequence_buckets, validation
+from jaxem._src import buckets, exported, sequence_buckets, validation
 from jaxem._src.base import Array, Model
 from jaxem._src.families.covariance import Covariance, covariance_of
 from jaxem._src.families.gaussian import GaussianFeatures, _power_of_two_below, feature_rows
@@ -106,7 +106,9 @@ def prepare_padded(model: Model, data, sample_weight):
     extra = buckets.bucket_size(n) - n
     weights = np.ones((n,), x.dtype) if sample_weight is None else sample_weight
     padded = jax.device_put(np.pad(x, [(0, extra), (0, 0)]))
-    features = padded_gaussian_features(padded, np.int32(n), covariance)
+    prepare = lambda x, n: padded_gaussian_features(x, n, covariance)  # noqa: E731
+    identity = covariance.name if covariance_of(covariance.name) is covariance else None
+    features = exported.call_function("padded_gaussian_features", prepare, identity, padded, np.int32(n))  # kept between processes
     return features, buckets._pad(weights, extra)
 
 

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxem._src import loop
+from jaxem._src import exported, loop
 from jaxem._src import update as update_lib
 from jaxem._src.base import Model
 from jaxem._src.inference import n_observations
@@ -260,12 +260,12 @@ def fit_with_reports(model: Model, data, keys, init_params, sample_weight, tol, 
     start = time.perf_counter()
     compile_start = _CompileClock.start()
     statics = dict(make_algorithm=make_algorithm)
-    run_states = _start(model, data, keys, init_params, sample_weight, max_iter=max_iter, **statics)
+    run_states = exported.call("progress_start", _start, model, data, keys, init_params, sample_weight, max_iter=max_iter, **statics)
     done = 0
     while done < max_iter:
         done = min(done + every, max_iter)
-        run_states, summary, best_params = _advance(
-            model, data, run_states, sample_weight, tol, np.int32(done), max_iter=max_iter, **statics
+        run_states, summary, best_params = exported.call(
+            "progress_advance", _advance, model, data, run_states, sample_weight, tol, np.int32(done), max_iter=max_iter, **statics
         )
         iteration, best_log_likelihood, n_converged, n_stopped, change = jax.device_get(summary)
         compiling = _CompileClock.total - compile_start
@@ -285,4 +285,4 @@ def fit_with_reports(model: Model, data, keys, init_params, sample_weight, tol, 
         callback(info)
         if info.n_stopped == info.n_restarts:
             break
-    return _finish(model, data, run_states, sample_weight, **statics)
+    return exported.call("progress_finish", _finish, model, data, run_states, sample_weight, **statics)

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxem._src import validation
+from jaxem._src import exported, validation
 from jaxem._src.base import Array
 from jaxem._src.display import params_repr
 from jaxem._src.component import Component, is_prepared
@@ -174,7 +174,9 @@ def coefficients_are_finite(means: Array, precisions_cholesky: Array, x: Array, 
     """Whether ``params`` can be evaluated on ``x [N, D]`` in ``x``'s dtype: False
     when the natural parameters overflow (components far narrower than the data's
     spread, relative to the dtype's range). Not for use under ``jit``."""
-    return bool(_coefficients_finite(means, precisions_cholesky, to_float(x), covariance))
+    check = lambda means, factor, x: _coefficients_finite(means, factor, x, covariance)  # noqa: E731
+    identity = covariance.name if COVARIANCES.get(covariance.name) is covariance else None  # kept between processes (exported.py)
+    return bool(exported.call_function("coefficients_finite", check, identity, means, precisions_cholesky, to_float(x)))
 
 
 @functools.partial(jax.jit, static_argnums=3)
