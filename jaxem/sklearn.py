@@ -188,11 +188,14 @@ def check_precisions_init(precisions, covariance_type, n_components, n_features)
 
 
 def _precisions_cholesky(precisions, covariance_type) -> np.ndarray:
-    """The factor ``U`` (``P = U Uᵀ``; scikit-learn's ``precisions_cholesky_``) of
-    checked precisions in the covariance type's shape."""
+    """The upper triangular factor ``U`` (``P = U Uᵀ``; scikit-learn's
+    ``precisions_cholesky_``, the factor jaxem's fits keep) of checked precisions in
+    the covariance type's shape: with ``J`` the reversal of the axes,
+    ``U = J chol(J P J) J``."""
     if covariance_type in ("diag", "spherical"):
         return np.sqrt(precisions)
-    return np.linalg.cholesky(precisions)
+    flipped = precisions[..., ::-1, ::-1]
+    return np.linalg.cholesky(flipped)[..., ::-1, ::-1]
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
@@ -362,6 +365,35 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             else:
                 fields.append(jnp.broadcast_to(jnp.asarray(user, x.dtype), seeded_field.shape))
         return GaussianMixtureParams(*fields)
+
+    def _initialize(self, X, resp):
+        """scikit-learn's private ``_initialize``: sets ``weights_``, ``means_``,
+        ``covariances_``, ``precisions_cholesky_`` from the M-step of the
+        responsibilities ``resp [n_samples, n_components]`` on ``X [n_samples,
+        n_features]`` (plus ``reg_covar``), the user's ``weights_init``,
+        ``means_init`` or ``precisions_init`` in place of what is given (then
+        ``covariances_`` is not set, as in scikit-learn)."""
+        X = check_array(X, dtype=[np.float64, np.float32])
+        resp = check_array(resp, dtype=X.dtype)
+        _check_shape(resp, (X.shape[0], self.n_components), "resp")
+        model = self._get_model()
+        covariance = covariance_of(self.covariance_type)
+        with _precision(X.dtype):
+            x = jnp.asarray(X)
+            ones = GaussianMixtureParams(  # a template of ones: the M-step keeps the zeros of its params
+                jnp.ones((self.n_components,), x.dtype),
+                jnp.ones((self.n_components, X.shape[1]), x.dtype),
+                jnp.ones(covariance.factor_shape(self.n_components, X.shape[1]), x.dtype),
+            )
+            params = model.m_step(model.prepare(x), jnp.asarray(resp), ones)
+            weights, means, covariances, factor = self._sklearn_parameters(params)
+        given_weights, given_means, given_factor = self._check_initial_values(X.shape[1])
+        self.weights_ = weights if given_weights is None else given_weights
+        self.means_ = means if given_means is None else given_means
+        if given_factor is None:
+            self.covariances_, self.precisions_cholesky_ = covariances, factor
+        else:
+            self.precisions_cholesky_ = given_factor
 
     # -- scikit-learn API ----------------------------------------------------------
 
