@@ -341,9 +341,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             x = jnp.asarray(X)
             return np.asarray(function(self._get_model(), self._params(x.dtype), x))
 
-    def _check_initial_values(self, n_features):
-        """The user's ``weights_init``, ``means_init``, ``precisions_init`` (checked; ``None`` when not given)."""
-        k = self.n_components
+    def _check_initial_values(self, n_features, n_components=None):
+        """The user's ``weights_init``, ``means_init``, ``precisions_init`` (checked
+        for ``n_components``, default ``self.n_components``; ``None`` when not given)."""
+        k = self.n_components if n_components is None else n_components
         weights = None if self.weights_init is None else check_weights_init(self.weights_init, k)
         means = None if self.means_init is None else check_means_init(self.means_init, k, n_features)
         factor = None
@@ -369,25 +370,27 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _initialize(self, X, resp):
         """scikit-learn's private ``_initialize``: sets ``weights_``, ``means_``,
         ``covariances_``, ``precisions_cholesky_`` from the M-step of the
-        responsibilities ``resp [n_samples, n_components]`` on ``X [n_samples,
-        n_features]`` (plus ``reg_covar``), the user's ``weights_init``,
-        ``means_init`` or ``precisions_init`` in place of what is given (then
-        ``covariances_`` is not set, as in scikit-learn)."""
+        responsibilities ``resp [n_samples, K]`` on ``X [n_samples, n_features]``
+        (plus ``reg_covar``), the user's ``weights_init``, ``means_init`` or
+        ``precisions_init`` in place of what is given (then ``covariances_`` is
+        not set). As scikit-learn's, K is taken from ``resp``, not ``n_components``."""
         X = check_array(X, dtype=[np.float64, np.float32])
         resp = check_array(resp, dtype=X.dtype)
-        _check_shape(resp, (X.shape[0], self.n_components), "resp")
-        model = self._get_model()
+        if resp.shape[0] != X.shape[0]:
+            raise ValueError(f"resp has {resp.shape[0]} rows for {X.shape[0]} samples in X")
+        k = resp.shape[1]
+        model = _model(k, self.covariance_type, _hashable_float(self.reg_covar), "kmeans")
         covariance = covariance_of(self.covariance_type)
         with _precision(X.dtype):
             x = jnp.asarray(X)
             ones = GaussianMixtureParams(  # a template of ones: the M-step keeps the zeros of its params
-                jnp.ones((self.n_components,), x.dtype),
-                jnp.ones((self.n_components, X.shape[1]), x.dtype),
-                jnp.ones(covariance.factor_shape(self.n_components, X.shape[1]), x.dtype),
+                jnp.ones((k,), x.dtype),
+                jnp.ones((k, X.shape[1]), x.dtype),
+                jnp.ones(covariance.factor_shape(k, X.shape[1]), x.dtype),
             )
             params = model.m_step(model.prepare(x), jnp.asarray(resp), ones)
             weights, means, covariances, factor = self._sklearn_parameters(params)
-        given_weights, given_means, given_factor = self._check_initial_values(X.shape[1])
+        given_weights, given_means, given_factor = self._check_initial_values(X.shape[1], k)
         self.weights_ = weights if given_weights is None else given_weights
         self.means_ = means if given_means is None else given_means
         if given_factor is None:

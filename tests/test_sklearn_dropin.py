@@ -155,10 +155,11 @@ def test_private_initialize_from_responsibilities_as_scikit_learn(covariance_typ
     for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
         assert getattr(ours, name).dtype == dtype
         np.testing.assert_allclose(getattr(ours, name), getattr(theirs, name), rtol=rtol, atol=rtol, err_msg=name)
-    # given precisions replace the estimated factor, in scikit-learn's (upper triangular) form
+    # given precisions replace the estimated factor, in scikit-learn's (upper triangular)
+    # form; K comes from resp (scikit-learn's test leaves n_components at its default 1)
     factor = theirs.precisions_cholesky_
     precisions = factor**2 if covariance_type in ("diag", "spherical") else factor @ np.swapaxes(factor, -1, -2)
-    given = GaussianMixture(4, covariance_type=covariance_type, precisions_init=precisions)
+    given = GaussianMixture(covariance_type=covariance_type, precisions_init=precisions)
     given._initialize(X, resp)
     np.testing.assert_allclose(given.precisions_cholesky_, factor, rtol=10 * rtol, atol=10 * rtol)
 
