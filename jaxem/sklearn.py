@@ -188,11 +188,14 @@ def check_precisions_init(precisions, covariance_type, n_components, n_features)
 
 
 def _precisions_cholesky(precisions, covariance_type) -> np.ndarray:
-    """The factor ``U`` (``P = U Uᵀ``; scikit-learn's ``precisions_cholesky_``) of
-    checked precisions in the covariance type's shape."""
+    """The upper triangular factor ``U`` (``P = U Uᵀ``; scikit-learn's
+    ``precisions_cholesky_``, the factor jaxem's fits keep) of checked precisions in
+    the covariance type's shape: with ``J`` the reversal of the axes,
+    ``U = J chol(J P J) J``."""
     if covariance_type in ("diag", "spherical"):
         return np.sqrt(precisions)
-    return np.linalg.cholesky(precisions)
+    flipped = precisions[..., ::-1, ::-1]
+    return np.linalg.cholesky(flipped)[..., ::-1, ::-1]
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
@@ -338,9 +341,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             x = jnp.asarray(X)
             return np.asarray(function(self._get_model(), self._params(x.dtype), x))
 
-    def _check_initial_values(self, n_features):
-        """The user's ``weights_init``, ``means_init``, ``precisions_init`` (checked; ``None`` when not given)."""
-        k = self.n_components
+    def _check_initial_values(self, n_features, n_components=None):
+        """The user's ``weights_init``, ``means_init``, ``precisions_init`` (checked
+        for ``n_components``, default ``self.n_components``; ``None`` when not given)."""
+        k = self.n_components if n_components is None else n_components
         weights = None if self.weights_init is None else check_weights_init(self.weights_init, k)
         means = None if self.means_init is None else check_means_init(self.means_init, k, n_features)
         factor = None
@@ -362,6 +366,37 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             else:
                 fields.append(jnp.broadcast_to(jnp.asarray(user, x.dtype), seeded_field.shape))
         return GaussianMixtureParams(*fields)
+
+    def _initialize(self, X, resp):
+        """scikit-learn's private ``_initialize``: sets ``weights_``, ``means_``,
+        ``covariances_``, ``precisions_cholesky_`` from the M-step of the
+        responsibilities ``resp [n_samples, K]`` on ``X [n_samples, n_features]``
+        (plus ``reg_covar``), the user's ``weights_init``, ``means_init`` or
+        ``precisions_init`` in place of what is given (then ``covariances_`` is
+        not set). As scikit-learn's, K is taken from ``resp``, not ``n_components``."""
+        X = check_array(X, dtype=[np.float64, np.float32])
+        resp = check_array(resp, dtype=X.dtype)
+        if resp.shape[0] != X.shape[0]:
+            raise ValueError(f"resp has {resp.shape[0]} rows for {X.shape[0]} samples in X")
+        k = resp.shape[1]
+        model = _model(k, self.covariance_type, _hashable_float(self.reg_covar), "kmeans")
+        covariance = covariance_of(self.covariance_type)
+        with _precision(X.dtype):
+            x = jnp.asarray(X)
+            ones = GaussianMixtureParams(  # a template of ones: the M-step keeps the zeros of its params
+                jnp.ones((k,), x.dtype),
+                jnp.ones((k, X.shape[1]), x.dtype),
+                jnp.ones(covariance.factor_shape(k, X.shape[1]), x.dtype),
+            )
+            params = model.m_step(model.prepare(x), jnp.asarray(resp), ones)
+            weights, means, covariances, factor = self._sklearn_parameters(params)
+        given_weights, given_means, given_factor = self._check_initial_values(X.shape[1], k)
+        self.weights_ = weights if given_weights is None else given_weights
+        self.means_ = means if given_means is None else given_means
+        if given_factor is None:
+            self.covariances_, self.precisions_cholesky_ = covariances, factor
+        else:
+            self.precisions_cholesky_ = given_factor
 
     # -- scikit-learn API ----------------------------------------------------------
 

@@ -138,3 +138,37 @@ def test_input_dtype_is_kept_without_global_x64(x, dtype):
         assert gm.means_.dtype == dtype and gm.precisions_cholesky_.dtype == dtype
         assert gm.predict_proba(x.astype(dtype)).dtype == dtype
         assert gm.score_samples(x.astype(dtype)).dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_private_initialize_from_responsibilities_as_scikit_learn(covariance_type, dtype):
+    # scikit-learn's test_gaussian_mixture_precisions_init calls _initialize(X, resp)
+    rng = np.random.RandomState(0)
+    X = rng.random_sample((60, 3)).astype(dtype)
+    resp = rng.random_sample((60, 4)).astype(dtype)
+    resp /= resp.sum(axis=1, keepdims=True)
+    ours, theirs = GaussianMixture(4, covariance_type=covariance_type), SkGaussianMixture(4, covariance_type=covariance_type)
+    ours._initialize(X, resp)
+    theirs._initialize(X, resp)
+    rtol = 1e-5 if dtype == np.float32 else 1e-10
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        assert getattr(ours, name).dtype == dtype
+        np.testing.assert_allclose(getattr(ours, name), getattr(theirs, name), rtol=rtol, atol=rtol, err_msg=name)
+    # given precisions replace the estimated factor, in scikit-learn's (upper triangular)
+    # form; K comes from resp (scikit-learn's test leaves n_components at its default 1)
+    factor = theirs.precisions_cholesky_
+    precisions = factor**2 if covariance_type in ("diag", "spherical") else factor @ np.swapaxes(factor, -1, -2)
+    given = GaussianMixture(covariance_type=covariance_type, precisions_init=precisions)
+    given._initialize(X, resp)
+    np.testing.assert_allclose(given.precisions_cholesky_, factor, rtol=10 * rtol, atol=10 * rtol)
+
+
+def test_full_precisions_init_starts_from_scikit_learns_upper_factor(x):
+    # regression: the start took the lower Cholesky factor of precisions_init
+    # (a valid factor, not scikit-learn's precisions_cholesky_)
+    precisions = np.array([[[2.0, 0.5], [0.5, 1.0]]] * 3)
+    gm = GaussianMixture(3, max_iter=0, precisions_init=precisions).fit(x)
+    factor = gm.precisions_cholesky_
+    np.testing.assert_allclose(np.tril(factor[0], -1), 0.0)
+    np.testing.assert_allclose(factor @ np.swapaxes(factor, -1, -2), precisions, rtol=1e-12)

@@ -12,12 +12,14 @@ followed by each failure: those listed in ``KNOWN_FAILURES`` with the recorded
 reason, any other as ``UNEXPECTED``. scikit-learn's test code is never stored in
 this repository.
 
-Usage: ``python tests/peers/run_sklearn_suite.py [--min-passed N] [pytest options, e.g. -n 2]``; exit status 1
-when fewer than ``N`` tests pass (default: ``MIN_PASSED``), else 0.
+Usage: ``[SKLEARN_RUN_FLOAT32_TESTS=1] python tests/peers/run_sklearn_suite.py [--min-passed N]
+[pytest options, e.g. -n 2, -k test_init]``; exit status 1 when fewer than ``N`` tests pass
+(default: ``MIN_PASSED``, or ``MIN_PASSED_FLOAT32`` with scikit-learn's float32 tests), else 0.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -27,8 +29,22 @@ import sklearn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peer_suite  # noqa: E402  (the harnesses' shared runner and report)
 
-# The pass count reached on scikit-learn 1.9.1; CI fails below it.
-MIN_PASSED = 45  # 48 reached on 2026-12-01; a margin of 3 for rounding-sensitive tests
+# The pass counts reached on scikit-learn 1.9.1 (2026-12-02); CI fails below them. Of
+# scikit-learn's 77 tests that run here (the 270 array-API ones are skipped without an
+# array-API library), 50 in float64 (69 with SKLEARN_RUN_FLOAT32_TESTS=1, which adds
+# the float32 parametrizations) build a GaussianMixture; the others test scikit-learn's
+# private helpers and always pass. Reached: 54 of 56 in float64 (48 of the 50 that
+# build one, 96%), 75 of 77 with float32 (67 of 69, 97%): the two KNOWN_FAILURES.
+# Margin: one test in float64, two with float32 (rounding-sensitive comparisons).
+MIN_PASSED = 53
+MIN_PASSED_FLOAT32 = 73
+FLOAT32_VARIABLE = "SKLEARN_RUN_FLOAT32_TESTS"
+
+
+def min_passed() -> int:
+    """``MIN_PASSED``, or ``MIN_PASSED_FLOAT32`` when scikit-learn's float32 tests run too."""
+    return MIN_PASSED_FLOAT32 if os.environ.get(FLOAT32_VARIABLE, "0") == "1" else MIN_PASSED  # as sklearn.conftest
+
 
 IMPORT_LINE = "from sklearn.mixture import GaussianMixture\n"
 REPLACEMENT = "from jaxem.sklearn import GaussianMixture\n"
@@ -41,27 +57,15 @@ jax.config.update("jax_enable_x64", True)
 
 # Tests of scikit-learn that jaxem's estimator fails by design, with why.
 KNOWN_FAILURES: dict[str, str] = {
-    "test_gaussian_mixture_precisions_init": (
-        "calls the private GaussianMixture._initialize(X, resp) of scikit-learn's EM loop; "
-        "jaxem initializes inside its compiled restarts and has no such method"
-    ),
     "test_gaussian_mixture_all_init_does_not_estimate_gaussian_parameters": (
         "counts calls of scikit-learn's private _estimate_gaussian_parameters through a Mock; "
         "jaxem's M-step is its own compiled function"
     ),
-    "test_gaussian_mixture_precisions_init_diag": (
-        "builds precisions_init from scikit-learn's own KMeans labels and expects the same "
-        "n_iter_ as a fit from init_params='kmeans'; jaxem's k-means (in JAX, other k-means++ "
-        "draws) starts elsewhere, so n_iter_ differs by one"
-    ),
-    "test_multiple_init": (
-        "lower_bound_ of n_init=5 vs n_init=1 differs in the last bit: the shared first "
-        "restart is computed in a vmapped batch of another size (rounding)"
-    ),
-    "test_regularisation": (
-        "reg_covar=0 on two collapsed points, covariance_type='tied': jaxem's M-step keeps the "
-        "pooled covariance barely positive definite (~1e-16) where scikit-learn's Cholesky "
-        "fails, so no ValueError (full, diag, spherical raise it)"
+    "test_init": (
+        "max_iter=1: lower_bound_ of n_init=10 is 4e-16 below n_init=1 at random_state=0, where "
+        "the best restart is the shared first one: one restart alone compiles to other XLA "
+        "kernels than a vmapped batch (batches of 2 and more agree to the bit, 1 differs in "
+        "the last bit); the other 14 random states pass"
     ),
 }
 
@@ -97,7 +101,7 @@ def report(outcomes: dict) -> str:
 
 
 def main(argv=None) -> int:
-    return peer_suite.main(argv, description=__doc__.splitlines()[0], min_passed=MIN_PASSED,
+    return peer_suite.main(argv, description=__doc__.splitlines()[0], min_passed=min_passed(),
                            run_suite=run_suite, report=report)
 
 
