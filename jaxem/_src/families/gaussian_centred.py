@@ -88,11 +88,9 @@ def component_flags(means: Array, factor: Array, covariance: Covariance) -> Arra
     return ~(estimate <= TOLERANCE)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
-def replace_flagged(fix_fn, covariance: Covariance, fast: Array, flags: Array, operands):
-    """``fast`` with the part of each flagged component ``k`` replaced by
-    ``fix_fn(covariance, values, k, operands)``, one component per pass of a
-    ``while_loop`` (none when nothing is flagged). Its derivative is ``fast``'s."""
+def _fix_each(fix_fn, covariance: Covariance, fast: Array, flags: Array, operands) -> Array:
+    """``fast`` with ``fix_fn`` applied to each flagged component, one per pass of a
+    ``while_loop`` (one restart: ``flags [K]``)."""
 
     def pending(state):
         return jnp.any(state[1])
@@ -105,10 +103,54 @@ def replace_flagged(fix_fn, covariance: Covariance, fast: Array, flags: Array, o
     return jax.lax.while_loop(pending, fix_one, (fast, flags))[0]
 
 
+def _keep(fast: Array, flags: Array, operands) -> Array:
+    return fast
+
+
+def _unless_none_flagged(fix):
+    """``fix(fast, flags, operands)`` behind a ``lax.cond`` on "any component of any
+    restart flagged", so that nothing of it runs (not even the loop's carry) when
+    none is. Under ``vmap`` the predicate is taken over the whole batch (a
+    ``custom_vmap`` rule), so it stays unbatched and the ``cond`` a real branch
+    (a batched predicate would make it a ``select`` of both); inside, ``fix`` runs
+    vmapped, each restart on its own flags."""
+
+    @jax.custom_batching.custom_vmap
+    def run(fast, flags, operands):
+        return jax.lax.cond(jnp.any(flags), fix, _keep, fast, flags, operands)
+
+    @run.def_vmap
+    def run_batched(axis_size, in_batched, fast, flags, operands):
+        in_axes = jax.tree_util.tree_map(lambda batched: 0 if batched else None, tuple(in_batched))
+        if not in_batched[0]:
+            fast = jnp.broadcast_to(fast, (axis_size,) + fast.shape)
+            in_axes = (0,) + in_axes[1:]
+        return jax.lax.cond(jnp.any(flags), jax.vmap(fix, in_axes=in_axes), _keep, fast, flags, operands), True
+
+    return run
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
+def replace_flagged(fix_fn, covariance: Covariance, fast: Array, flags: Array, operands):
+    """``fast`` with the part of each flagged component ``k`` replaced by
+    ``fix_fn(covariance, values, k, operands)``, one component per pass of a
+    ``while_loop``; skipped entirely when no component (of any restart) is
+    flagged. Its derivative is ``fast``'s."""
+    fix = functools.partial(_fix_each, fix_fn, covariance)
+    return _unless_none_flagged(fix)(fast, flags, operands)
+
+
 @replace_flagged.defjvp
 def _replace_flagged_jvp(fix_fn, covariance, primals, tangents):
     fast, flags, operands = primals
     return replace_flagged(fix_fn, covariance, fast, flags, operands), tangents[0]
+
+
+def _rows(stats: Array, d: int) -> Array:
+    """``[N, D]`` the standardized rows ``x'``: columns ``1 .. D`` of ``T(x')``
+    (bitwise ``features.x``; read inside the correction only, so that nothing
+    of ``x'`` is touched when no component is flagged)."""
+    return stats[:, 1 : d + 1]
 
 
 def _whiten(covariance: Covariance, diff: Array, factor: Array, k) -> Array:
@@ -120,7 +162,8 @@ def _whiten(covariance: Covariance, diff: Array, factor: Array, k) -> Array:
 
 def _log_density_column(covariance: Covariance, values: Array, k, operands) -> Array:
     """``values [N, K]`` with column ``k`` from explicit differences."""
-    xs, means, factor, constants = operands
+    stats, means, factor, constants = operands
+    xs = _rows(stats, means.shape[1])
     whitened = _whiten(covariance, xs - means[k][None, :], factor, k)
     column = constants[k] - 0.5 * jnp.sum(whitened * whitened, axis=1)
     return jax.lax.dynamic_update_slice_in_dim(values, column[:, None].astype(values.dtype), k, axis=1)
@@ -138,7 +181,7 @@ def log_densities(params, features, covariance: Covariance, fast_coefficients: A
     constants = log_det - 0.5 * d * math.log(2.0 * math.pi) - jnp.sum(jnp.log(features.scale))
     if offsets is not None:
         constants = constants + offsets.astype(constants.dtype)
-    operands = (features.x.reshape(-1, d), means, factor, constants)
+    operands = (stats, means, factor, constants)
     flags = component_flags(means, factor, covariance)
     values = replace_flagged(_log_density_column, covariance, fast, flags, operands)
     return values.reshape(features.stats.shape[:-1] + (k,))
@@ -147,9 +190,10 @@ def log_densities(params, features, covariance: Covariance, fast_coefficients: A
 def _statistics_row(covariance: Covariance, values: Array, k, operands) -> Array:
     """``values [K, F + D]`` with row ``k`` taken about ``centre[k]`` from explicit
     differences."""
-    xs, posterior, centre = operands
-    d = xs.shape[1]
-    weight = jax.lax.dynamic_index_in_dim(posterior, k, axis=1, keepdims=False).astype(xs.dtype)  # [N]
+    stats, responsibilities, centre = operands  # responsibilities [K, N]: the global product's operand
+    d = centre.shape[1]
+    xs = _rows(stats, d)
+    weight = jax.lax.dynamic_index_in_dim(responsibilities, k, axis=0, keepdims=False)  # [N]
     diff = xs - centre[k][None, :]
     count = jnp.sum(weight)
     first = weight @ diff
@@ -189,8 +233,8 @@ def statistics(features, posterior: Array, params, covariance: Covariance) -> Ar
     flagged components and about the global centre (``c = 0``) for the others;
     the plain global ``[K, F]`` (``posteriorᵀ T(x')``) when ``params`` is ``None``."""
     stats = features.stats.reshape(-1, features.stats.shape[-1])
-    flat_posterior = posterior.reshape(-1, posterior.shape[-1]).astype(stats.dtype)
-    global_stats = flat_posterior.T @ stats
+    responsibilities = posterior.reshape(-1, posterior.shape[-1]).astype(stats.dtype).T  # [K, N]
+    global_stats = responsibilities @ stats
     if params is None:
         return global_stats
     means, factor = standardized(params.means, params.precisions_cholesky, features, covariance)
@@ -200,8 +244,7 @@ def statistics(features, posterior: Array, params, covariance: Covariance) -> Ar
     # value of every component that is not flagged: there c = 0, bitwise global)
     fast = jnp.where(flags[:, None], _shifted(global_stats, centre, covariance), global_stats)
     fast = jnp.concatenate([fast, global_stats[:, :1] * centre], axis=1)
-    xs = features.x.reshape(-1, features.x.shape[-1])
-    return replace_flagged(_statistics_row, covariance, fast, flags, (xs, flat_posterior, centre))
+    return replace_flagged(_statistics_row, covariance, fast, flags, (stats, responsibilities, centre))
 
 
 def split(statistics: Array, d: int, width: int):
