@@ -22,12 +22,21 @@ time, in a ``lax.while_loop`` over the flags (``replace_flagged``):
   path's statistics, bitwise) elsewhere. The last ``D`` columns, the count-weighted
   centre, tell ``maximize`` where they were taken (``split``).
 
-A ``while_loop`` whose condition is batched (restarts under ``vmap``) runs as many
-times as the most flagged restart needs, and not at all when nothing is flagged: a
-``lax.cond`` would run both branches there. Each flagged component costs ``O(N D²)``
-per pass, ``1/K`` of the fast path's products. Derivatives (``jax.jvp``, ``jax.grad``
-of one EM update) are the fast path's (``custom_jvp``): the same function, so only
-their rounding differs.
+The loop sits behind a ``lax.cond`` on "any component of any restart flagged"
+(``_unless_none_flagged``): under ``vmap`` a ``custom_vmap`` rule takes that
+predicate over the whole batch, so it stays unbatched and the ``cond`` a real
+branch (a batched predicate makes a ``select`` that runs both). When nothing is
+flagged, nothing of the correction runs: no loop carry of the ``[N, K]`` table,
+no read of ``x'`` (taken from ``T(x')``'s columns ``1..D`` inside the branch), and
+the responsibilities are passed in the ``[K, N]`` layout the global product reads;
+the EM step is then the fast path's plus an empty conditional. When some restart
+has a flag, the loop runs as many times as its most flagged restart needs; each
+flagged component costs ``O(N D²)`` per pass, ``1/K`` of the fast path's products.
+Under nested ``vmap`` the predicate is batched by the outer axis and the ``cond``
+is a ``select`` again (correct, the loop always runs).
+
+Derivatives (``jax.jvp``, ``jax.grad`` of one EM update) are the fast path's
+(``custom_jvp``): the same function, so only their rounding differs.
 
 Shapes: ``N`` rows (any leading axes are flattened), ``K`` components, ``D``
 features, ``F = 1 + D + Q`` features of ``T(x')``.
