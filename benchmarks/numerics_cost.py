@@ -42,7 +42,7 @@ def worker(args) -> None:
         start = jaxem.init(model64, jax.random.key(0), x64)
         for dtype in args.dtypes.split(","):
             if args.step_repeats:
-                step = step_seconds(x64.astype(dtype), start, covariance_type, args.step_repeats)
+                step = step_seconds(x64.astype(dtype), start, covariance_type, args.step_repeats, args.step_after)
                 out[f"{covariance_type} {dtype}"] = (step * 1e3, step * 1e3)
                 continue
             seconds, _, _, _, step = run_jaxem(x64.astype(dtype), start, covariance_type, args.iters, args.repeats)
@@ -50,8 +50,9 @@ def worker(args) -> None:
     print("RESULT " + json.dumps({"jaxem": jaxem.__file__, "times": out}))
 
 
-def step_seconds(x, params, covariance_type, repeats):
-    """The minimum over ``repeats`` calls of one compiled EM step of one restart."""
+def step_seconds(x, params, covariance_type, repeats, after=0):
+    """The minimum over ``repeats`` calls of one compiled EM step of one restart, at
+    ``params`` or (``after`` > 0) at the params ``after`` EM iterations from them."""
     import time
 
     import jax
@@ -65,6 +66,9 @@ def step_seconds(x, params, covariance_type, repeats):
     x = jax.device_put(jnp.asarray(x))
     model = chunking.with_chunk_size(jaxem.models.gaussian_mixture(k, covariance_type=covariance_type), "auto", x)
     features = model.prepare(x)
+    params = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, x.dtype), params)
+    if after:
+        params = jaxem.fit(model, x, key=0, init_params=params, max_iter=after, tol=0.0).params
     batch = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, x.dtype)[None], params)
     step = jax.jit(lambda p, f: jax.vmap(lambda q: update_lib.em_update(model, q, f))(p)).lower(batch, features).compile()
     jax.block_until_ready(step(batch, features))
@@ -88,6 +92,7 @@ def main() -> None:
     parser.add_argument("--types", default="full,diag")
     parser.add_argument("--dtypes", default="float32,float64")
     parser.add_argument("--step-repeats", type=int, default=0, help="time the EM step directly, min of this many calls")
+    parser.add_argument("--step-after", type=int, default=0, help="with --step-repeats: time the step at the params this many EM iterations from the start")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -105,7 +110,7 @@ def main() -> None:
             for case, times in result["times"].items():
                 old = best[side].get(case, (float("inf"), float("inf")))
                 best[side][case] = tuple(min(a, b) for a, b in zip(old, times))
-    what = f"EM step alone, min of {args.step_repeats} calls" if args.step_repeats else f"{args.iters} iterations"
+    what = f"EM step alone (after {args.step_after} iterations), min of {args.step_repeats} calls" if args.step_repeats else f"{args.iters} iterations"
     print(f"N={args.n} D={args.d} K={args.k}, {what}, minima of {args.rounds} alternating rounds")
     print(f"load average at the end: {os.getloadavg()}")
     print(f"{'case':<16} {'main fit':>10} {'branch fit':>11} {'ratio':>6}   {'main step':>10} {'branch step':>12} {'ratio':>6}")
