@@ -8,6 +8,12 @@ iterations from the same start, and the EM step alone) for each case, once with
 ``--main``'s ``jaxem`` and once with this checkout's, in alternating subprocesses
 (``--rounds`` times each), and prints the minimum ms per iteration of each side and
 their ratio (this checkout / main; 1.10 = 10 % slower), with the load average.
+
+With ``--step-repeats R`` it instead times one compiled EM step directly (the
+vmapped ``em_update`` of one restart, as ``fit`` runs it, with ``fit``'s automatic
+chunking), the minimum of ``R`` calls: on a loaded machine the difference of two
+fits ("step alone") scatters by several times, the minimum of many short calls
+much less.
 """
 
 from __future__ import annotations
@@ -35,9 +41,43 @@ def worker(args) -> None:
         model64 = jaxem.models.gaussian_mixture(args.k, covariance_type=covariance_type, init="random_from_data")
         start = jaxem.init(model64, jax.random.key(0), x64)
         for dtype in args.dtypes.split(","):
+            if args.step_repeats:
+                step = step_seconds(x64.astype(dtype), start, covariance_type, args.step_repeats, args.step_after)
+                out[f"{covariance_type} {dtype}"] = (step * 1e3, step * 1e3)
+                continue
             seconds, _, _, _, step = run_jaxem(x64.astype(dtype), start, covariance_type, args.iters, args.repeats)
             out[f"{covariance_type} {dtype}"] = (seconds * 1e3, step * 1e3)
     print("RESULT " + json.dumps({"jaxem": jaxem.__file__, "times": out}))
+
+
+def step_seconds(x, params, covariance_type, repeats, after=0):
+    """The minimum over ``repeats`` calls of one compiled EM step of one restart, at
+    ``params`` or (``after`` > 0) at the params ``after`` EM iterations from them."""
+    import time
+
+    import jax
+    import jax.numpy as jnp
+
+    import jaxem
+    from jaxem._src import chunking
+    from jaxem._src import update as update_lib
+
+    k = params.means.shape[0]
+    x = jax.device_put(jnp.asarray(x))
+    model = chunking.with_chunk_size(jaxem.models.gaussian_mixture(k, covariance_type=covariance_type), "auto", x)
+    features = model.prepare(x)
+    params = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, x.dtype), params)
+    if after:
+        params = jaxem.fit(model, x, key=0, init_params=params, max_iter=after, tol=0.0).params
+    batch = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, x.dtype)[None], params)
+    step = jax.jit(lambda p, f: jax.vmap(lambda q: update_lib.em_update(model, q, f))(p)).lower(batch, features).compile()
+    jax.block_until_ready(step(batch, features))
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(step(batch, features))
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def main() -> None:
@@ -51,6 +91,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--types", default="full,diag")
     parser.add_argument("--dtypes", default="float32,float64")
+    parser.add_argument("--step-repeats", type=int, default=0, help="time the EM step directly, min of this many calls")
+    parser.add_argument("--step-after", type=int, default=0, help="with --step-repeats: time the step at the params this many EM iterations from the start")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -68,7 +110,8 @@ def main() -> None:
             for case, times in result["times"].items():
                 old = best[side].get(case, (float("inf"), float("inf")))
                 best[side][case] = tuple(min(a, b) for a, b in zip(old, times))
-    print(f"N={args.n} D={args.d} K={args.k}, {args.iters} iterations, minima of {args.rounds} alternating rounds")
+    what = f"EM step alone (after {args.step_after} iterations), min of {args.step_repeats} calls" if args.step_repeats else f"{args.iters} iterations"
+    print(f"N={args.n} D={args.d} K={args.k}, {what}, minima of {args.rounds} alternating rounds")
     print(f"load average at the end: {os.getloadavg()}")
     print(f"{'case':<16} {'main fit':>10} {'branch fit':>11} {'ratio':>6}   {'main step':>10} {'branch step':>12} {'ratio':>6}")
     for case, (fit_main, step_main) in best["main"].items():

@@ -35,7 +35,7 @@ from jaxem._src import update as update_lib
 from jaxem._src.base import Array, Model
 from jaxem._src.engine import as_key
 from jaxem._src.inference import n_observations
-from jaxem._src.loop import FitResult
+from jaxem._src.loop import FitResult, met_tol
 from jaxem._src.sequences import Sequences
 
 Chunks = Union[Callable[[], Iterable[Any]], Iterable[Any]]
@@ -233,7 +233,8 @@ def fit_streaming(
       init_params: starting parameters.
       max_iter: maximum number of passes (EM iterations).
       tol: tolerance on the change in log-likelihood per observation (row, or
-        step of a sequence), as in ``jaxem.fit``.
+        step of a sequence), as in ``jaxem.fit``: a rise below ``tol``, or a fall
+        within rounding (a larger fall never counts as convergence).
       reference: prepared features whose standardization (``shift``, ``scale``)
         every chunk uses; defaults to ``model.prepare(first chunk)``.
       chunk_size: optionally split each chunk further into rows of this size on
@@ -275,8 +276,11 @@ def fit_streaming(
         history[n_iter] = log_lik
         n_iter += 1
         params = _maximize(model, stats, reference, params)
-        converged = abs(log_lik / n - previous) < tol
-        previous = log_lik / n
+        mean = log_lik / n
+        # jaxem.fit's rule (loop.met_tol), in the compute dtype: a rise below tol or a
+        # fall within rounding; a larger fall is an oscillation, never convergence
+        converged = bool(met_tol(jnp.asarray(mean, dtype), jnp.asarray(previous, dtype), tol))
+        previous = mean
         if math.isnan(log_lik):
             break
     final, _, _ = _pass(model, params, chunks, reference, dtype, chunk_size)

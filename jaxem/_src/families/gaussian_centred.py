@@ -22,12 +22,25 @@ time, in a ``lax.while_loop`` over the flags (``replace_flagged``):
   path's statistics, bitwise) elsewhere. The last ``D`` columns, the count-weighted
   centre, tell ``maximize`` where they were taken (``split``).
 
-A ``while_loop`` whose condition is batched (restarts under ``vmap``) runs as many
-times as the most flagged restart needs, and not at all when nothing is flagged: a
-``lax.cond`` would run both branches there. Each flagged component costs ``O(N D²)``
-per pass, ``1/K`` of the fast path's products. Derivatives (``jax.jvp``, ``jax.grad``
-of one EM update) are the fast path's (``custom_jvp``): the same function, so only
-their rounding differs.
+The loop sits behind a ``lax.cond`` on "any component of any restart flagged"
+(``_unless_none_flagged``): under ``vmap`` a ``custom_vmap`` rule takes that
+predicate over the whole batch, so it stays unbatched and the ``cond`` a real
+branch (a batched predicate makes a ``select`` that runs both). When nothing is
+flagged, nothing of the correction runs: no loop carry of the ``[N, K]`` table,
+no read of ``x'`` (taken from ``T(x')``'s columns ``1..D`` inside the branch), and
+the responsibilities are passed in the ``[K, N]`` layout the global product reads;
+the EM step is then the fast path's plus an empty conditional. When some restart
+has a flag, the loop runs as many times as its most flagged restart needs (its
+predicate, too, is taken over the batch, and each pass selects only the slice it
+writes, never the whole table, as a batched ``while_loop`` would); ``x'`` is copied
+once out of ``T(x')`` before it. Each flagged component costs ``O(N D²)`` per pass
+(``1/K`` of the products' flops, but ~20 % of their time at ``D = 16``: small
+matrix products).
+Under nested ``vmap`` the predicate is batched by the outer axis and the ``cond``
+is a ``select`` again (correct, the loop always runs).
+
+Derivatives (``jax.jvp``, ``jax.grad`` of one EM update) are the fast path's
+(``custom_jvp``): the same function, so only their rounding differs.
 
 Shapes: ``N`` rows (any leading axes are flattened), ``K`` components, ``D``
 features, ``F = 1 + D + Q`` features of ``T(x')``.
@@ -88,27 +101,93 @@ def component_flags(means: Array, factor: Array, covariance: Covariance) -> Arra
     return ~(estimate <= TOLERANCE)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
-def replace_flagged(fix_fn, covariance: Covariance, fast: Array, flags: Array, operands):
-    """``fast`` with the part of each flagged component ``k`` replaced by
-    ``fix_fn(covariance, values, k, operands)``, one component per pass of a
-    ``while_loop`` (none when nothing is flagged). Its derivative is ``fast``'s."""
+def _one_pass(part_fn, axis: int, covariance: Covariance, values: Array, flags: Array, operands):
+    """One restart's pass: its first flagged component ``k`` (``flags [K]``) gets
+    ``part_fn(covariance, k, operands)`` as its slice of ``values`` along ``axis``
+    (kept as it is when no flag is left: only that slice is selected, never the
+    whole table), and its flag is cleared."""
+    k = jnp.argmax(flags)
+    old = jax.lax.dynamic_index_in_dim(values, k, axis, keepdims=False)
+    new = jnp.where(jnp.any(flags), part_fn(covariance, k, operands).astype(values.dtype), old)
+    return jax.lax.dynamic_update_index_in_dim(values, new, k, axis), flags.at[k].set(False)
 
-    def pending(state):
-        return jnp.any(state[1])
 
-    def fix_one(state):
-        values, flagged = state
-        k = jnp.argmax(flagged)
-        return fix_fn(covariance, values, k, operands), flagged.at[k].set(False)
+def _pending(state) -> Array:
+    return jnp.any(state[1])
 
-    return jax.lax.while_loop(pending, fix_one, (fast, flags))[0]
+
+def _with_rows(operands):
+    """``operands`` (``T(x') [N, F]``, ``[K, D]`` params, ...) with ``T(x')``
+    replaced by ``x' [N, D]``, read once before the loop (a contiguous copy: every
+    pass reads it)."""
+    return (_rows(operands[0], operands[1].shape[-1]),) + tuple(operands[1:])
+
+
+def _fix_each(part_fn, axis: int, covariance: Covariance, fast: Array, flags: Array, operands) -> Array:
+    """``fast`` with each flagged component's slice replaced, one per pass of a
+    ``while_loop`` (one restart: ``flags [K]``)."""
+    one_pass = functools.partial(_one_pass, part_fn, axis, covariance)
+    operands = _with_rows(operands)
+    return jax.lax.while_loop(_pending, lambda state: one_pass(*state, operands), (fast, flags))[0]
+
+
+def _keep(fast: Array, flags: Array, operands) -> Array:
+    return fast
+
+
+def _unless_none_flagged(part_fn, axis: int, covariance: Covariance):
+    """``_fix_each`` behind a ``lax.cond`` on "any component of any restart
+    flagged", so that nothing of it runs (not even the loop's carry) when none is.
+    Under ``vmap`` a ``custom_vmap`` rule takes that predicate, and the loop's, over
+    the whole batch, so both stay unbatched: the ``cond`` a real branch (a batched
+    predicate would make it a ``select`` of both), and the loop free of the
+    per-pass ``select`` of its whole carry that a batched ``while_loop`` makes;
+    each pass fixes one component of every restart that still has a flag."""
+    fix = functools.partial(_fix_each, part_fn, axis, covariance)
+
+    @jax.custom_batching.custom_vmap
+    def run(fast, flags, operands):
+        return jax.lax.cond(jnp.any(flags), fix, _keep, fast, flags, operands)
+
+    @run.def_vmap
+    def run_batched(axis_size, in_batched, fast, flags, operands):
+        fast_batched, flags_batched, operands_batched = in_batched
+        if not fast_batched:
+            fast = jnp.broadcast_to(fast, (axis_size,) + fast.shape)
+        if not flags_batched:
+            flags = jnp.broadcast_to(flags, (axis_size,) + flags.shape)
+        in_axes = jax.tree_util.tree_map(lambda batched: 0 if batched else None, operands_batched)
+        one_pass = jax.vmap(functools.partial(_one_pass, part_fn, axis, covariance), in_axes=(0, 0, in_axes))
+
+        def loop(fast, flags, operands):
+            operands = _with_rows(operands)
+            return jax.lax.while_loop(_pending, lambda state: one_pass(*state, operands), (fast, flags))[0]
+
+        return jax.lax.cond(jnp.any(flags), loop, _keep, fast, flags, operands), True
+
+    return run
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2))
+def replace_flagged(part_fn, axis: int, covariance: Covariance, fast: Array, flags: Array, operands):
+    """``fast`` with the slice along ``axis`` of each flagged component ``k``
+    replaced by ``part_fn(covariance, k, operands)``, one component per pass of a
+    ``while_loop``; skipped entirely when no component (of any restart) is
+    flagged. Its derivative is ``fast``'s."""
+    return _unless_none_flagged(part_fn, axis, covariance)(fast, flags, operands)
 
 
 @replace_flagged.defjvp
-def _replace_flagged_jvp(fix_fn, covariance, primals, tangents):
+def _replace_flagged_jvp(part_fn, axis, covariance, primals, tangents):
     fast, flags, operands = primals
-    return replace_flagged(fix_fn, covariance, fast, flags, operands), tangents[0]
+    return replace_flagged(part_fn, axis, covariance, fast, flags, operands), tangents[0]
+
+
+def _rows(stats: Array, d: int) -> Array:
+    """``[N, D]`` the standardized rows ``x'``: columns ``1 .. D`` of ``T(x')``
+    (bitwise ``features.x``; read inside the correction only, so that nothing
+    of ``x'`` is touched when no component is flagged)."""
+    return stats[:, 1 : d + 1]
 
 
 def _whiten(covariance: Covariance, diff: Array, factor: Array, k) -> Array:
@@ -118,12 +197,11 @@ def _whiten(covariance: Covariance, diff: Array, factor: Array, k) -> Array:
     return diff * (factor[k][None, :] if factor.ndim == 2 else factor[k])  # diag [D], spherical scalar
 
 
-def _log_density_column(covariance: Covariance, values: Array, k, operands) -> Array:
-    """``values [N, K]`` with column ``k`` from explicit differences."""
+def _log_density_column(covariance: Covariance, k, operands) -> Array:
+    """``[N]`` column ``k`` of the log-densities, from explicit differences."""
     xs, means, factor, constants = operands
     whitened = _whiten(covariance, xs - means[k][None, :], factor, k)
-    column = constants[k] - 0.5 * jnp.sum(whitened * whitened, axis=1)
-    return jax.lax.dynamic_update_slice_in_dim(values, column[:, None].astype(values.dtype), k, axis=1)
+    return constants[k] - 0.5 * jnp.sum(whitened * whitened, axis=1)
 
 
 def log_densities(params, features, covariance: Covariance, fast_coefficients: Array, offsets=None) -> Array:
@@ -138,18 +216,18 @@ def log_densities(params, features, covariance: Covariance, fast_coefficients: A
     constants = log_det - 0.5 * d * math.log(2.0 * math.pi) - jnp.sum(jnp.log(features.scale))
     if offsets is not None:
         constants = constants + offsets.astype(constants.dtype)
-    operands = (features.x.reshape(-1, d), means, factor, constants)
+    operands = (stats, means, factor, constants)
     flags = component_flags(means, factor, covariance)
-    values = replace_flagged(_log_density_column, covariance, fast, flags, operands)
+    values = replace_flagged(_log_density_column, 1, covariance, fast, flags, operands)
     return values.reshape(features.stats.shape[:-1] + (k,))
 
 
-def _statistics_row(covariance: Covariance, values: Array, k, operands) -> Array:
-    """``values [K, F + D]`` with row ``k`` taken about ``centre[k]`` from explicit
-    differences."""
-    xs, posterior, centre = operands
-    d = xs.shape[1]
-    weight = jax.lax.dynamic_index_in_dim(posterior, k, axis=1, keepdims=False).astype(xs.dtype)  # [N]
+def _statistics_row(covariance: Covariance, k, operands) -> Array:
+    """``[F + D]`` row ``k`` of the statistics, taken about ``centre[k]`` from
+    explicit differences."""
+    xs, centre, responsibilities = operands  # responsibilities [K, N]: the global product's operand
+    d = centre.shape[1]
+    weight = jax.lax.dynamic_index_in_dim(responsibilities, k, axis=0, keepdims=False)  # [N]
     diff = xs - centre[k][None, :]
     count = jnp.sum(weight)
     first = weight @ diff
@@ -161,8 +239,7 @@ def _statistics_row(covariance: Covariance, values: Array, k, operands) -> Array
         second = jnp.sum(weighted * diff, axis=0)
     else:  # spherical
         second = jnp.sum(weighted * diff)[None]
-    row = jnp.concatenate([count[None], first, second, count * centre[k]]).astype(values.dtype)
-    return jax.lax.dynamic_update_slice_in_dim(values, row[None, :], k, axis=0)
+    return jnp.concatenate([count[None], first, second, count * centre[k]])
 
 
 def _shifted(global_stats: Array, centre: Array, covariance: Covariance) -> Array:
@@ -189,8 +266,8 @@ def statistics(features, posterior: Array, params, covariance: Covariance) -> Ar
     flagged components and about the global centre (``c = 0``) for the others;
     the plain global ``[K, F]`` (``posteriorᵀ T(x')``) when ``params`` is ``None``."""
     stats = features.stats.reshape(-1, features.stats.shape[-1])
-    flat_posterior = posterior.reshape(-1, posterior.shape[-1]).astype(stats.dtype)
-    global_stats = flat_posterior.T @ stats
+    responsibilities = posterior.reshape(-1, posterior.shape[-1]).astype(stats.dtype).T  # [K, N]
+    global_stats = responsibilities @ stats
     if params is None:
         return global_stats
     means, factor = standardized(params.means, params.precisions_cholesky, features, covariance)
@@ -200,8 +277,7 @@ def statistics(features, posterior: Array, params, covariance: Covariance) -> Ar
     # value of every component that is not flagged: there c = 0, bitwise global)
     fast = jnp.where(flags[:, None], _shifted(global_stats, centre, covariance), global_stats)
     fast = jnp.concatenate([fast, global_stats[:, :1] * centre], axis=1)
-    xs = features.x.reshape(-1, features.x.shape[-1])
-    return replace_flagged(_statistics_row, covariance, fast, flags, (xs, flat_posterior, centre))
+    return replace_flagged(_statistics_row, 0, covariance, fast, flags, (stats, centre, responsibilities))
 
 
 def split(statistics: Array, d: int, width: int):

@@ -13,6 +13,7 @@ keeps ``G_k`` invertible for a component with (almost) no points.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -229,7 +230,27 @@ def regression_family(fit_intercept: bool, reg_variance: float, prior: Regressio
         maximize=maximize,
         per_row=("stats", "design", "y"),
         log_prior=None if prior is None else log_prior,
+        log_densities=functools.partial(log_densities, fit_intercept=fit_intercept),
     )
+
+
+def log_densities(params: RegressionMixtureParams, f: RegressionFeatures, offsets=None, *, fit_intercept: bool) -> Array:
+    """``[N, K]`` component log-densities ``log N(y | a_k + xᵀ b_k, σ_k²)`` (plus
+    ``offsets [K]``, e.g. log weights) from the explicit residuals ``y' − u β'_k``.
+
+    The product ``T @ coefficients.T`` expands the square, ``y'² − 2 y' u·β' +
+    (u·β')²``, each term ``O(|y'|²)`` while their sum is ``O(σ'²)``: in float32 a
+    component with a small noise against the spread of ``y`` was off by ``eps ·
+    |y'|² / σ'²`` nats per row (1.5 nats on 300 rows, sd 0.1 against a spread of
+    35; issue 12). The residual's rounding is ``eps · |y'| / σ'``, and the work
+    (``[N, P'] @ [P', K]``) is less than the product's (``[N, F] @ [F, K]``)."""
+    beta, variance = _to_standard(params, f, fit_intercept)
+    residual = f.y[..., None] - f.design @ beta.T
+    lead = (1,) * (residual.ndim - 1)
+    constant = -0.5 * jnp.log(2.0 * math.pi * variance) - jnp.log(f.y_scale)
+    if offsets is not None:
+        constant = constant + offsets.astype(constant.dtype)
+    return constant.reshape(lead + (-1,)) - 0.5 * residual * residual / variance.reshape(lead + (-1,))
 
 
 def component(fit_intercept: bool, reg_variance: float, prior: RegressionPrior | None = None) -> Component:
