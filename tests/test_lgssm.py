@@ -319,3 +319,24 @@ def test_parallel_float32_agrees_with_float64():
     m64 = jaxem.posterior(model, p64, x64).means
     m32 = jaxem.posterior(model, p32, x32).means
     assert float(jnp.max(jnp.abs(m32.astype(m64.dtype) - m64))) < 1e-3 * float(jnp.max(jnp.abs(m64)))
+
+
+def test_whole_step_mask_equals_the_per_entry_mask():
+    """Data with only whole missing steps is prepared with a [B, T, 1] mask (one
+    factor of R for all steps); the per-entry [B, T, D] path gives the same
+    log-likelihood, moments and EM step (float64, 1e-12)."""
+    params = random_params(11, l=2, d=3, u=1)
+    model = jaxem.models.lgssm(2, n_inputs=1)
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(60, 3))
+    x[rng.random(60) < 0.25] = np.nan  # whole steps
+    data = model.prepare((x, rng.normal(size=(60, 1))))
+    assert data.observed.shape == (1, 60, 1)
+    per_entry = data._replace(observed=jnp.broadcast_to(data.observed, data.obs.shape))
+    for a, b in [
+        (jaxem.log_likelihood(model, params, data), jaxem.log_likelihood(model, params, per_entry)),
+        (jaxem.posterior(model, params, data).covariances, jaxem.posterior(model, params, per_entry).covariances),
+        (jaxem.em_step(model, params, data)[0], jaxem.em_step(model, params, per_entry)[0]),
+    ]:
+        for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+            np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=1e-12, atol=1e-12)

@@ -74,7 +74,9 @@ class LGSSMData(NamedTuple):
 
     Attributes:
       obs: ``[B, T, D]`` observations divided by ``scale``, 0 where missing or padded.
-      observed: ``[B, T, D]`` 1 where an entry is inside its sequence and observed.
+      observed: ``[B, T, D]`` 1 where an entry is inside its sequence and observed;
+        ``[B, T, 1]`` when every step is observed whole or not at all (then each
+        observed step shares one factor of ``R``, as when nothing is missing).
       inputs: ``[B, T, U]`` (``U`` may be 0).
       lengths: ``[B]`` int32.
       scale: ``[D]``.
@@ -142,6 +144,10 @@ def prepare(data, n_inputs: int) -> LGSSMData:
         u = jnp.where(inside[..., None], u, jnp.zeros_like(u))
     else:
         u = jnp.zeros((b, t_max, 0), dtype)
+    if validation.is_concrete(entries):
+        whole = np.asarray(entries)
+        if np.array_equal(whole.all(axis=-1), whole.any(axis=-1)):  # no partly observed step
+            entries = entries[..., :1]
     return LGSSMData(x / scale[None, None], entries.astype(dtype), u, seqs.lengths, scale)
 
 
@@ -174,6 +180,17 @@ def _emission_potentials(p: LGSSMParams, data: LGSSMData, residual: Array):
     """``(h [B, T, L], J [B, T, L, L], c [B, T])`` of the emissions (scaled units)."""
     m = data.observed
     log_2pi = math.log(2 * math.pi)
+    if m.shape[-1] == 1:  # whole steps: one factor of R for every observed step
+        factor = jnp.linalg.cholesky(symmetric(p.emission_covariance))
+        white_h = jax.scipy.linalg.solve_triangular(factor, p.emission, lower=True)  # [D, L]
+        white_r = jax.scipy.linalg.solve_triangular(factor, residual.reshape(-1, residual.shape[-1]).T, lower=True)
+        white_r = white_r.T.reshape(residual.shape)  # [B, T, D]
+        h = m * jnp.einsum("dl,btd->btl", white_h, white_r)
+        j = m[..., None] * (white_h.T @ white_h)[None, None]
+        log_det = 2.0 * jnp.sum(jnp.log(jnp.diagonal(factor)))
+        quad = jnp.sum(white_r * white_r, axis=-1)
+        c = m[..., 0] * (-0.5 * (quad + log_det + residual.shape[-1] * log_2pi) - jnp.sum(jnp.log(data.scale)))
+        return h, j, c
     # Per step, the observed sub-vector: rows of H and of the residual masked, R_oo.
     factor = _masked_noise_factor(p.emission_covariance, m)  # [B, T, D, D]
     masked_h = m[..., None] * jnp.broadcast_to(p.emission, m.shape + p.emission.shape[-1:])
@@ -245,6 +262,13 @@ def _completed_sums(p: LGSSMParams, data: LGSSMData, weight: Array, first: Array
     ``second`` are the weighted ``E[z_t]``, ``E[z_t z_tᵀ]``."""
     m = data.observed
     x, u = data.obs, data.inputs
+    if m.shape[-1] == 1:  # whole steps: nothing to impute
+        w = weight * observed
+        return (
+            jnp.einsum("btd,btl->dl", x * observed[..., None], first),
+            jnp.einsum("btd,btu->du", w[..., None] * x, u),
+            jnp.einsum("btd,bte->de", w[..., None] * x, x),
+        )
     r = symmetric(p.emission_covariance)
     size_d = r.shape[0]
     missing = 1.0 - m
