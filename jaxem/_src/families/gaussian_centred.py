@@ -187,7 +187,7 @@ def _rows(stats: Array, d: int) -> Array:
     """``[N, D]`` the standardized rows ``x'``: columns ``1 .. D`` of ``T(x')``
     (bitwise ``features.x``; read inside the correction only, so that nothing
     of ``x'`` is touched when no component is flagged)."""
-    return stats[:, 1 : d + 1]
+    return stats[..., 1 : d + 1]  # [..., N, F]: also batched operands in the vmap rule
 
 
 def _whiten(covariance: Covariance, diff: Array, factor: Array, k) -> Array:
