@@ -29,7 +29,7 @@ import numpy as np
 
 from jaxem._src import buckets, exported, sequence_buckets, validation
 from jaxem._src.base import Array, Model
-from jaxem._src.families.covariance import Covariance, covariance_of
+from jaxem._src.families.covariance import Covariance, covariance_of, registered_name
 from jaxem._src.families.gaussian import GaussianFeatures, _power_of_two_below, feature_rows
 
 
@@ -107,8 +107,7 @@ def prepare_padded(model: Model, data, sample_weight):
     weights = np.ones((n,), x.dtype) if sample_weight is None else sample_weight
     padded = jax.device_put(np.pad(x, [(0, extra), (0, 0)]))
     prepare = lambda x, n: padded_gaussian_features(x, n, covariance)  # noqa: E731
-    identity = covariance.name if covariance_of(covariance.name) is covariance else None
-    features = exported.call_function("padded_gaussian_features", prepare, identity, padded, np.int32(n))  # kept between processes
+    features = exported.call_function("padded_gaussian_features", prepare, registered_name(covariance), padded, np.int32(n))  # kept between processes
     return features, buckets._pad(weights, extra)
 
 

@@ -21,7 +21,7 @@ Shapes: ``K`` components, ``D`` features, ``Q`` quadratic features.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -361,6 +361,13 @@ def covariance_of(covariance_type: str) -> Covariance:
     if not isinstance(covariance_type, str) or covariance_type not in COVARIANCES:
         raise ValueError(f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}")
     return COVARIANCES[covariance_type]
+
+
+def registered_name(covariance: Covariance) -> Optional[str]:
+    """``covariance.name`` when ``covariance`` is the built-in ``Covariance`` of that
+    name (so the name says all of it, e.g. to key a program kept between processes
+    in ``exported.py``), else ``None``."""
+    return covariance.name if COVARIANCES.get(covariance.name) is covariance else None
 
 
 def covariances_from_factor(precisions_cholesky: Array, n_components: int, n_features: int, covariance: Covariance) -> Array:

@@ -36,7 +36,7 @@ from jaxem._src.display import params_repr
 from jaxem._src.component import Component, is_prepared
 from jaxem._src.expfam import ExpFamily, tiny_count
 from jaxem._src.families import gaussian_centred
-from jaxem._src.families.covariance import COVARIANCES, Covariance, covariance_of, covariances_from_factor
+from jaxem._src.families.covariance import COVARIANCES, Covariance, covariance_of, covariances_from_factor, registered_name
 from jaxem._src.validation import to_float
 
 
@@ -175,8 +175,8 @@ def coefficients_are_finite(means: Array, precisions_cholesky: Array, x: Array, 
     when the natural parameters overflow (components far narrower than the data's
     spread, relative to the dtype's range). Not for use under ``jit``."""
     check = lambda means, factor, x: _coefficients_finite(means, factor, x, covariance)  # noqa: E731
-    identity = covariance.name if COVARIANCES.get(covariance.name) is covariance else None  # kept between processes (exported.py)
-    return bool(exported.call_function("coefficients_finite", check, identity, means, precisions_cholesky, to_float(x)))
+    kept = exported.call_function("coefficients_finite", check, registered_name(covariance), means, precisions_cholesky, to_float(x))
+    return bool(kept)  # kept between processes (exported.py)
 
 
 @functools.partial(jax.jit, static_argnums=3)
