@@ -77,11 +77,18 @@ def gaussian_log_partition(potentials: GaussianPotentials) -> Array:
       (3,)
     """
     h, precision, c = potentials
-    size = h.shape[-1]
     factor = jnp.linalg.cholesky(symmetric(precision))
     whitened = jax.scipy.linalg.solve_triangular(factor, h[..., None], lower=True)[..., 0]
+    return c + log_integral(factor, whitened)
+
+
+def log_integral(factor: Array, whitened: Array) -> Array:
+    """``[...]`` log ∫ exp(hᵀz − ½ zᵀJz) dz from ``J``'s lower Cholesky factor
+    ``factor [..., L, L]`` and ``whitened = factor⁻¹ h [..., L]``:
+    ``½|whitened|² − log|factor| + (L/2) log 2π``."""
+    size = factor.shape[-1]
     log_det_half = jnp.sum(jnp.log(jnp.diagonal(factor, axis1=-2, axis2=-1)), axis=-1)
-    return c + 0.5 * jnp.sum(whitened * whitened, axis=-1) - log_det_half + 0.5 * size * math.log(2 * math.pi)
+    return 0.5 * jnp.sum(whitened * whitened, axis=-1) - log_det_half + 0.5 * size * math.log(2 * math.pi)
 
 
 def posterior_mean(potentials: GaussianPotentials) -> Array:

@@ -54,7 +54,7 @@ import jax.numpy as jnp
 
 from jaxem._src import small_linalg
 from jaxem._src.base import Array, Latent
-from jaxem._src.gaussian_latent import symmetric
+from jaxem._src.gaussian_latent import log_integral, symmetric
 
 
 class GaussianChainPotentials(NamedTuple):
@@ -138,13 +138,6 @@ class _Segment(NamedTuple):
     c: Array
 
 
-def _integral(factor: Array, whitened: Array) -> Array:
-    """log ∫ exp(eᵀk − ½ kᵀPk) dk for ``P = factor factorᵀ`` (``factor [L, L]``
-    lower) and ``whitened = factor⁻¹ e [L]``: ``½|whitened|² − log|factor| + (L/2) log 2π``."""
-    size = factor.shape[-1]
-    return 0.5 * jnp.sum(whitened * whitened) - jnp.sum(jnp.log(jnp.diagonal(factor))) + 0.5 * size * math.log(2 * math.pi)
-
-
 def _join(left: _Segment, right: _Segment) -> _Segment:
     """Integrates out the state ``k`` shared by ``left (a, k)`` and ``right (k, b)``."""
     size = left.bb.shape[-1]
@@ -153,7 +146,7 @@ def _join(left: _Segment, right: _Segment) -> _Segment:
     rhs = jnp.concatenate([left.ab.T, right.ab, (left.eb + right.ea)[:, None]], axis=1)  # k to a, to b, linear
     scaled = small_linalg.solve_lower(factor, rhs)
     to_a, to_b, whitened = scaled[:, :size], scaled[:, size : 2 * size], scaled[:, 2 * size]
-    term = _integral(factor, whitened)
+    term = log_integral(factor, whitened)
     return _Segment(
         left.aa - to_a.T @ to_a,
         -to_a.T @ to_b,
@@ -203,7 +196,7 @@ def chain_log_partition_parallel(
     # The last state; the first segment's left state z_{-1} is decoupled (cross_0 = 0).
     factor = small_linalg.cholesky(symmetric(total.bb))
     whitened = small_linalg.solve_lower(factor, total.eb[:, None])[:, 0]
-    last = _integral(factor, whitened)
+    last = log_integral(factor, whitened)
     padded = (t_max - length).astype(dtype) * (0.5 * size * math.log(2 * math.pi))
     return total.c + last - padded
 
